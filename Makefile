@@ -1,0 +1,61 @@
+# Musaed — make run | make test (each works on a fresh machine).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODEL  := models/musaed.tar.gz
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONPATH := $(CURDIR)
+
+# What the model is trained from: retrain only when one of these changes.
+TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
+                   $(shell find data -name '*.yml' 2>/dev/null)
+
+.PHONY: help install train run test validate unit nlu-test core-test bench clean
+
+help:
+	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
+	@echo "make test   install, train if needed, run every test"
+	@echo "make install | train | bench | clean"
+
+$(BIN)/.installed: requirements.txt scripts/find-python310
+	@py=$$(scripts/find-python310) || exit 1; \
+	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(BIN)/.installed
+
+$(MODEL): $(BIN)/.installed $(TRAINING_INPUTS)
+	@mkdir -p models
+	$(BIN)/rasa train --fixed-model-name musaed --out models
+	@touch $@
+
+train: $(MODEL)
+
+run: $(MODEL)
+	$(BIN)/python scripts/run.py
+
+validate: $(BIN)/.installed
+	$(BIN)/rasa data validate --fail-on-warnings
+
+unit: $(MODEL)
+	$(BIN)/python -m pytest
+
+nlu-test: $(MODEL)
+	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/test_nlu.yml --out results/nlu
+	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-accuracy 0.92
+
+core-test: $(MODEL)
+	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml --out results/core --fail-on-prediction-errors
+
+test: validate unit nlu-test core-test
+
+bench: $(MODEL)
+	$(BIN)/python bench/latency.py
+
+clean:
+	rm -rf models results .rasa

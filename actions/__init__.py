@@ -1,0 +1,5 @@
+"""Musaed's custom actions: thin rasa-sdk classes over the core in `musaed`.
+
+rasa-sdk imports every module of this package, so each flow lives in its own
+module and registers its actions by defining them.
+"""

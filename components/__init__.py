@@ -1,0 +1,1 @@
+"""Custom Rasa graph components (the only place, with actions/, that imports Rasa)."""

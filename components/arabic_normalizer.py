@@ -1,0 +1,54 @@
+"""The head of the NLU pipeline: whitespace tokens carrying normalised Arabic.
+
+Normalising by rewriting the message text would shift the character offsets
+of annotated entities, and would have to be repeated identically at training
+and at inference.  Instead each token keeps its place in the original text
+and carries `musaed.arabic.normalize(token)` as its lemma, which is what
+CountVectorsFeaturizer reads (`use_lemma`, on by default).  Training and
+inference run this same component, so the model always sees one spelling.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from musaed.arabic import normalize
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False
+)
+class ArabicNormalizer(WhitespaceTokenizer):
+    """WhitespaceTokenizer whose tokens carry normalised Arabic lemmas."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            **WhitespaceTokenizer.get_default_config(),
+            # Past a few hundred words a message holds no more intent signal,
+            # while DIET's attention cost grows with the square of its length.
+            "max_tokens": 200,
+        }
+
+    @staticmethod
+    def supported_languages() -> List[Text]:
+        return ["ar"]
+
+    @staticmethod
+    def not_supported_languages() -> None:
+        return None
+
+    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+        tokens = super().tokenize(message, attribute)
+        if attribute == TEXT:
+            tokens = tokens[: self._config["max_tokens"]]
+        for token in tokens:
+            # A token of only tatweel or diacritics normalises to nothing;
+            # keep its text so featurizers never see an empty string.
+            token.lemma = normalize(token.text) or token.text
+        return tokens

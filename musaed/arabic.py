@@ -1,0 +1,54 @@
+"""Arabic text normalisation shared by the NLU pipeline and the actions.
+
+One function, `normalize`, is what the model sees (as token lemmas) and what
+the actions use to read values, so the two always agree.  pyarabic does the
+letter-level work; we add only what it lacks: alef maksura, digits from any
+script, and collapsing elongated letters ("مرحبااا").
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pyarabic import araby
+
+# Three or more of the same letter is elongation for emphasis, never spelling.
+# Digits are left alone: "1110000000" is a national id, not an elongation.
+_ELONGATION = re.compile(r"([^\W\d_])\1{2,}")
+_SPACES = re.compile(r"\s+")
+
+
+def to_ascii_digits(text: str) -> str:
+    """Map every Unicode decimal digit (Arabic-Indic ٠-٩, Persian ۰-۹, ...) to 0-9.
+
+    CountVectorsFeaturizer and our regexes only treat ASCII digits as numbers.
+    """
+    return "".join(
+        str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text
+    )
+
+
+def normalize(text: str) -> str:
+    """Normalise Arabic text for matching: same meaning, one spelling.
+
+    - diacritics (harakat, shadda, small alef) and tatweel removed;
+    - hamza seats folded (أ إ آ ٱ → ا, ؤ → و, ئ → ي) and ى → ي, ة → ه:
+      people type these interchangeably, and dialect drops hamzas;
+    - lam-alef ligatures split; digits of any script to ASCII;
+    - letters repeated three times or more collapsed to one;
+    - Latin lower-cased, whitespace squeezed.
+    """
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text)  # presentation forms → letters
+    text = araby.strip_diacritics(text)
+    text = araby.strip_tatweel(text)
+    text = araby.normalize_ligature(text)
+    # ى before normalize_alef, which would otherwise fold it into ا.
+    text = text.replace(araby.ALEF_MAKSURA, araby.YEH)
+    text = araby.normalize_hamza(text, method="tasheel")
+    text = araby.normalize_alef(text)
+    text = araby.normalize_teh(text)
+    text = to_ascii_digits(text)
+    text = _ELONGATION.sub(r"\1", text)
+    return _SPACES.sub(" ", text).strip().lower()

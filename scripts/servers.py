@@ -1,0 +1,110 @@
+"""Start and stop Musaed's two servers: used by `make run`, the tests and the benchmark."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODEL = ROOT / "models" / "musaed.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> float:
+    """Poll `url` until it answers; return seconds waited. Fail fast if proc died."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return time.monotonic() - start
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class Servers:
+    """A Rasa server and an action server on loopback ports."""
+
+    rasa_port: int
+    action_port: int
+    env: dict = field(default_factory=dict)
+    model: Path = MODEL
+    credentials: Path = ROOT / "credentials.yml"
+    log_dir: Optional[Path] = None
+    procs: List[subprocess.Popen] = field(default_factory=list)
+    startup_seconds: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def start(self, timeout: float = 180) -> "Servers":
+        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="musaed-logs-"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        endpoints = log_dir / "endpoints.yml"
+        endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+        )
+        begin = time.monotonic()
+        actions = self._spawn(
+            [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+             "--port", str(self.action_port)],
+            env, log_dir / "actions.log",
+        )
+        rasa = self._spawn(
+            [str(BIN / "rasa"), "run", "--model", str(self.model),
+             "--port", str(self.rasa_port), "--interface", "127.0.0.1",
+             "--credentials", str(self.credentials), "--endpoints", str(endpoints),
+             "--cors", "*"],
+            env, log_dir / "rasa.log",
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{self.action_port}/health", actions, timeout)
+            # Rasa loads the model before it opens its port, so "/" answering
+            # means the bot is ready to talk.
+            wait_until_up(f"{self.url}/", rasa, timeout)
+        except Exception:
+            self.stop()
+            for log in ("actions.log", "rasa.log"):
+                sys.stderr.write(f"--- {log} ---\n{(log_dir / log).read_text()[-4000:]}\n")
+            raise
+        self.startup_seconds = time.monotonic() - begin
+        self.log_dir = log_dir
+        return self
+
+    def _spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()

@@ -1,0 +1,91 @@
+"""Each custom action run with a real rasa-sdk Tracker and CollectingDispatcher."""
+from typing import Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.guidance import ActionAnswerFollowup, ActionExplainService, ActionShowCapabilities
+from actions.handover import ActionHandOver
+from musaed import catalogue
+
+CAT = catalogue.load()
+
+
+def tracker(intent: str, text: str = "", **slots) -> Tracker:
+    return Tracker(
+        sender_id="test-user",
+        slots={"service": None, "pending_followup": None, "handed_over": False, **slots},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+async def run(action, t: Tracker):
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, {})
+    return dispatcher.messages, events
+
+
+async def test_service_intent_gets_howto_then_offer():
+    messages, events = await run(ActionExplainService(), tracker("report_lost_id", "ضاعت هويتي"))
+    assert messages[0]["text"] == CAT.howto("report_lost_id")
+    assert messages[1]["text"] == CAT.labels["offer"]
+    assert [b["payload"] for b in messages[1]["buttons"]] == ["/affirm", "/deny"]
+    assert events == [SlotSet("service", "report_lost_id"), SlotSet("pending_followup", None)]
+
+
+async def test_guidance_only_service_offers_followups_not_a_request():
+    messages, _ = await run(ActionExplainService(), tracker("digital_id"))
+    assert [b["payload"] for b in messages[1]["buttons"]] == [
+        "/ask_requirements", "/ask_fees", "/ask_delivery",
+    ]
+
+
+@pytest.mark.parametrize(
+    "intent, question", [("ask_fees", "fees"), ("ask_delivery", "delivery"), ("ask_requirements", "requirements")]
+)
+async def test_followup_answers_for_service_in_context(intent, question):
+    messages, events = await run(ActionAnswerFollowup(), tracker(intent, service="renew_resident_id"))
+    assert messages == [
+        {**messages[0], "text": CAT.followup("renew_resident_id", question)}
+    ]
+    assert events == []
+
+
+async def test_followup_without_service_asks_which_and_remembers_question():
+    messages, events = await run(ActionAnswerFollowup(), tracker("ask_fees", "كم الرسوم؟"))
+    assert messages[0]["text"] == CAT.labels["which_service"]
+    payloads = [b["payload"] for b in messages[0]["buttons"]]
+    assert payloads == [f"/{sid}" for sid in CAT.services]
+    assert events == [SlotSet("pending_followup", "fees")]
+
+
+async def test_picking_a_service_answers_the_waiting_followup():
+    messages, events = await run(
+        ActionExplainService(), tracker("renew_national_id", pending_followup="fees")
+    )
+    assert messages[0]["text"] == CAT.fees("renew_national_id")
+    assert SlotSet("pending_followup", None) in events
+    assert SlotSet("service", "renew_national_id") in events
+
+
+@pytest.mark.parametrize(
+    "intent, label", [("ask_capabilities", "capabilities"), ("out_of_scope", "out_of_scope"), ("nlu_fallback", "not_understood")]
+)
+async def test_menu_intro_says_why_it_is_shown(intent, label):
+    messages, events = await run(ActionShowCapabilities(), tracker(intent))
+    assert messages[0]["text"] == CAT.labels[label]
+    assert len(messages[0]["buttons"]) == len(CAT.services)
+    assert events == []
+
+
+async def test_hand_over_gives_call_centre_and_marks_conversation():
+    messages, events = await run(ActionHandOver(), tracker("request_human"))
+    assert CAT.call_centre["phone"] in messages[0]["text"]
+    assert events == [SlotSet("handed_over", True)]
