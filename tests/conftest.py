@@ -1,0 +1,44 @@
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from servers import MODEL, Servers, free_port  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """A real Rasa server and action server on free loopback ports."""
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` (make test does it for you)")
+    s = Servers(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp_path_factory.mktemp("server-logs"),
+        env={"MUSAED_DB": str(tmp_path_factory.mktemp("db") / "musaed.db")},
+    ).start()
+    yield s
+    s.stop()
+
+
+class Conversation:
+    """One user talking to the bot over Rasa's REST channel."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/webhooks/rest/webhook"
+        self.sender = f"test-{uuid.uuid4().hex[:12]}"
+
+    def say(self, text: str) -> list:
+        r = requests.post(self.url, json={"sender": self.sender, "message": text}, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def chat(servers):
+    return Conversation(servers.url)

@@ -1,0 +1,90 @@
+"""End-to-end conversations over REST with the trained model and both servers."""
+import re
+
+import pytest
+
+from musaed import catalogue
+
+pytestmark = pytest.mark.e2e
+CAT = catalogue.load()
+ARABIC = re.compile(r"[\u0600-\u06FF]")
+
+# Unseen, realistic phrasings for each service (dialect and MSA).
+SERVICE_MESSAGES = {
+    "renew_national_id": "هويتي الوطنية باقي عليها شهر وتنتهي ابي اجددها",
+    "renew_resident_id": "ابغى اجدد اقامة زوجتي",
+    "report_lost_id": "ضاعت هويتي وش اسوي",
+    "replace_family_record": "كيف استخرج سجل اسرة بدل تالف",
+    "digital_id": "وش هي الهوية الرقمية وهل تنفع بدون انترنت",
+    "activate_national_id": "كيف افعّل الهوية الجديدة بعد ما استلمتها",
+    "minor_national_id": "بنتي عمرها 11 سنة كيف اسوي لها هوية وطنية",
+    "track_request": "ابي اتابع حالة طلبي",
+}
+
+
+def texts(replies):
+    return [r.get("text", "") for r in replies]
+
+
+@pytest.mark.parametrize("service_id", list(SERVICE_MESSAGES))
+def test_each_service_question_gets_its_numbered_steps(chat, service_id):
+    replies = chat.say(SERVICE_MESSAGES[service_id])
+    s = CAT.services[service_id]
+    answer = texts(replies)[0]
+    assert answer.startswith(s.name)
+    assert f"1. {s.steps[0]}" in answer
+    assert s.requirements[0].text in answer
+    assert replies[-1].get("buttons"), "the answer ends with an offer"
+
+
+def test_followups_answer_for_the_service_in_context(chat):
+    chat.say("ابي اجدد هوية مقيم لامي")
+    s = CAT.services["renew_resident_id"]
+    assert s.fees in texts(chat.say("كم الرسوم؟"))[0]
+    assert s.delivery in texts(chat.say("كم ياخذ التوصيل؟"))[0]
+    assert s.requirements[0].text in texts(chat.say("وش الشروط؟"))[0]
+
+
+def test_followup_without_context_asks_which_service_then_answers_it(chat):
+    replies = chat.say("كم الرسوم؟")
+    assert replies[0]["text"] == CAT.labels["which_service"]
+    assert {b["payload"] for b in replies[0]["buttons"]} == {f"/{sid}" for sid in CAT.services}
+    replies = chat.say("/report_lost_id")  # the button's payload
+    assert texts(replies)[0] == CAT.fees("report_lost_id")
+
+
+def test_small_talk(chat):
+    assert "مساعد" in texts(chat.say("السلام عليكم"))[0]
+    assert "آلي" in texts(chat.say("انت بوت؟"))[0]
+    menu = chat.say("وش تقدر تسوي")
+    assert len(menu[0]["buttons"]) == len(CAT.services)
+    assert CAT.call_centre["phone"] in texts(chat.say("ابي اكلم موظف"))[0]
+    assert texts(chat.say("مشكور ما قصرت"))[0]
+    assert texts(chat.say("مع السلامة"))[0]
+
+
+def test_out_of_scope_says_what_musaed_does(chat):
+    replies = chat.say("وش اخبار الطقس بكرة في الرياض")
+    assert replies[0]["text"] in (CAT.labels["out_of_scope"], CAT.labels["not_understood"])
+    assert len(replies[0]["buttons"]) == len(CAT.services)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "",
+        "   ",
+        "😀😀😀",
+        "<script>alert('x')</script>",
+        "'; DROP TABLE requests; --",
+        "هوية " * 4000,  # 20,000 characters
+        "/nonexistent_intent",
+        '/greet{"handed_over": "x"}',
+    ],
+    ids=["empty", "spaces", "emoji", "script", "sql", "20k-chars", "unknown-intent", "slot-injection"],
+)
+def test_any_message_gets_an_arabic_reply(chat, message):
+    replies = chat.say(message)
+    assert replies, "the bot must answer"
+    assert all(ARABIC.search(t) for t in texts(replies) if t)
+    assert any(ARABIC.search(t) for t in texts(replies))
