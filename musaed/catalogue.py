@@ -99,7 +99,9 @@ class Catalogue:
             parts.append(self.requirements(service_id))
         if s.notes:
             parts.append(self.labels["notes"] + "\n" + _bulleted(s.notes))
-        return "\n\n".join(parts)
+        # One newline, not a blank line: Rasa's channels split a message at
+        # blank lines, and the answer should arrive as one message.
+        return "\n".join(parts)
 
     def requirements(self, service_id: str) -> str:
         s = self.services[service_id]
