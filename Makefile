@@ -13,12 +13,12 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help install train run test validate unit nlu-test core-test bench clean
+.PHONY: help install train seed run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
 	@echo "make test   install, train if needed, run every test"
-	@echo "make install | train | bench | clean"
+	@echo "make install | train | seed | bench | clean"
 
 $(BIN)/.installed: requirements.txt scripts/find-python310
 	@py=$$(scripts/find-python310) || exit 1; \
@@ -36,7 +36,11 @@ $(MODEL): $(BIN)/.installed $(TRAINING_INPUTS)
 
 train: $(MODEL)
 
+seed: $(BIN)/.installed
+	$(BIN)/python -m musaed.seed
+
 run: $(MODEL)
+	$(BIN)/python -m musaed.seed --if-missing
 	$(BIN)/python scripts/run.py
 
 validate: $(BIN)/.installed

@@ -51,7 +51,11 @@ class ActionExplainService(Action):
         else:
             dispatcher.utter_message(text=cat.howto(service_id))
         dispatcher.utter_message(text=cat.offer(service_id), buttons=offer_buttons(cat, service_id))
-        return [SlotSet("service", service_id), SlotSet("pending_followup", None)]
+        return [
+            SlotSet("service", service_id),
+            SlotSet("pending_followup", None),
+            SlotSet("requestable", cat.services[service_id].requestable),
+        ]
 
 
 def offer_buttons(cat: catalogue.Catalogue, service_id: str) -> List[Dict[str, str]]:

@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from musaed.arabic import normalize
+
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yml")
 
 # The follow-up questions answered for the service in context.
@@ -41,6 +43,8 @@ class Service:
     # Whether Musaed can check eligibility and create this request for the
     # person (digital_id and track_request are guidance/lookup only).
     requestable: bool
+    # "self", or "dependent" when the request is for a family member.
+    beneficiary: str = "self"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Catalogue:
     def __init__(self, data: dict) -> None:
         self.labels: Dict[str, str] = data["labels"]
         self.call_centre: Dict[str, str] = data["call_centre"]
+        self.statuses: Dict[str, str] = data["statuses"]
+        self.relations: Dict[str, dict] = data["relations"]
+        self.record_kinds: Dict[str, dict] = data["record_kinds"]
         self.checks: Dict[str, Check] = {
             cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()
         }
@@ -72,6 +79,7 @@ class Catalogue:
                 delivery=s["delivery"],
                 notes=tuple(s.get("notes") or ()),
                 requestable=bool(s.get("requestable", False)),
+                beneficiary=s.get("beneficiary", "self"),
             )
             for sid, s in data["services"].items()
         }
@@ -132,6 +140,58 @@ class Catalogue:
 
     def call_centre_text(self) -> str:
         return self.labels["human"].format(**self.call_centre)
+
+    # -- words people use ----------------------------------------------------
+
+    def relation_in(self, text: str) -> Optional[str]:
+        """The relation named in `text` ("لزوجتي" → "wife"), if exactly one is."""
+        return _one_kind_in(text, self.relations)
+
+    def record_kind_in(self, text: str) -> Optional[str]:
+        """"damaged" or "lost" when `text` says which ("تبلل السجل" → "damaged")."""
+        return _one_kind_in(text, self.record_kinds)
+
+    def status_text(self, status: str) -> str:
+        return self.statuses.get(status, status)
+
+    # -- requests --------------------------------------------------------------
+
+    def eligibility_report(self, results) -> str:
+        """Passed checks, then every failing one with what to do about it."""
+        failed = [r for r in results if not r.passed]
+        if not failed:
+            return self.labels["checks_passed"] + "\n" + "\n".join(
+                self.labels["check_passed_line"].format(label=self.checks[r.check].label)
+                for r in results)
+        lines = [self.labels["checks_failed"]]
+        lines += [self.labels["check_failed_line"].format(
+            label=self.checks[r.check].label, remedy=self.checks[r.check].remedy) for r in failed]
+        lines.append(self.labels["retry_after_fix"])
+        return "\n".join(lines)
+
+    def request_summary(self, service_id: str, beneficiary: str, address: Optional[str]) -> str:
+        s = self.services[service_id]
+        if address:
+            return self.labels["summary"].format(
+                service=s.name, beneficiary=beneficiary, address=address, fees=s.fees)
+        return self.labels["summary_no_address"].format(service=s.name, beneficiary=beneficiary, fees=s.fees)
+
+
+def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
+    """Which of `kinds` the words of `text` name; None if none or several.
+
+    Words are compared normalised, also without a leading clitic (ل، و، ب، ف),
+    so "لزوجتي" and "وزوجتي" still name the wife.
+    """
+    norm = normalize(text)
+    tokens = set(norm.split())
+    tokens |= {t[1:] for t in tokens if len(t) > 3 and t[0] in "لوبف"}
+    found = {
+        kind for kind, spec in kinds.items()
+        for word in spec["words"]
+        if (normalize(word) in tokens if " " not in word else normalize(word) in norm)
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def _numbered(lines) -> str:

@@ -10,18 +10,23 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from servers import MODEL, Servers, free_port  # noqa: E402
 
+from musaed import seed, store  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory):
     """A real Rasa server and action server on free loopback ports."""
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` (make test does it for you)")
+    db_file = tmp_path_factory.mktemp("db") / "musaed.db"
+    seed.seed(store.open_db(db_file))
     s = Servers(
         rasa_port=free_port(),
         action_port=free_port(),
         log_dir=tmp_path_factory.mktemp("server-logs"),
-        env={"MUSAED_DB": str(tmp_path_factory.mktemp("db") / "musaed.db")},
+        env={"MUSAED_DB": str(db_file)},
     ).start()
+    s.db_file = db_file
     yield s
     s.stop()
 

@@ -37,7 +37,11 @@ async def test_service_intent_gets_howto_then_offer():
     assert messages[0]["text"] == CAT.howto("report_lost_id")
     assert messages[1]["text"] == CAT.labels["offer"]
     assert [b["payload"] for b in messages[1]["buttons"]] == ["/affirm", "/deny"]
-    assert events == [SlotSet("service", "report_lost_id"), SlotSet("pending_followup", None)]
+    assert events == [
+        SlotSet("service", "report_lost_id"),
+        SlotSet("pending_followup", None),
+        SlotSet("requestable", True),
+    ]
 
 
 async def test_guidance_only_service_offers_followups_not_a_request():

@@ -18,7 +18,6 @@ SERVICE_MESSAGES = {
     "digital_id": "وش هي الهوية الرقمية وهل تنفع بدون انترنت",
     "activate_national_id": "كيف افعّل الهوية الجديدة بعد ما استلمتها",
     "minor_national_id": "بنتي عمرها 11 سنة كيف اسوي لها هوية وطنية",
-    "track_request": "ابي اتابع حالة طلبي",
 }
 
 
@@ -35,6 +34,11 @@ def test_each_service_question_gets_its_numbered_steps(chat, service_id):
     assert f"1. {s.steps[0]}" in answer
     assert s.requirements[0].text in answer
     assert replies[-1].get("buttons"), "the answer ends with an offer"
+
+
+def test_tracking_starts_by_asking_who_you_are(chat):
+    # Tracking shows personal records, so it begins with identity (see test_request_flows.py).
+    assert "رقم هويتك" in texts(chat.say("ابي اتابع حالة طلبي"))[0]
 
 
 def test_followups_answer_for_the_service_in_context(chat):

@@ -1,0 +1,235 @@
+"""The service request flow: verify, choose whom it is for, check, confirm, create."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.identity import IdentitySlots, latest_intent
+from musaed import catalogue, identity, service_request, store
+
+log = logging.getLogger(__name__)
+
+# Slots a request form fills; cleared when it ends, whichever way it ends.
+# verified_id stays: verification lasts for the conversation session.
+FORM_SLOTS = ("national_id", "otp", "beneficiary", "record_kind", "documents_confirmed",
+              "confirm", "requested_slot")
+
+
+def clear_form_slots() -> List[Dict[Text, Any]]:
+    return [SlotSet(slot, None) for slot in FORM_SLOTS]
+
+
+def answers(tracker: Tracker) -> Dict[str, Any]:
+    return {"record_kind": tracker.get_slot("record_kind"),
+            "documents_confirmed": tracker.get_slot("documents_confirmed") == "yes"}
+
+
+def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]:
+    """The requirement checks for the form's answers so far, once all are given.
+
+    Re-read at each decision: records may change while the person talks.
+    """
+    service = catalogue.load().service(tracker.get_slot("service"))
+    applicant = tracker.get_slot("verified_id")
+    if service is None or not applicant:
+        return None
+    beneficiary = tracker.get_slot("beneficiary")
+    if service.beneficiary == "dependent" and not beneficiary:
+        return None
+    if service.id == "replace_family_record" and tracker.get_slot("documents_confirmed") != "yes":
+        return None
+    return service_request.assess(store.open_db(), service.id, applicant, beneficiary, answers(tracker))
+
+
+class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_service_request_form"
+
+    async def required_slots(
+        self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
+        tracker: Tracker, domain: DomainDict,
+    ) -> List[Text]:
+        service = catalogue.load().service(tracker.get_slot("service"))
+        slots = self.identity_slots(tracker)
+        if service and service.beneficiary == "dependent":
+            slots.append("beneficiary")
+        if service and service.id == "replace_family_record":
+            slots += ["record_kind", "documents_confirmed"]
+        assessment = current_assessment(tracker) if tracker.get_slot("verified_id") else None
+        # Ask for confirmation only when every requirement passes; otherwise
+        # the form ends and action_submit_request explains what is missing.
+        if assessment is None or assessment.eligible:
+            slots.append("confirm")
+        return slots
+
+    def after_verification(self, db, national_id: str, tracker: Tracker) -> Dict[Text, Any]:
+        # "ابي اجدد اقامة زوجتي": the relative named before verification.
+        named = tracker.get_slot("family_member")
+        service_id = tracker.get_slot("service")
+        if not named or catalogue.load().services[service_id].beneficiary != "dependent":
+            return {}
+        deps = service_request.eligible_dependents(db, service_id, national_id)
+        match = service_request.match_dependent(str(named), deps)
+        return {"beneficiary": match["national_id"]} if match else {}
+
+    def validate_beneficiary(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        db = store.open_db()
+        deps = service_request.eligible_dependents(
+            db, tracker.get_slot("service"), tracker.get_slot("verified_id"))
+        match = service_request.match_dependent(str(value), deps)
+        if match is None:
+            dispatcher.utter_message(text=catalogue.load().labels["not_a_dependent"],
+                                     buttons=dependent_buttons(deps))
+            return {"beneficiary": None}
+        return {"beneficiary": match["national_id"]}
+
+    def validate_record_kind(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        kind = catalogue.load().record_kind_in(str(value))
+        if kind is None:
+            dispatcher.utter_message(text=catalogue.load().labels["record_kind_unclear"],
+                                     buttons=record_kind_buttons())
+        return {"record_kind": kind}
+
+    def validate_documents_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if latest_intent(tracker) == "affirm":
+            return {"documents_confirmed": "yes"}
+        dispatcher.utter_message(response="utter_answer_yes_or_cancel")
+        return {"documents_confirmed": None}
+
+    def validate_confirm(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if latest_intent(tracker) == "affirm":
+            return {"confirm": "yes"}
+        dispatcher.utter_message(response="utter_answer_yes_or_cancel")
+        return {"confirm": None}
+
+
+def dependent_buttons(deps: List[dict]) -> List[Dict[str, str]]:
+    labels = catalogue.load().relations
+    return [{"title": f"{d['name']} ({labels[d['relation']]['label']})", "payload": d["national_id"]}
+            for d in deps]
+
+
+def record_kind_buttons() -> List[Dict[str, str]]:
+    kinds = catalogue.load().record_kinds
+    return [{"title": k["label"], "payload": k["label"]} for k in kinds.values()]
+
+
+class ActionAskBeneficiary(Action):
+    def name(self) -> Text:
+        return "action_ask_beneficiary"
+
+    async def run(self, dispatcher, tracker, domain):
+        cat = catalogue.load()
+        deps = service_request.eligible_dependents(
+            store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id"))
+        if deps:
+            dispatcher.utter_message(text=cat.labels["choose_dependent"], buttons=dependent_buttons(deps))
+        else:
+            dispatcher.utter_message(text=cat.labels["no_dependents"],
+                                     buttons=[{"title": cat.labels["button_cancel"], "payload": "/deny"}])
+        return []
+
+
+class ActionAskRecordKind(Action):
+    def name(self) -> Text:
+        return "action_ask_record_kind"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text=catalogue.load().labels["choose_record_kind"],
+                                 buttons=record_kind_buttons())
+        return []
+
+
+class ActionAskDocumentsConfirmed(Action):
+    def name(self) -> Text:
+        return "action_ask_documents_confirmed"
+
+    async def run(self, dispatcher, tracker, domain):
+        cat = catalogue.load()
+        dispatcher.utter_message(text=cat.labels["documents"], buttons=yes_cancel_buttons(cat))
+        return []
+
+
+def yes_cancel_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
+    return [{"title": cat.labels["button_confirm"], "payload": "/affirm"},
+            {"title": cat.labels["button_cancel"], "payload": "/deny"}]
+
+
+class ActionAskConfirm(Action):
+    """The checks that passed, a summary with the fees, and the question."""
+
+    def name(self) -> Text:
+        return "action_ask_confirm"
+
+    async def run(self, dispatcher, tracker, domain):
+        cat = catalogue.load()
+        a = current_assessment(tracker)
+        if a is None:  # cannot happen in the form's order; say something useful anyway
+            dispatcher.utter_message(text=cat.labels["confirm"], buttons=yes_cancel_buttons(cat))
+            return []
+        text = "\n".join([
+            cat.eligibility_report(a.results),
+            cat.request_summary(a.service_id, a.beneficiary["name"], a.delivery_address),
+            cat.labels["confirm"],
+        ])
+        dispatcher.utter_message(text=text, buttons=yes_cancel_buttons(cat))
+        return []
+
+
+class ActionSubmitRequest(Action):
+    """Create the request when everything passed and the person confirmed."""
+
+    def name(self) -> Text:
+        return "action_submit_request"
+
+    async def run(self, dispatcher, tracker, domain):
+        cat = catalogue.load()
+        service_id = tracker.get_slot("service")
+        applicant = tracker.get_slot("verified_id")
+        if not applicant or cat.service(service_id) is None:
+            dispatcher.utter_message(response="utter_anything_else")
+            return clear_form_slots()
+        result = service_request.submit(
+            store.open_db(), service_id, applicant, tracker.get_slot("beneficiary"),
+            conversation_id=tracker.sender_id, answers=answers(tracker))
+        a = result.assessment
+        if not a.eligible:
+            dispatcher.utter_message(text=cat.eligibility_report(a.results))
+        elif tracker.get_slot("confirm") != "yes":
+            dispatcher.utter_message(response="utter_request_cancelled")
+        elif result.created:
+            log.info("request %s created: %s for %s", result.request["tracking_number"],
+                     service_id, identity.mask_id(a.beneficiary["national_id"]))
+            dispatcher.utter_message(text=cat.labels["created"].format(
+                tracking_number=result.request["tracking_number"],
+                delivery=cat.services[service_id].delivery))
+            if service_id == "minor_national_id":
+                dispatcher.utter_message(text=cat.labels["minor_reminder"].format(name=a.beneficiary["name"]))
+        else:
+            dispatcher.utter_message(text=cat.labels["already_created"].format(
+                tracking_number=result.request["tracking_number"]))
+        return clear_form_slots()
+
+
+class ActionCancelForm(Action):
+    """"لا" or "الغاء" inside a form: stop it and keep nothing half-made."""
+
+    def name(self) -> Text:
+        return "action_cancel_form"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(response="utter_request_cancelled")
+        return [ActiveLoop(None), *clear_form_slots()]

@@ -1,0 +1,110 @@
+"""Checking a service's requirements against the person's records.
+
+Each requirement in the catalogue names a check; this module says how each
+check is decided from the records.  The flow's own steps satisfy a few
+checks (the documents confirmed for a family record, the appointment that a
+minor's request books), so those read the answers the person gave.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable, Dict, List, Optional
+
+from sqlite_utils import Database
+
+from musaed import catalogue, store
+
+# The national ID may be renewed when it has expired or expires within this many days.
+RENEWAL_WINDOW_DAYS = 180
+MINOR_AGES = (10, 15)
+
+
+@dataclass
+class Case:
+    """What a check looks at: who applies, for whom, and the answers given."""
+
+    db: Database
+    service_id: str
+    applicant: dict
+    beneficiary: dict
+    today: date
+    answers: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    passed: bool
+
+
+def _date(value: Optional[str]) -> Optional[date]:
+    return date.fromisoformat(value[:10]) if value else None
+
+
+def age_on(birth_date: str, today: date) -> int:
+    born = date.fromisoformat(birth_date)
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _valid_until(value: Optional[str], today: date) -> bool:
+    d = _date(value)
+    return d is not None and d >= today
+
+
+def _fines_paid(c: Case) -> bool:
+    ids = {c.applicant["national_id"], c.beneficiary["national_id"]}
+    return not any(store.unpaid_fines(c.db, nid) for nid in ids)
+
+
+def _passport_valid(c: Case) -> bool:
+    p = store.passport(c.db, c.beneficiary["national_id"])
+    return p is not None and _valid_until(p["expiry"], c.today)
+
+
+def _insurance_valid(c: Case) -> bool:
+    i = store.insurance(c.db, c.beneficiary["national_id"])
+    return i is not None and _valid_until(i["expiry"], c.today)
+
+
+def _id_expiring_soon(c: Case) -> bool:
+    expiry = _date(c.beneficiary["id_expiry"])
+    return expiry is None or (expiry - c.today).days <= RENEWAL_WINDOW_DAYS
+
+
+def _parent_attends(c: Case) -> bool:
+    # The applicant must be the child's father or mother: their link is son/daughter.
+    rel = store.relation(c.db, c.applicant["national_id"], c.beneficiary["national_id"])
+    return rel in ("son", "daughter")
+
+
+CHECKS: Dict[str, Callable[[Case], bool]] = {
+    "data_valid": lambda c: bool(c.beneficiary["data_verified"]),
+    "photo_valid": lambda c: _valid_until(c.beneficiary["photo_valid_until"], c.today),
+    # The card is posted to the applicant's national address.
+    "national_address": lambda c: bool(c.applicant["national_address"]),
+    "id_expiring_soon": _id_expiring_soon,
+    "fines_paid": _fines_paid,
+    "passport_valid": _passport_valid,
+    "health_insurance_valid": _insurance_valid,
+    "medical_exam": lambda c: bool(c.beneficiary["medical_exam_ok"]),
+    "contact_valid": lambda c: bool(c.applicant["mobile"]),
+    "id_copy_uploaded": lambda c: bool(c.answers.get("documents_confirmed")),
+    "record_report": lambda c: bool(c.answers.get("documents_confirmed")),
+    "terms_accepted": lambda c: bool(c.answers.get("documents_confirmed")),
+    "card_received": lambda c: bool(c.beneficiary["card_pending_activation"]),
+    "age_10_to_15": lambda c: MINOR_AGES[0] <= age_on(c.beneficiary["birth_date"], c.today) <= MINOR_AGES[1],
+    # The request Musaed creates for a minor is the appointment booking itself.
+    "appointment_booked": lambda c: True,
+    "parent_attends": _parent_attends,
+}
+
+
+def evaluate(case: Case) -> List[CheckResult]:
+    """Every requirement of the service, in catalogue order, passed or not."""
+    service = catalogue.load().services[case.service_id]
+    return [CheckResult(r.check, CHECKS[r.check](case)) for r in service.requirements]
+
+
+def failing(results: List[CheckResult]) -> List[str]:
+    return [r.check for r in results if not r.passed]

@@ -1,0 +1,94 @@
+"""From a verified person and their answers to a created service request.
+
+`assess` reads the records and checks the service's requirements; `submit`
+re-assesses (records may have changed since the summary) and, only when all
+pass, creates the request in one transaction, idempotently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Dict, List, Optional
+
+from sqlite_utils import Database
+
+from musaed import catalogue, eligibility, store
+from musaed.arabic import normalize
+from musaed.identity import parse_national_id
+
+# A minor's national ID starts as an appointment, every other request as submitted.
+FIRST_STATUS = {"minor_national_id": "appointment_requested"}
+# Services whose result is a card posted to the applicant's national address.
+POSTED = {"renew_national_id", "renew_resident_id", "report_lost_id", "replace_family_record"}
+
+
+@dataclass
+class Assessment:
+    service_id: str
+    applicant: dict
+    beneficiary: dict
+    results: List[eligibility.CheckResult]
+
+    @property
+    def eligible(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def delivery_address(self) -> Optional[str]:
+        return self.applicant["national_address"] if self.service_id in POSTED else None
+
+
+def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Optional[str],
+           answers: Optional[Dict] = None, today: Optional[date] = None) -> Assessment:
+    applicant = store.get_person(db, applicant_id)
+    beneficiary = store.get_person(db, beneficiary_id or applicant_id)
+    if applicant is None or beneficiary is None:
+        raise LookupError("unknown person")
+    case = eligibility.Case(db, service_id, applicant, beneficiary, today or date.today(), answers or {})
+    return Assessment(service_id, applicant, beneficiary, eligibility.evaluate(case))
+
+
+@dataclass
+class Submission:
+    assessment: Assessment
+    request: Optional[dict] = None
+    created: bool = False
+
+
+def submit(db: Database, service_id: str, applicant_id: str, beneficiary_id: Optional[str],
+           conversation_id: str, answers: Optional[Dict] = None,
+           today: Optional[date] = None) -> Submission:
+    a = assess(db, service_id, applicant_id, beneficiary_id, answers, today)
+    if not a.eligible:
+        return Submission(a)
+    request, created = store.create_request(
+        db, service_id=service_id, applicant_id=applicant_id,
+        beneficiary_id=a.beneficiary["national_id"], conversation_id=conversation_id,
+        delivery_address=a.delivery_address, details=answers,
+        status=FIRST_STATUS.get(service_id, "submitted"),
+    )
+    return Submission(a, request, created)
+
+
+def eligible_dependents(db: Database, service_id: str, head_id: str) -> List[dict]:
+    """The family members this service can be requested for."""
+    deps = store.dependents(db, head_id)
+    if service_id == "renew_resident_id":
+        return [d for d in deps if d["kind"] == "resident"]
+    if service_id == "minor_national_id":
+        return [d for d in deps if d["relation"] in ("son", "daughter")]
+    return deps
+
+
+def match_dependent(text: str, dependents: List[dict]) -> Optional[dict]:
+    """Which dependent the person means: by national id, relation word or first name."""
+    parsed = parse_national_id(text)
+    if parsed.national_id:
+        return next((d for d in dependents if d["national_id"] == parsed.national_id), None)
+    relation = catalogue.load().relation_in(text)
+    if relation:
+        same = [d for d in dependents if d["relation"] == relation]
+        return same[0] if len(same) == 1 else None
+    words = set(normalize(text).split())
+    named = [d for d in dependents if normalize(d["name"]).split()[0] in words]
+    return named[0] if len(named) == 1 else None

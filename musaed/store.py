@@ -1,0 +1,323 @@
+"""The application database: people's records and service requests, in SQLite.
+
+Plain functions that take a `db` (sqlite_utils.Database), numbered
+migrations recorded in a table, one transaction per write that belongs
+together.  Everything the actions need goes through this narrow interface,
+so moving to PostgreSQL is a new adapter for these functions, not a rewrite.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from sqlite_utils import Database
+
+from musaed.arabic import to_ascii_digits
+
+DEFAULT_PATH = Path("var") / "musaed.db"
+TRACKING_PREFIX = "MSD-"
+
+
+def db_path() -> Path:
+    return Path(os.environ.get("MUSAED_DB") or DEFAULT_PATH)
+
+
+def open_db(path: Optional[os.PathLike] = None) -> Database:
+    """Open (creating and migrating if needed) the database at `path` or MUSAED_DB."""
+    if path is None:
+        path = db_path()
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE),
+    # so two writers never deadlock upgrading a read lock.
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if str(path) != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+    db = Database(conn)
+    migrate(db)
+    return db
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """One atomic write: everything inside commits together or not at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def now_iso(now: Optional[datetime] = None) -> str:
+    return (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+
+
+# -- schema ------------------------------------------------------------------
+
+# Plain DDL rather than sqlite-utils' table.create(): its helpers commit on
+# their own, and a migration must apply whole or not at all.
+_M001_INITIAL = """
+CREATE TABLE people (
+    national_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    mobile TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('citizen', 'resident')),
+    birth_date TEXT NOT NULL,                 -- ISO dates throughout
+    id_expiry TEXT,                           -- national ID card or iqama
+    photo_valid_until TEXT,
+    national_address TEXT,                    -- NULL: not registered
+    data_verified INTEGER NOT NULL DEFAULT 1, -- 0: records need correcting
+    medical_exam_ok INTEGER NOT NULL DEFAULT 1,
+    card_pending_activation INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE family_links (
+    head_id TEXT NOT NULL REFERENCES people(national_id),
+    member_id TEXT NOT NULL REFERENCES people(national_id),
+    relation TEXT NOT NULL,                   -- wife, husband, son, daughter, mother, ...
+    PRIMARY KEY (head_id, member_id)
+);
+CREATE TABLE passports (
+    national_id TEXT PRIMARY KEY REFERENCES people(national_id),
+    number TEXT NOT NULL,
+    expiry TEXT NOT NULL
+);
+CREATE TABLE health_insurance (
+    national_id TEXT PRIMARY KEY REFERENCES people(national_id),
+    provider TEXT NOT NULL,
+    expiry TEXT NOT NULL
+);
+CREATE TABLE fines (
+    id INTEGER PRIMARY KEY,
+    national_id TEXT NOT NULL REFERENCES people(national_id),
+    amount INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    paid INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE family_records (
+    head_id TEXT PRIMARY KEY REFERENCES people(national_id),
+    number TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE requests (
+    tracking_number TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    applicant_id TEXT NOT NULL REFERENCES people(national_id),
+    beneficiary_id TEXT NOT NULL REFERENCES people(national_id),
+    status TEXT NOT NULL,
+    delivery_address TEXT,
+    details TEXT NOT NULL DEFAULT '{}',
+    conversation_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX requests_applicant ON requests(applicant_id);
+CREATE INDEX requests_beneficiary ON requests(beneficiary_id);
+CREATE TABLE request_events (
+    id INTEGER PRIMARY KEY,
+    tracking_number TEXT NOT NULL REFERENCES requests(tracking_number),
+    status TEXT NOT NULL,
+    note TEXT,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX request_events_request ON request_events(tracking_number);
+-- The development stand-in for SMS: one row per one-time code sent.
+CREATE TABLE otp_outbox (
+    id INTEGER PRIMARY KEY,
+    national_id TEXT NOT NULL,
+    mobile TEXT,
+    code TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE INDEX otp_outbox_person ON otp_outbox(national_id);
+CREATE TABLE identity_locks (
+    national_id TEXT PRIMARY KEY,
+    failed INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT
+);
+"""
+
+
+def _run_script(db: Database, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: List[str] = [_M001_INITIAL]
+
+
+def migrate(db: Database) -> None:
+    """Apply the migrations not yet recorded in `_migrations`, each in one transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    with transaction(db):
+        done = {row[0] for row in db.execute("SELECT version FROM _migrations").fetchall()}
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version not in done:
+                _run_script(db, script)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", [version, now_iso()])
+
+
+def schema_version(db: Database) -> int:
+    return db.execute("SELECT COALESCE(MAX(version), 0) FROM _migrations").fetchone()[0]
+
+
+# -- people and their records ------------------------------------------------
+
+def _one(db: Database, sql: str, params) -> Optional[dict]:
+    rows = list(db.query(sql, params))
+    return rows[0] if rows else None
+
+
+def get_person(db: Database, national_id: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM people WHERE national_id = ?", [national_id])
+
+
+def dependents(db: Database, head_id: str) -> List[dict]:
+    """The people whose services `head_id` may request, with their relation."""
+    return list(db.query(
+        "SELECT p.*, f.relation FROM family_links f JOIN people p ON p.national_id = f.member_id "
+        "WHERE f.head_id = ? ORDER BY p.birth_date", [head_id]))
+
+
+def relation(db: Database, head_id: str, member_id: str) -> Optional[str]:
+    row = _one(db, "SELECT relation FROM family_links WHERE head_id = ? AND member_id = ?",
+               [head_id, member_id])
+    return row["relation"] if row else None
+
+
+def passport(db: Database, national_id: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM passports WHERE national_id = ?", [national_id])
+
+
+def insurance(db: Database, national_id: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM health_insurance WHERE national_id = ?", [national_id])
+
+
+def unpaid_fines(db: Database, national_id: str) -> List[dict]:
+    return list(db.query("SELECT * FROM fines WHERE national_id = ? AND paid = 0", [national_id]))
+
+
+def family_record(db: Database, head_id: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM family_records WHERE head_id = ?", [head_id])
+
+
+# -- requests ----------------------------------------------------------------
+
+def _insert(db: Database, table: str, row: dict) -> None:
+    """INSERT inside the caller's transaction (sqlite-utils' insert commits itself)."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def _add_event(db: Database, tracking_number: str, status: str, *, actor: str,
+               note: Optional[str], at: str) -> None:
+    _insert(db, "request_events", {
+        "tracking_number": tracking_number, "status": status, "note": note,
+        "actor": actor, "at": at,
+    })
+
+
+def _new_tracking_number(db: Database) -> str:
+    while True:
+        number = f"{TRACKING_PREFIX}{secrets.randbelow(10**8):08d}"
+        if not _one(db, "SELECT 1 AS x FROM requests WHERE tracking_number = ?", [number]):
+            return number
+
+
+def create_request(
+    db: Database, *, service_id: str, applicant_id: str, beneficiary_id: str,
+    conversation_id: str, delivery_address: Optional[str] = None,
+    details: Optional[Dict] = None, status: str = "submitted",
+    now: Optional[datetime] = None,
+) -> Tuple[dict, bool]:
+    """Create a request and its first event in one transaction.
+
+    Idempotent on (conversation, service, beneficiary): confirming the same
+    form again, or fifty times at once, returns the first request and
+    `created=False`.
+    """
+    key = f"{conversation_id}|{service_id}|{beneficiary_id}"
+    at = now_iso(now)
+    with transaction(db):
+        existing = _one(db, "SELECT * FROM requests WHERE idempotency_key = ?", [key])
+        if existing:
+            return existing, False
+        number = _new_tracking_number(db)
+        _insert(db, "requests", {
+            "tracking_number": number, "service_id": service_id,
+            "applicant_id": applicant_id, "beneficiary_id": beneficiary_id,
+            "status": status, "delivery_address": delivery_address,
+            "details": json.dumps(details or {}, ensure_ascii=False),
+            "conversation_id": conversation_id, "idempotency_key": key,
+            "created_at": at, "updated_at": at,
+        })
+        _add_event(db, number, status, actor=applicant_id, note=None, at=at)
+    return get_request(db, number), True
+
+
+def get_request(db: Database, tracking_number: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM requests WHERE tracking_number = ?", [tracking_number])
+
+
+def request_events(db: Database, tracking_number: str) -> List[dict]:
+    return list(db.query(
+        "SELECT * FROM request_events WHERE tracking_number = ? ORDER BY id", [tracking_number]))
+
+
+def requests_visible_to(db: Database, national_id: str) -> List[dict]:
+    """Requests the person made, or made for them, or for their dependents; newest first."""
+    return list(db.query(
+        "SELECT * FROM requests WHERE applicant_id = :id OR beneficiary_id = :id "
+        "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = :id) "
+        "ORDER BY created_at DESC, tracking_number", {"id": national_id}))
+
+
+def can_see_request(db: Database, national_id: str, request: dict) -> bool:
+    return (national_id in (request["applicant_id"], request["beneficiary_id"])
+            or relation(db, national_id, request["beneficiary_id"]) is not None)
+
+
+def set_request_status(
+    db: Database, tracking_number: str, status: str, *, actor: str,
+    note: Optional[str] = None, now: Optional[datetime] = None,
+) -> dict:
+    """Move a request to `status`, keeping the change as an event."""
+    at = now_iso(now)
+    with transaction(db):
+        if not get_request(db, tracking_number):
+            raise KeyError(tracking_number)
+        db.execute("UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?",
+                   [status, at, tracking_number])
+        _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
+    return get_request(db, tracking_number)
+
+
+_TRACKING = re.compile(r"(?i)\bmsd[\s\-_]*(\d+)")
+_BARE_TRACKING = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+
+
+def parse_tracking_number(text: str) -> Tuple[Optional[str], bool]:
+    """(canonical "MSD-12345678" or None, whether something malformed was typed)."""
+    text = to_ascii_digits(text or "")
+    m = _TRACKING.search(text)
+    if m:
+        digits = m.group(1)
+        return (f"{TRACKING_PREFIX}{digits}", False) if len(digits) == 8 else (None, True)
+    m = _BARE_TRACKING.search(text)
+    return (f"{TRACKING_PREFIX}{m.group(1)}", False) if m else (None, False)
