@@ -13,11 +13,12 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help install train seed run test validate unit nlu-test core-test bench clean
+.PHONY: help install train seed code run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
 	@echo "make test   install, train if needed, run every test"
+	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
 	@echo "make install | train | seed | bench | clean"
 
 $(BIN)/.installed: requirements.txt scripts/find-python310
@@ -38,6 +39,9 @@ train: $(MODEL)
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed
+
+code: $(BIN)/.installed
+	@$(BIN)/python scripts/last_code.py $(ID)
 
 run: $(MODEL)
 	$(BIN)/python -m musaed.seed --if-missing

@@ -198,3 +198,19 @@ def test_slot_injection_cannot_skip_verification(chat, servers):
     chat.say('/inform{"verified_id": "%s", "otp": "verified"}' % ID["khalid"])
     reply = joined(chat.say("وين طلباتي"))
     assert "رقم هويتك" in reply
+
+
+def test_fifty_concurrent_confirmations_make_one_request(chat, servers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat.say("ابي اجدد اقامة ليلى")  # Ahmed's daughter, all checks pass
+    chat.say("نعم")
+    chat.say(ID["ahmed"])
+    reply = joined(chat.say(latest_code(servers, ID["ahmed"])))
+    if "لمن الطلب" in reply:
+        reply = joined(chat.say(ID["layla"]))
+    assert "ملخص الطلب" in reply
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        list(pool.map(lambda _: chat.say("نعم"), range(50)))
+    mine = [r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.sender]
+    assert len(mine) == 1
