@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help install train seed code run test validate unit nlu-test core-test bench clean
+.PHONY: help browser install train seed code run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
@@ -21,11 +21,13 @@ help:
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
 	@echo "make install | train | seed | bench | clean"
 
-$(BIN)/.installed: requirements.txt scripts/find-python310
+$(BIN)/.installed: requirements.txt scripts/find-python310 web/package.json web/package-lock.json
 	@py=$$(scripts/find-python310) || exit 1; \
 	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@command -v npm >/dev/null || { echo "The web widget needs Node.js and npm (apt-get install nodejs npm)." >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --silent
 	@touch $@
 
 install: $(BIN)/.installed
@@ -50,7 +52,10 @@ run: $(MODEL)
 validate: $(BIN)/.installed
 	$(BIN)/rasa data validate --fail-on-warnings
 
-unit: $(MODEL)
+browser:
+	@scripts/ensure-chromium
+
+unit: $(MODEL) browser
 	$(BIN)/python -m pytest
 
 nlu-test: $(MODEL)

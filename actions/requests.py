@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -10,9 +11,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots, latest_intent
-from musaed import catalogue, identity, service_request, store
+from musaed import catalogue, identity, receipt, service_request, store
 
 log = logging.getLogger(__name__)
+
+# Where people's devices (and Telegram/WhatsApp) fetch receipts: the web server.
+PUBLIC_URL = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
 
 # Slots a request form fills; cleared when it ends, whichever way it ends.
 # verified_id stays: verification lasts for the conversation session.
@@ -213,9 +217,11 @@ class ActionSubmitRequest(Action):
         elif result.created:
             log.info("request %s created: %s for %s", result.request["tracking_number"],
                      service_id, identity.mask_id(a.beneficiary["national_id"]))
+            number = result.request["tracking_number"]
             dispatcher.utter_message(text=cat.labels["created"].format(
-                tracking_number=result.request["tracking_number"],
-                delivery=cat.services[service_id].delivery))
+                tracking_number=number, delivery=cat.services[service_id].delivery))
+            # The receipt (PNG with a QR code) from the web server, behind a signed link.
+            dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number))
             if service_id == "minor_national_id":
                 dispatcher.utter_message(text=cat.labels["minor_reminder"].format(name=a.beneficiary["name"]))
         else:

@@ -101,9 +101,15 @@ CHECKS: Dict[str, Callable[[Case], bool]] = {
 
 
 def evaluate(case: Case) -> List[CheckResult]:
-    """Every requirement of the service, in catalogue order, passed or not."""
+    """Every requirement of the service, in catalogue order, passed or not.
+
+    A citizens-only service first checks that it is for a citizen.
+    """
     service = catalogue.load().services[case.service_id]
-    return [CheckResult(r.check, CHECKS[r.check](case)) for r in service.requirements]
+    results = [CheckResult(r.check, CHECKS[r.check](case)) for r in service.requirements]
+    if service.audience == "citizen":
+        results.insert(0, CheckResult("citizen", case.beneficiary["kind"] == "citizen"))
+    return results
 
 
 def failing(results: List[CheckResult]) -> List[str]:

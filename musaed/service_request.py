@@ -44,6 +44,8 @@ def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
     beneficiary = store.get_person(db, beneficiary_id or applicant_id)
     if applicant is None or beneficiary is None:
         raise LookupError("unknown person")
+    if beneficiary_id and beneficiary_id != applicant_id and not store.relation(db, applicant_id, beneficiary_id):
+        raise PermissionError("the beneficiary is not in the applicant's family")
     case = eligibility.Case(db, service_id, applicant, beneficiary, today or date.today(), answers or {})
     return Assessment(service_id, applicant, beneficiary, eligibility.evaluate(case))
 

@@ -47,6 +47,9 @@ class Servers:
     model: Path = MODEL
     credentials: Path = ROOT / "credentials.yml"
     log_dir: Optional[Path] = None
+    # SQLite file of Rasa's tracker store (customer care reads conversations
+    # there); default: beside the logs.
+    tracker_db: Optional[Path] = None
     procs: List[subprocess.Popen] = field(default_factory=list)
     startup_seconds: float = 0.0
 
@@ -59,17 +62,19 @@ class Servers:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="musaed-logs-"))
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.tracker_db = Path(self.tracker_db or log_dir / "trackers.db").resolve()
         endpoints = log_dir / "endpoints.yml"
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+            f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_db}"\n'
         )
         begin = time.monotonic()
-        actions = self._spawn(
+        actions = self.spawn(
             [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
              "--port", str(self.action_port)],
             env, log_dir / "actions.log",
         )
-        rasa = self._spawn(
+        rasa = self.spawn(
             [str(BIN / "rasa"), "run", "--model", str(self.model),
              "--port", str(self.rasa_port), "--interface", "127.0.0.1",
              "--credentials", str(self.credentials), "--endpoints", str(endpoints),
@@ -90,7 +95,7 @@ class Servers:
         self.log_dir = log_dir
         return self
 
-    def _spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
+    def spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from musaed import catalogue, seed, store
+from musaed import catalogue, receipt, seed, store
 
 pytestmark = pytest.mark.e2e
 CAT = catalogue.load()
@@ -46,9 +46,16 @@ def test_renew_national_id_happy_path_then_tracking(chat, servers):
     summary = verify(chat, servers, "khalid")
     assert "✅" in summary and "ملخص الطلب" in summary
     assert CAT.services["renew_national_id"].fees in summary
-    created = joined(chat.say("نعم"))
+    replies = chat.say("نعم")
+    created = joined(replies)
     number = TRACKING.search(created).group()
     assert "5 إلى 7 أيام عمل" in created
+    # The receipt image comes behind a signed link that the web server checks.
+    image = next(r["image"] for r in replies if r.get("image"))
+    assert f"/receipts/{number}.png?sig=" in image
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSAED_DB", str(servers.db_file))
+        assert receipt.verify(number, image.split("sig=")[1], receipt.receipt_secret())
     [row] = [r for r in requests_of(servers, ID["khalid"]) if r["tracking_number"] == number]
     assert row["status"] == "submitted" and row["service_id"] == "renew_national_id"
     # Verified for the session: tracking asks nothing more.

@@ -1,0 +1,6 @@
+"""Musaed's own Rasa input channels: Telegram (Rasa's connector, pointed at a
+configurable Bot API server) and the WhatsApp Cloud API.
+
+Rasa loads them by module path from the credentials file that
+scripts/credentials.py writes, e.g. ``channels.telegram.TelegramInput``.
+"""

@@ -1,0 +1,283 @@
+"""Telegram: Rasa's connector, pointed at a configurable Bot API server.
+
+Credentials (see scripts/credentials.py)::
+
+    channels.telegram.TelegramInput:
+      access_token: "123456:ABC..."      # from @BotFather
+      verify: "musaed_bot"               # the bot's username
+      webhook_url: "https://example.org/webhooks/telegram/webhook"
+      api_url: "https://api.telegram.org"   # optional; else env TELEGRAM_API_URL
+      secret_token: "..."                # optional; see below
+
+What differs from ``rasa.core.channels.telegram``:
+
+- The Bot API base URL comes from ``api_url`` or the ``TELEGRAM_API_URL``
+  environment variable (default https://api.telegram.org), so tests and a
+  self-hosted Bot API server work.
+- The webhook is registered once, in Sanic's own event loop, before the server
+  starts (Rasa's version runs it in a throw-away loop and leaves the bot's
+  HTTP session bound to it; it also re-registers on every
+  ``get_output_channel()``). A failure is logged, not fatal: the other
+  channels keep working and ``GET /webhooks/telegram/set_webhook`` retries.
+- ``/start`` (also ``/start@bot`` and deep links ``/start xyz``) is the
+  ``greet`` intent, and so is the conversation's restart greeting.
+- Buttons are inline keyboards: one row when they are few and short, else one
+  button per row (a response's ``button_type`` still wins). Pressed buttons
+  are acknowledged (answerCallbackQuery) so the client's spinner stops.
+- Texts longer than Telegram's 4096 characters are sent in pieces.
+- With ``secret_token`` set, it is registered with setWebhook and every update
+  must carry it in ``X-Telegram-Bot-Api-Secret-Token`` (else 403).
+- A failure while handling an update is logged and answered 200, so Telegram
+  does not redeliver the same update again and again.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
+
+import aiohttp
+from aiogram.bot.api import TelegramAPIServer
+from aiogram.types import Update
+from aiogram.utils.exceptions import TelegramAPIError
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.telegram import TelegramInput as RasaTelegramInput
+from rasa.core.channels.telegram import TelegramOutput as RasaTelegramOutput
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.core.constants import USER_INTENT_RESTART
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels._text import split_long
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.telegram.org"
+API_URL_ENV = "TELEGRAM_API_URL"
+MAX_TEXT = 4096  # Telegram's limit for one message
+START_COMMAND = "/start"
+GREET = INTENT_MESSAGE_PREFIX + "greet"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Up to this many buttons, with this many title characters in all, share one row.
+ONE_ROW_BUTTONS = 3
+ONE_ROW_CHARS = 30
+
+
+def resolve_api_url(configured: Optional[str] = None) -> str:
+    """The Bot API base URL: configured, else $TELEGRAM_API_URL, else Telegram's own."""
+    return (configured or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+
+
+def as_user_text(text: str) -> str:
+    """What the bot should read for a message: ``/start`` becomes the greet intent."""
+    stripped = text.strip()
+    command = stripped.split(maxsplit=1)[0].split("@", 1)[0] if stripped else ""
+    return GREET if command == START_COMMAND else stripped
+
+
+class TelegramOutput(RasaTelegramOutput):
+    """Rasa's Telegram output, talking to the configured Bot API server."""
+
+    def __init__(self, access_token: Optional[Text], api_url: Optional[Text] = None) -> None:
+        super().__init__(access_token)
+        self.server = TelegramAPIServer.from_base(resolve_api_url(api_url))
+
+    async def close_session(self) -> None:
+        """Close the HTTP session (aiogram 2's ``close()`` does too, with a deprecation warning)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        for paragraph in text.strip().split("\n\n"):  # as Rasa's connector does
+            for piece in split_long(paragraph, MAX_TEXT):
+                await self.send_message(recipient_id, piece)
+
+    async def send_text_with_buttons(
+        self,
+        recipient_id: Text,
+        text: Text,
+        buttons: List[Dict[Text, Any]],
+        button_type: Optional[Text] = None,
+        **kwargs: Any,
+    ) -> None:
+        if button_type is None:
+            few_and_short = (
+                len(buttons) <= ONE_ROW_BUTTONS
+                and sum(len(str(b.get("title", ""))) for b in buttons) <= ONE_ROW_CHARS
+            )
+            button_type = "inline" if few_and_short else "vertical"
+        pieces = split_long(text or "", MAX_TEXT) or ["…"]
+        for piece in pieces[:-1]:
+            await self.send_message(recipient_id, piece)
+        await super().send_text_with_buttons(
+            recipient_id, pieces[-1], buttons, button_type=button_type, **kwargs
+        )
+
+
+class TelegramInput(RasaTelegramInput):
+    """Rasa's Telegram input channel with a configurable Bot API server (see module doc)."""
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        if not credentials:
+            cls.raise_missing_credentials_exception()
+        return cls(
+            credentials.get("access_token"),
+            credentials.get("verify"),
+            credentials.get("webhook_url"),
+            api_url=credentials.get("api_url"),
+            secret_token=credentials.get("secret_token"),
+        )
+
+    def __init__(
+        self,
+        access_token: Optional[Text],
+        verify: Optional[Text],
+        webhook_url: Optional[Text],
+        debug_mode: bool = False,
+        api_url: Optional[Text] = None,
+        secret_token: Optional[Text] = None,
+    ) -> None:
+        super().__init__(access_token, verify, webhook_url, debug_mode=debug_mode)
+        self.api_url = resolve_api_url(api_url)
+        self.secret_token = secret_token or None
+        self._output: Optional[TelegramOutput] = None
+        self._username: Optional[str] = None
+
+    def get_output_channel(self) -> TelegramOutput:
+        """The bot (one per channel); unlike Rasa's, this does not call setWebhook."""
+        if self._output is None:
+            self._output = TelegramOutput(self.access_token, self.api_url)
+        return self._output
+
+    async def set_webhook(self) -> bool:
+        """Register `webhook_url` (and the secret token, if any) with Telegram."""
+        bot = self.get_output_channel()
+        if self.secret_token:
+            # aiogram 2.15 predates secret_token (Bot API 6.1): send it as a raw call.
+            return bool(await bot.request(
+                "setWebhook", {"url": self.webhook_url, "secret_token": self.secret_token}
+            ))
+        return bool(await bot.set_webhook(self.webhook_url))
+
+    async def bot_username(self) -> Optional[str]:
+        """The bot's username from getMe, asked once and then remembered."""
+        if self._username is None:
+            me = await self.get_output_channel().get_me()
+            self._username = me.username
+        return self._username
+
+    def _authentic(self, request: Request) -> bool:
+        if not self.secret_token:
+            return True
+        given = request.headers.get(SECRET_HEADER, "")
+        return hmac.compare_digest(given.encode(), self.secret_token.encode())
+
+    def _user_text(self, update: Update) -> Optional[Tuple[str, str]]:
+        """(chat id, text) of an update, or None when there is nothing for the bot to read."""
+        if self._is_button(update):
+            message, text = update.callback_query.message, update.callback_query.data
+        elif self._is_edited_message(update):
+            message, text = update.edited_message, update.edited_message.text
+        elif update.message is not None:
+            message = update.message
+            if self._is_user_message(message):
+                text = message.text
+            elif self._is_location(message):
+                text = json.dumps(
+                    {"lng": message.location.longitude, "lat": message.location.latitude}
+                )
+            else:
+                return None  # stickers, photos, ...: nothing to read
+        else:
+            return None
+        if message is None or message.chat is None or not text:
+            return None
+        return str(message.chat.id), as_user_text(text)
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        telegram_webhook = Blueprint("musaed_telegram_webhook", __name__)
+        out_channel = self.get_output_channel()
+
+        @telegram_webhook.listener("before_server_start")
+        async def register_webhook(*_: Any) -> None:
+            try:
+                if await self.set_webhook():
+                    logger.info("Telegram webhook set to %s", self.webhook_url)
+                else:
+                    logger.error("Telegram refused the webhook %s", self.webhook_url)
+            except (TelegramAPIError, aiohttp.ClientError, OSError) as error:
+                logger.error(
+                    "Could not set the Telegram webhook (%s); Telegram messages will not "
+                    "arrive until GET /webhooks/%s/set_webhook succeeds.", error, self.name(),
+                )
+
+        @telegram_webhook.listener("after_server_stop")
+        async def close_session(*_: Any) -> None:
+            await out_channel.close_session()
+
+        @telegram_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @telegram_webhook.route("/set_webhook", methods=["GET", "POST"])
+        async def set_webhook(_: Request) -> HTTPResponse:
+            try:
+                ok = await self.set_webhook()
+            except (TelegramAPIError, aiohttp.ClientError, OSError) as error:
+                logger.warning("Telegram webhook setup failed: %s", error)
+                ok = False
+            return response.text("Webhook setup successful" if ok else "Invalid webhook")
+
+        @telegram_webhook.route("/webhook", methods=["POST"])
+        async def message(request: Request) -> HTTPResponse:
+            if not self._authentic(request):
+                return response.text("forbidden", status=403)
+            payload = request.json
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            if not isinstance(payload, dict):
+                return response.text("bad request", status=400)
+            update = Update(**payload)
+            try:
+                username = await self.bot_username()
+            except (TelegramAPIError, aiohttp.ClientError, OSError) as error:
+                logger.error("Telegram getMe failed: %s", error)
+                return response.text("unavailable", status=503)  # Telegram retries later
+            if username != self.verify:
+                logger.error(
+                    "Telegram bot is @%s but credentials say verify: %s", username, self.verify
+                )
+                return response.text("failed")
+
+            found = self._user_text(update)
+            if found is None:
+                return response.text("success")
+            sender_id, text = found
+            if self._is_button(update):
+                try:  # stop the client's progress spinner on the pressed button
+                    await out_channel.answer_callback_query(update.callback_query.id)
+                except (TelegramAPIError, aiohttp.ClientError, OSError) as error:
+                    logger.debug("answerCallbackQuery failed: %s", error)
+            texts = [text]
+            if text == INTENT_MESSAGE_PREFIX + USER_INTENT_RESTART:
+                texts.append(GREET)  # Rasa's connector sends /start after a restart
+            metadata = self.get_metadata(request)
+            try:
+                for each in texts:
+                    await on_new_message(
+                        UserMessage(each, out_channel, sender_id,
+                                    input_channel=self.name(), metadata=metadata)
+                    )
+            except Exception:  # noqa: BLE001 - log it, and do not make Telegram redeliver
+                logger.exception("Failed to handle Telegram update %s", update.update_id)
+                if self.debug_mode:
+                    raise
+            return response.text("success")
+
+        return telegram_webhook

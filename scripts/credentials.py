@@ -1,0 +1,98 @@
+"""The Rasa credentials file for the channels whose secrets are in the environment.
+
+`rest` and `socketio` are always on. Telegram and WhatsApp are added only when
+all of their secrets are set (an empty value counts as unset):
+
+| channel  | needs                                                                 | optional            |
+|----------|-----------------------------------------------------------------------|---------------------|
+| telegram | TELEGRAM_TOKEN, TELEGRAM_VERIFY (the bot's username), TELEGRAM_WEBHOOK_URL | TELEGRAM_API_URL, TELEGRAM_SECRET_TOKEN |
+| whatsapp | WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN | WHATSAPP_API_URL |
+
+Each channel left out gives one line of notes saying what to set.
+
+    python scripts/credentials.py var/credentials.yml   # writes it, prints the notes
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Tuple
+
+import yaml
+
+TELEGRAM_CLASS = "channels.telegram.TelegramInput"
+WHATSAPP_CLASS = "channels.whatsapp.WhatsAppInput"
+
+TELEGRAM_REQUIRED = {
+    "access_token": "TELEGRAM_TOKEN",
+    "verify": "TELEGRAM_VERIFY",
+    "webhook_url": "TELEGRAM_WEBHOOK_URL",
+}
+TELEGRAM_OPTIONAL = {"api_url": "TELEGRAM_API_URL", "secret_token": "TELEGRAM_SECRET_TOKEN"}
+WHATSAPP_REQUIRED = {
+    "access_token": "WHATSAPP_ACCESS_TOKEN",
+    "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID",
+    "app_secret": "WHATSAPP_APP_SECRET",
+    "verify_token": "WHATSAPP_VERIFY_TOKEN",
+}
+WHATSAPP_OPTIONAL = {"api_url": "WHATSAPP_API_URL"}
+
+CHANNELS = (
+    ("telegram", TELEGRAM_CLASS, TELEGRAM_REQUIRED, TELEGRAM_OPTIONAL),
+    ("whatsapp", WHATSAPP_CLASS, WHATSAPP_REQUIRED, WHATSAPP_OPTIONAL),
+)
+
+
+def _value(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def build(env: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
+    """(credentials mapping, notes): one note for each channel left out for lack of secrets."""
+    credentials: Dict[str, Any] = {
+        "rest": None,
+        "socketio": {
+            "user_message_evt": "user_uttered",
+            "bot_message_evt": "bot_uttered",
+            "session_persistence": True,
+        },
+    }
+    notes: List[str] = []
+    for name, cls, required, optional in CHANNELS:
+        missing = [var for var in required.values() if not _value(env, var)]
+        if missing:
+            note = f"{name}: left out (set {', '.join(required.values())} to enable)"
+            if len(missing) < len(required):
+                note = f"{name}: left out ({', '.join(missing)} not set; " \
+                       f"set {', '.join(required.values())} to enable)"
+            notes.append(note)
+            continue
+        settings = {key: _value(env, var) for key, var in required.items()}
+        settings.update({key: _value(env, var) for key, var in optional.items() if _value(env, var)})
+        credentials[cls] = settings
+    return credentials, notes
+
+
+def write(env: Mapping[str, str], path: Path) -> List[str]:
+    """Write the credentials file for `env` to `path` (readable by its owner only); return the notes."""
+    credentials, notes = build(env)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        "# Written by scripts/credentials.py from the environment; do not edit or commit.\n"
+        + yaml.safe_dump(credentials, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    )
+    # Tokens and secrets: create it owner-only before anything is written.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(path, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return notes
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "var/credentials.yml")
+    for line in write(os.environ, target):
+        print(line)
+    print(f"wrote {target}")

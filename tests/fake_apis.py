@@ -1,0 +1,183 @@
+"""Local stand-ins for the Telegram Bot API and Meta's Graph API (WhatsApp Cloud API).
+
+Each runs an aiohttp server on a free loopback port in its own thread, answers
+like the real API and records every call, so tests can check what the bot sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from aiohttp import web
+
+BOT_TOKEN = "123456789:AAFakeTokenForMusaedTests"
+BOT_ID = 123456789
+BOT_USERNAME = "musaed_test_bot"
+
+
+class FakeApi:
+    """An aiohttp app in a background thread that records the calls it gets."""
+
+    def __init__(self) -> None:
+        self.calls: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._thread: Optional[threading.Thread] = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def record(self, call: Dict[str, Any]) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def snapshot(self) -> List[Dict[str, Any]]:
+        with self._lock:
+            return list(self.calls)
+
+    def wait_for(self, predicate: Callable[[List[Dict[str, Any]]], Any],
+                 timeout: float = 30) -> Any:
+        """Poll the recorded calls until `predicate(calls)` is truthy; return its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = predicate(self.snapshot())
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    def start(self) -> "FakeApi":
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            app = web.Application()
+            self.routes(app)
+            self._runner = web.AppRunner(app, access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            self._loop.run_until_complete(site.start())
+            self.port = self._runner.addresses[0][1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError(f"{type(self).__name__} did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+class FakeTelegram(FakeApi):
+    """The Bot API: getMe, setWebhook, sendMessage, sendPhoto, answerCallbackQuery."""
+
+    def __init__(self, token: str = BOT_TOKEN, username: str = BOT_USERNAME) -> None:
+        super().__init__()
+        self.token = token
+        self.username = username
+        self._message_id = 1000
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/bot{token}/{method}", self.handle)
+
+    def calls_to(self, method: str, chat_id: Any = None) -> List[Dict[str, Any]]:
+        """Params of the recorded calls of `method` (to `chat_id`, when given)."""
+        return [c["params"] for c in self.snapshot()
+                if c["method"] == method
+                and (chat_id is None or str(c["params"].get("chat_id")) == str(chat_id))]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:  # aiogram posts form data (urlencoded, or multipart with files)
+            params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        if "reply_markup" in params and isinstance(params["reply_markup"], str):
+            params["reply_markup"] = json.loads(params["reply_markup"])
+        self.record({"method": method, "token": request.match_info["token"], "params": params})
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        if method == "getMe":
+            return ok({"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
+                       "username": self.username, "can_join_groups": True,
+                       "can_read_all_group_messages": False, "supports_inline_queries": False})
+        if method in ("setWebhook", "answerCallbackQuery", "deleteWebhook"):
+            return ok(True)
+        if method in ("sendMessage", "sendPhoto"):
+            self._message_id += 1
+            message = {
+                "message_id": self._message_id,
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
+                         "username": self.username},
+                "chat": {"id": int(params["chat_id"]), "type": "private"},
+                "date": int(time.time()),
+            }
+            if method == "sendMessage":
+                message["text"] = params.get("text", "")
+                if "reply_markup" in params:
+                    message["reply_markup"] = params["reply_markup"]
+            else:
+                message["photo"] = [{"file_id": "AgACAgQAAxkBAAIB", "file_unique_id": "AQADx",
+                                     "width": 320, "height": 240, "file_size": 1024}]
+            return ok(message)
+        return web.json_response(
+            {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
+            status=404)
+
+
+class FakeGraph(FakeApi):
+    """The WhatsApp Cloud API's POST /{phone_number_id}/messages."""
+
+    def __init__(self, access_token: str, phone_number_id: str) -> None:
+        super().__init__()
+        self.access_token = access_token
+        self.phone_number_id = phone_number_id
+        self._n = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{phone_number_id}/messages", self.handle)
+
+    def messages_to(self, wa_id: str) -> List[Dict[str, Any]]:
+        """The message objects the bot sent to `wa_id`, in order."""
+        return [c["json"] for c in self.snapshot() if c["json"].get("to") == wa_id]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.record({"path": request.path, "authorization": request.headers.get("Authorization"),
+                     "json": body})
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return web.json_response({"error": {
+                "message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190,
+            }}, status=401)
+        if request.match_info["phone_number_id"] != self.phone_number_id:
+            return web.json_response({"error": {
+                "message": "Unsupported post request.", "type": "GraphMethodException",
+                "code": 100,
+            }}, status=400)
+        self._n += 1
+        return web.json_response({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+            "messages": [{"id": f"wamid.FAKE{self._n:08d}"}],
+        })

@@ -1,0 +1,69 @@
+"""The web front: the chat widget's page and files, and request receipts.
+
+    python web/serve.py --port 8000 --rasa-url http://localhost:5005
+
+Everything is served from this repository and web/node_modules (npm ci):
+no CDN at run time.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+WEB = Path(__file__).resolve().parent
+sys.path.insert(0, str(WEB.parent))
+
+from musaed import receipt, store  # noqa: E402
+
+SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+
+def make_app(rasa_url: str, web_url: str = "") -> web.Application:
+    page = (WEB / "index.html").read_text(encoding="utf-8")
+    page = page.replace("{{RASA_URL}}", html.escape(rasa_url)).replace("{{WEB_URL}}", html.escape(web_url))
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    def static(path: Path, content_type: str):
+        async def handler(_: web.Request) -> web.Response:
+            return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8")
+        return handler
+
+    async def receipt_png(request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        # Signed links only: tracking numbers must not be enumerable.
+        if not receipt.verify(number, request.query.get("sig", ""), receipt.receipt_secret()):
+            raise web.HTTPNotFound()
+        db = store.open_db()
+        if store.get_request(db, number) is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=receipt.receipt_for(db, number), content_type="image/png")
+
+    if not SOCKET_IO.exists():
+        raise SystemExit(f"{SOCKET_IO} is missing: run `make install` (npm ci in web/)")
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/widget.js", static(WEB / "widget.js", "application/javascript"))
+    app.router.add_get("/widget.css", static(WEB / "widget.css", "text/css"))
+    app.router.add_get("/vendor/socket.io.min.js", static(SOCKET_IO, "application/javascript"))
+    app.router.add_get("/receipts/{number}.png", receipt_png)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--rasa-url", default="http://localhost:5005")
+    args = parser.parse_args()
+    web.run_app(make_app(args.rasa_url, f"http://{args.host}:{args.port}"),
+                host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
