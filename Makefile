@@ -13,11 +13,12 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train seed code run test validate unit nlu-test core-test bench clean
+.PHONY: help browser install train seed chat code run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
 	@echo "make test   install, train if needed, run every test"
+	@echo "make chat [ARGS=--no-shape]   talk to the running bot in this terminal"
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
 	@echo "make install | train | seed | bench | clean"
 
@@ -41,6 +42,9 @@ train: $(MODEL)
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed
+
+chat: $(BIN)/.installed
+	$(BIN)/python scripts/chat.py $(ARGS)
 
 code: $(BIN)/.installed
 	@$(BIN)/python scripts/last_code.py $(ID)

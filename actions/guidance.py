@@ -92,6 +92,9 @@ class ActionAnswerFollowup(Action):
             )
             return [SlotSet("pending_followup", question)]
         dispatcher.utter_message(text=cat.followup(service_id, question))
+        if cat.services[service_id].requestable:
+            # Keep the offer within reach: "نعم" after a follow-up starts the request.
+            dispatcher.utter_message(text=cat.offer(service_id), buttons=offer_buttons(cat, service_id))
         return []
 
 

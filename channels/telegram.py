@@ -237,6 +237,7 @@ class TelegramInput(RasaTelegramInput):
         @telegram_webhook.route("/webhook", methods=["POST"])
         async def message(request: Request) -> HTTPResponse:
             if not self._authentic(request):
+                logger.warning("Telegram update without the right secret token refused")
                 return response.text("forbidden", status=403)
             payload = request.json
             if isinstance(payload, str):

@@ -95,9 +95,7 @@ class Client:
         """Fail early, before the first prompt, when nothing answers at the URL."""
         try:
             self.session.get(f"{self.url}/", timeout=CONNECT_TIMEOUT)
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise Unreachable from e
-        except requests.RequestException as e:  # a malformed URL, for instance
+        except requests.RequestException as e:  # refused, timed out, or a malformed URL
             raise Unreachable from e
 
     def say(self, message: str) -> List[dict]:

@@ -157,6 +157,7 @@ class FakeGraph(FakeApi):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{phone_number_id}/messages", self.handle)
+        app.router.add_post("/{version}/{phone_number_id}/messages", self.handle)  # /v19.0/...
 
     def messages_to(self, wa_id: str) -> List[Dict[str, Any]]:
         """The message objects the bot sent to `wa_id`, in order."""

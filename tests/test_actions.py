@@ -56,10 +56,14 @@ async def test_guidance_only_service_offers_followups_not_a_request():
 )
 async def test_followup_answers_for_service_in_context(intent, question):
     messages, events = await run(ActionAnswerFollowup(), tracker(intent, service="renew_resident_id"))
-    assert messages == [
-        {**messages[0], "text": CAT.followup("renew_resident_id", question)}
-    ]
+    assert messages[0]["text"] == CAT.followup("renew_resident_id", question)
+    assert messages[1]["text"] == CAT.labels["offer"]  # the offer stays within reach
     assert events == []
+
+
+async def test_followup_for_guidance_only_service_has_no_offer():
+    messages, _ = await run(ActionAnswerFollowup(), tracker("ask_fees", service="digital_id"))
+    assert [m["text"] for m in messages] == [CAT.fees("digital_id")]
 
 
 async def test_followup_without_service_asks_which_and_remembers_question():

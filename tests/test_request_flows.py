@@ -74,7 +74,7 @@ def test_resident_id_for_the_wife_named_in_the_first_message(chat, servers):
 
 def test_resident_head_of_family_chooses_a_dependent(chat, servers):
     start(chat, "كيف اجدد هوية مقيم لافراد اسرتي")
-    choose = chat.say(ID["ahmed"])  # national id → code sent
+    chat.say(ID["ahmed"])  # national id → code sent
     choice = chat.say(latest_code(servers, ID["ahmed"]))
     payloads = [b["payload"] for b in choice[-1]["buttons"]]
     assert set(payloads) == {ID["maryam"], ID["yousef"], ID["layla"], ID["fatima"]}
@@ -221,3 +221,10 @@ def test_fifty_concurrent_confirmations_make_one_request(chat, servers):
         list(pool.map(lambda _: chat.say("نعم"), range(50)))
     mine = [r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.sender]
     assert len(mine) == 1
+
+
+def test_yes_after_a_followup_starts_the_request(chat):
+    chat.say("ضاعت هويتي")
+    fees = chat.say("كم الرسوم؟")
+    assert fees[-1]["buttons"][0]["payload"] == "/affirm"
+    assert "رقم هويتك" in joined(chat.say("ايوه"))

@@ -1,0 +1,28 @@
+"""Customer care for Musaed: the agents' HTTP API and page (server.py) and command line (cli.py).
+
+The logic lives in musaed/care.py; this package only loads the model, checks
+agents' tokens, and speaks HTTP or argparse.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 5080
+
+
+def default_model() -> Path:
+    """MUSAED_MODEL, else models/musaed.tar.gz here or beside this package."""
+    if os.environ.get("MUSAED_MODEL"):
+        return Path(os.environ["MUSAED_MODEL"])
+    here = Path("models") / "musaed.tar.gz"
+    return here if here.exists() else ROOT / "models" / "musaed.tar.gz"
+
+
+def default_tracker_db() -> Path:
+    """MUSAED_TRACKER_DB, else var/trackers.db (where `make run` keeps conversations)."""
+    if os.environ.get("MUSAED_TRACKER_DB"):
+        return Path(os.environ["MUSAED_TRACKER_DB"])
+    here = Path("var") / "trackers.db"
+    return here if here.exists() else ROOT / "var" / "trackers.db"

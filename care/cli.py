@@ -1,0 +1,228 @@
+"""musaed-care: customer care on the command line (Arabic text; --json for machines).
+
+    musaed-care ask "ضاعت هويتي"
+    musaed-care request --tracking-number MSD-12345678 | --national-id 1010000014
+    musaed-care status MSD-12345678 approved --agent huda
+    musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة" --agent huda
+    musaed-care conversation <sender id>
+    musaed-care handovers
+    musaed-care fallbacks
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from care import default_model, default_tracker_db
+from musaed import care, store
+from musaed.identity import mask_id
+
+log = logging.getLogger("care")
+
+# The command line's own framing (the agents read it; answers come from the catalogue).
+NO_REQUESTS = "لا توجد طلبات مطابقة."
+NO_CONVERSATION = "لا توجد محادثة بهذا المعرّف."
+NO_HANDOVERS = "لا توجد محادثات محوّلة إلى موظف."
+NO_FALLBACKS = "لا توجد رسائل لم يفهمها البوت."
+CHANGED = "تم تغيير حالة الطلب {tracking_number} إلى: {status}"
+
+
+def _pct(confidence) -> str:
+    return f"{float(confidence or 0):.0%}"
+
+
+def _at(iso: Optional[str]) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+def format_request(r: dict) -> str:
+    lines = [
+        f"الطلب {r['tracking_number']}",
+        f"• الخدمة: {r['service']}",
+        f"• مقدّم الطلب: {r['applicant_name']} ({r['applicant_id']})",
+        f"• المستفيد: {r['beneficiary_name']} ({r['beneficiary_id']})",
+        f"• الحالة: {r['status_text']} ({r['status']})",
+        f"• المحادثة: {r['conversation_id']}",
+        "سجل الحالة:",
+    ]
+    for n, e in enumerate(r["history"], start=1):
+        line = f"{n}. {e['status_text']} — {_at(e['at'])} — {e['actor']}"
+        if e.get("note"):
+            line += f" — السبب: {e['note']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def format_message(m: dict) -> str:
+    at = _at(m.get("time"))
+    if m["role"] == "user":
+        line = f"[{at}] 👤 {m['text']}  ({m['intent']} {_pct(m['confidence'])})"
+        if m.get("original_intent"):
+            o = m["original_intent"]
+            line += f" ← أقرب نية: {o['name']} {_pct(o['confidence'])}"
+        return line
+    if m["role"] == "bot":
+        line = f"[{at}] 🤖 {m['text'] or ''}"
+        if m.get("buttons"):
+            line += "\n    [" + " | ".join(b or "" for b in m["buttons"]) + "]"
+        return line
+    if m["role"] == "handover":
+        return f"[{at}] — حُوّلت المحادثة إلى موظف —"
+    return f"[{at}] — جلسة جديدة —"
+
+
+def _print(args, data, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(text)
+
+
+def _who(args) -> str:
+    return getattr(args, "agent", None) or f"cli:{getpass.getuser()}"
+
+
+# -- subcommands ---------------------------------------------------------------
+
+def cmd_ask(args) -> int:
+    from care.model import Ranker
+
+    ranker = Ranker(args.model or default_model())
+    results = []
+    for question in args.question:
+        result = {"question": question, **care.answer(asyncio.run(ranker.rank(question)),
+                                                      threshold=args.threshold)}
+        results.append(result)
+        log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2))
+    else:
+        print("\n\n".join(r["text"] for r in results))
+    return 0
+
+
+def cmd_request(args) -> int:
+    if not (args.tracking_number or args.national_id):
+        print("اكتب --tracking-number أو --national-id", file=sys.stderr)
+        return 2
+    found = care.find_requests(store.open_db(args.db), tracking_number=args.tracking_number,
+                               national_id=args.national_id)
+    log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found", _who(args),
+             args.tracking_number or "-", mask_id(args.national_id) if args.national_id else "-", len(found))
+    _print(args, {"requests": found}, "\n\n".join(map(format_request, found)) or NO_REQUESTS)
+    return 0 if found else 1
+
+
+def cmd_status(args) -> int:
+    try:
+        changed = care.change_status(store.open_db(args.db), args.tracking_number, args.status,
+                                     args.agent, reason=args.reason)
+    except care.CareError as e:
+        log.info("agent %s: status change of %s to %s refused (%s)", args.agent, args.tracking_number,
+                 args.status, e.code)
+        if args.json:
+            print(json.dumps({"error": e.code, "message": e.message}, ensure_ascii=False))
+        else:
+            print(e.message, file=sys.stderr)
+        return 1
+    log.info("agent %s: %s moved to %s at %s", args.agent, changed["tracking_number"],
+             changed["status"], changed["history"][-1]["at"])
+    _print(args, {"request": changed},
+           CHANGED.format(tracking_number=changed["tracking_number"], status=changed["status_text"])
+           + "\n" + format_request(changed))
+    return 0
+
+
+def cmd_conversation(args) -> int:
+    messages = care.transcript(args.tracker_db or default_tracker_db(), args.sender_id)
+    log.info("agent %s: read conversation %s (%d messages)", _who(args), mask_id(args.sender_id), len(messages))
+    _print(args, {"sender_id": args.sender_id, "messages": messages},
+           "\n".join(map(format_message, messages)) or NO_CONVERSATION)
+    return 0 if messages else 1
+
+
+def cmd_handovers(args) -> int:
+    found = care.handovers(args.tracker_db or default_tracker_db(), limit=args.limit)
+    log.info("agent %s: listed %d handovers", _who(args), len(found))
+    _print(args, {"conversations": found}, "\n".join(
+        f"• {_at(c['time'])} — {c['sender_id']} — «{c['text'] or ''}»" for c in found) or NO_HANDOVERS)
+    return 0
+
+
+def cmd_fallbacks(args) -> int:
+    found = care.fallbacks(args.tracker_db or default_tracker_db(), limit=args.limit)
+    log.info("agent %s: listed %d fallbacks", _who(args), len(found))
+
+    def line(m: dict) -> str:
+        o = m.get("original_intent") or {}
+        return (f"• {_at(m['time'])} — {m['sender_id']} — «{m['text'] or ''}» "
+                f"(أقرب نية: {o.get('name', '-')} {_pct(o.get('confidence'))})")
+
+    _print(args, {"messages": found}, "\n".join(map(line, found)) or NO_FALLBACKS)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine output (JSON)")
+    who = argparse.ArgumentParser(add_help=False)
+    who.add_argument("--agent", help="your name, for the log (default: your login)")
+    app_db = argparse.ArgumentParser(add_help=False)
+    app_db.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
+    trackers = argparse.ArgumentParser(add_help=False)
+    trackers.add_argument("--tracker-db", type=Path, default=None,
+                          help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db")
+
+    parser = argparse.ArgumentParser(prog="musaed-care", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ask", parents=[common, who], help="the services a question matches, and the answer")
+    p.add_argument("question", nargs="+", help="the question, in Arabic (several: one answer each)")
+    p.add_argument("--model", type=Path, default=None, help="default: models/musaed.tar.gz")
+    p.add_argument("--threshold", type=float, default=care.THRESHOLD)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("request", parents=[common, who, app_db], help="find requests with their history")
+    p.add_argument("--tracking-number")
+    p.add_argument("--national-id")
+    p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("status", parents=[common, app_db], help="move a request to a new status")
+    p.add_argument("tracking_number")
+    p.add_argument("status", help="one of: " + ", ".join(care.AGENT_STATUSES))
+    p.add_argument("--reason", help="required for rejected")
+    p.add_argument("--agent", required=True, help="your name: it signs the event")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("conversation", parents=[common, who, trackers], help="a conversation's transcript")
+    p.add_argument("sender_id")
+    p.set_defaults(func=cmd_conversation)
+
+    for name, func, what in (("handovers", cmd_handovers, "conversations handed over to a person"),
+                             ("fallbacks", cmd_fallbacks, "messages the bot did not understand")):
+        p = sub.add_parser(name, parents=[common, who, trackers], help=what)
+        p.add_argument("--limit", type=int, default=100)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The customer-care HTTP API and the agents' page.
+
+    MUSAED_CARE_TOKENS="huda:…,omar:…" python -m care.server --port 5080
+
+GET /care/ is the page (no data in it); every other /care/ route needs
+`Authorization: Bearer <token>` and answers 401 with no data without one.
+
+    GET  /care/answer?q=…                        matched services and the catalogue's answer
+    GET  /care/statuses                          the statuses an agent may set
+    GET  /care/requests?tracking_number=…|national_id=…   requests with their history
+    POST /care/requests/{tracking_number}/status {"status": …, "reason": …}
+    GET  /care/conversations/{sender_id}         a transcript from the tracker store
+    GET  /care/handovers                         conversations handed over to a person
+    GET  /care/fallbacks                         messages the bot did not understand
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Awaitable, Callable, Dict, Optional
+
+from aiohttp import web
+
+from care import DEFAULT_PORT, auth, default_model, default_tracker_db
+from musaed import care, store
+from musaed.identity import mask_id
+
+log = logging.getLogger("care")
+PAGE = Path(__file__).with_name("page.html")
+MAX_QUESTION = 500
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, not the path: paths carry sender ids and tracking numbers."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
+
+
+def _error(status: int, code: str, message: str = "") -> web.Response:
+    return _json({"error": code, "message": message}, status=status)
+
+
+def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens: Dict[str, str],
+             db_path: Optional[os.PathLike] = None, ranker=None) -> web.Application:
+    """The app: the model is loaded here, once (or `ranker` given, for tests)."""
+    if not tokens:
+        raise ValueError(f"no agent tokens: set {auth.ENV}=\"name:token,…\"")
+    if ranker is None and model_path is not None:
+        from care.model import Ranker
+
+        ranker = Ranker(model_path)
+    tracker_db = Path(tracker_db)
+    db = store.open_db(db_path)
+    page = PAGE.read_text(encoding="utf-8")
+
+    @web.middleware
+    async def require_agent(request: web.Request, handler: Callable[[web.Request], Awaitable]):
+        if request.path in ("/care", "/care/") or not request.path.startswith("/care/"):
+            return await handler(request)
+        agent = auth.agent_for(request.headers.get("Authorization"), tokens)
+        if agent is None:
+            log.warning("refused %s %s from %s: no valid agent token",
+                        request.method, _route(request), request.remote)
+            return web.json_response({"error": "unauthorized"}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="musaed-care"'})
+        request["agent"] = agent
+        response = await handler(request)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy": "default-src 'self'; "
+                                     "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                                     "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                                     "Referrer-Policy": "no-referrer"})
+
+    async def to_index(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/care/")
+
+    async def answer(request: web.Request) -> web.Response:
+        agent = request["agent"]
+        question = (request.query.get("q") or "").strip()
+        if not question:
+            return _error(400, "question_required", "اكتب السؤال.")
+        if ranker is None:
+            return _error(503, "no_model", "النموذج غير محمّل.")
+        result = care.answer(await ranker.rank(question[:MAX_QUESTION]))
+        # The question itself is not logged: people paste ids and numbers into it.
+        log.info("agent %s: answer lookup → %s (%s)", agent,
+                 result["service"] or "not matched", result["confidence"] or result["top_intent"]["confidence"])
+        return _json({"question": question, **result})
+
+    async def statuses(_: web.Request) -> web.Response:
+        return _json({"statuses": care.agent_statuses()})
+
+    async def find(request: web.Request) -> web.Response:
+        agent = request["agent"]
+        number = (request.query.get("tracking_number") or "").strip() or None
+        nid = (request.query.get("national_id") or "").strip() or None
+        if not (number or nid):
+            return _error(400, "query_required", "اكتب رقم الطلب أو رقم الهوية.")
+        found = care.find_requests(db, tracking_number=number, national_id=nid)
+        log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found",
+                 agent, number or "-", mask_id(nid) if nid else "-", len(found))
+        return _json({"requests": found})
+
+    async def change(request: web.Request) -> web.Response:
+        agent = request["agent"]
+        number = request.match_info["tracking_number"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            return _error(400, "status_required", "اختر الحالة الجديدة.")
+        reason = body.get("reason")
+        try:
+            changed = care.change_status(db, number, body["status"], agent,
+                                         reason=reason if isinstance(reason, str) else None)
+        except care.CareError as e:
+            log.info("agent %s: status change of %s to %s refused (%s)", agent, number, body["status"], e.code)
+            return _error(404 if e.code == "not_found" else 400, e.code, e.message)
+        log.info("agent %s: %s moved to %s at %s", agent, changed["tracking_number"], changed["status"],
+                 changed["history"][-1]["at"])
+        return _json({"request": changed})
+
+    async def conversation(request: web.Request) -> web.Response:
+        agent = request["agent"]
+        sender = request.match_info["sender_id"]
+        messages = care.transcript(tracker_db, sender)
+        log.info("agent %s: read conversation %s (%d messages)", agent, mask_id(sender), len(messages))
+        if not messages:
+            return _error(404, "not_found", "لا توجد محادثة بهذا المعرّف.")
+        return _json({"sender_id": sender, "messages": messages})
+
+    def _limit(request: web.Request) -> int:
+        try:
+            return max(1, min(500, int(request.query.get("limit", 100))))
+        except ValueError:
+            return 100
+
+    async def handed_over(request: web.Request) -> web.Response:
+        found = care.handovers(tracker_db, limit=_limit(request))
+        log.info("agent %s: listed %d handovers", request["agent"], len(found))
+        return _json({"conversations": found})
+
+    async def not_understood(request: web.Request) -> web.Response:
+        found = care.fallbacks(tracker_db, limit=_limit(request))
+        log.info("agent %s: listed %d fallbacks", request["agent"], len(found))
+        return _json({"messages": found})
+
+    app = web.Application(middlewares=[require_agent], client_max_size=64 * 1024)
+    app.router.add_get("/care", to_index)
+    app.router.add_get("/care/", index)
+    app.router.add_get("/care/answer", answer)
+    app.router.add_get("/care/statuses", statuses)
+    app.router.add_get("/care/requests", find)
+    app.router.add_post("/care/requests/{tracking_number}/status", change)
+    app.router.add_get("/care/conversations/{sender_id:.+}", conversation)
+    app.router.add_get("/care/handovers", handed_over)
+    app.router.add_get("/care/fallbacks", not_understood)
+    return app
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("care")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="musaed-care-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--model", type=Path, default=None, help="default: models/musaed.tar.gz")
+    parser.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
+    parser.add_argument("--tracker-db", type=Path, default=None,
+                        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        tokens = auth.tokens_from_env()
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not tokens:
+        print(f'Set {auth.ENV}="name1:token1,name2:token2": every care endpoint needs an agent token.',
+              file=sys.stderr)
+        return 2
+    model = args.model or default_model()
+    tracker_db = args.tracker_db or default_tracker_db()
+    log.info("loading %s …", model)
+    app = make_app(model, tracker_db, tokens, db_path=args.db)
+    log.info("customer care on http://%s:%d/care/ for %d agents (tracker store %s)",
+             args.host, args.port, len(tokens), tracker_db)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

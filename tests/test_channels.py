@@ -1,0 +1,316 @@
+"""Telegram and WhatsApp end to end: the real Rasa and action servers, started with the
+credentials file scripts/credentials.write() makes, talking to fake Telegram and
+Graph APIs on loopback ports (tests/fake_apis.py)."""
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+import credentials  # scripts/, put on sys.path by conftest
+from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
+from musaed import catalogue, seed, store
+from servers import MODEL, Servers, free_port
+
+pytestmark = pytest.mark.e2e
+CAT = catalogue.load()
+ROOT = Path(__file__).resolve().parent.parent
+GREETING = yaml.safe_load((ROOT / "domain.yml").read_text())["responses"]["utter_greet"][0]["text"]
+
+WA_TOKEN = "EAAGfakeAccessToken"
+WA_PHONE_ID = "106540352242922"
+WA_APP_SECRET = "fake-app-secret"
+WA_VERIFY = "musaed-verify-token"
+TG_SECRET = "tg-secret_Token-123"
+SIGNATURE = "X-Hub-Signature-256"
+TG_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+_ids = itertools.count(int(time.time()) % 100000 * 100)
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory):
+    """Fake Telegram and Graph APIs, then one Rasa + action server pair wired to them."""
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: run `make train` (make test does it for you)")
+    tg = FakeTelegram().start()
+    graph = FakeGraph(WA_TOKEN, WA_PHONE_ID).start()
+    rasa_port = free_port()
+    webhook_url = f"http://127.0.0.1:{rasa_port}/webhooks/telegram/webhook"
+    env = {
+        "TELEGRAM_TOKEN": BOT_TOKEN,
+        "TELEGRAM_VERIFY": BOT_USERNAME,
+        "TELEGRAM_WEBHOOK_URL": webhook_url,
+        "TELEGRAM_API_URL": tg.url,
+        "TELEGRAM_SECRET_TOKEN": TG_SECRET,
+        "WHATSAPP_ACCESS_TOKEN": WA_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": WA_PHONE_ID,
+        "WHATSAPP_APP_SECRET": WA_APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
+        "WHATSAPP_API_URL": graph.url + "/v19.0",
+    }
+    creds_file = tmp_path_factory.mktemp("creds") / "credentials.yml"
+    assert credentials.write(env, creds_file) == []
+    db_file = tmp_path_factory.mktemp("db") / "musaed.db"
+    seed.seed(store.open_db(db_file))
+    servers = Servers(
+        rasa_port=rasa_port,
+        action_port=free_port(),
+        credentials=creds_file,
+        log_dir=tmp_path_factory.mktemp("channel-server-logs"),
+        env={"MUSAED_DB": str(db_file)},
+    )
+    try:
+        servers.start()
+        servers.telegram, servers.graph, servers.webhook_url = tg, graph, webhook_url
+        yield servers
+    finally:
+        servers.stop()
+        tg.stop()
+        graph.stop()
+
+
+# -- Telegram ----------------------------------------------------------------------
+
+
+def tg_user(chat_id: int) -> dict:
+    return {"id": chat_id, "is_bot": False, "first_name": "خالد", "last_name": "العتيبي",
+            "username": f"user{chat_id}", "language_code": "ar"}
+
+
+def tg_chat(chat_id: int) -> dict:
+    return {"id": chat_id, "first_name": "خالد", "last_name": "العتيبي",
+            "username": f"user{chat_id}", "type": "private"}
+
+
+def tg_text_update(chat_id: int, text: str) -> dict:
+    message = {"message_id": next(_ids), "from": tg_user(chat_id), "chat": tg_chat(chat_id),
+               "date": int(time.time()), "text": text}
+    if text.startswith("/"):
+        message["entities"] = [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}]
+    return {"update_id": next(_ids), "message": message}
+
+
+def tg_button_update(chat_id: int, data: str) -> dict:
+    """What Telegram posts when the person presses an inline button."""
+    return {"update_id": next(_ids), "callback_query": {
+        "id": str(next(_ids)), "from": tg_user(chat_id), "chat_instance": "-81234567",
+        "data": data,
+        "message": {"message_id": next(_ids),
+                    "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
+                             "username": BOT_USERNAME},
+                    "chat": tg_chat(chat_id), "date": int(time.time()), "text": "…"},
+    }}
+
+
+def tg_post(bot, update: dict, secret: str = TG_SECRET) -> requests.Response:
+    headers = {TG_SECRET_HEADER: secret} if secret is not None else {}
+    return requests.post(f"{bot.url}/webhooks/telegram/webhook", json=update,
+                         headers=headers, timeout=60)
+
+
+def tg_sent(bot, chat_id: int, after: int = 0) -> list:
+    """sendMessage params to `chat_id`, from the `after`-th on."""
+    return bot.telegram.calls_to("sendMessage", chat_id)[after:]
+
+
+def test_telegram_webhook_is_set_at_start_up(bot):
+    calls = bot.telegram.calls_to("setWebhook")
+    assert calls, "setWebhook was not called"
+    assert calls[0]["url"] == bot.webhook_url
+    assert calls[0]["secret_token"] == TG_SECRET
+    assert requests.get(f"{bot.url}/webhooks/telegram/", timeout=10).json() == {"status": "ok"}
+
+
+def test_telegram_text_gets_numbered_steps_and_an_inline_keyboard(bot):
+    chat = 700000001
+    r = tg_post(bot, tg_text_update(chat, "ضاعت هويتي"))
+    assert r.status_code == 200, r.text
+    sent = bot.telegram.wait_for(lambda _: len(tg_sent(bot, chat)) >= 2 and tg_sent(bot, chat))
+    s = CAT.services["report_lost_id"]
+    texts = [m["text"] for m in sent]
+    assert any(f"1. {s.steps[0]}" in t and f"2. {s.steps[1]}" in t for t in texts), texts
+    keyboards = [m["reply_markup"] for m in sent if "reply_markup" in m]
+    assert keyboards, "the offer's buttons were not sent"
+    buttons = [b for row in keyboards[-1]["inline_keyboard"] for b in row]
+    assert {b["callback_data"] for b in buttons} == {"/affirm", "/deny"}
+    assert all(b["text"] for b in buttons)
+    assert all(m["chat_id"] == str(chat) for m in sent)
+
+
+def test_telegram_start_gets_the_greeting(bot):
+    chat = 700000002
+    assert tg_post(bot, tg_text_update(chat, "/start")).status_code == 200
+    sent = bot.telegram.wait_for(lambda _: tg_sent(bot, chat))
+    assert sent[0]["text"] == GREETING
+
+
+def test_telegram_button_press_is_answered_and_acknowledged(bot):
+    chat = 700000003
+    tg_post(bot, tg_text_update(chat, "وش تقدر تسوي"))
+    [menu] = [m for m in tg_sent(bot, chat) if "reply_markup" in m]
+    rows = menu["reply_markup"]["inline_keyboard"]
+    assert [b["callback_data"] for row in rows for b in row] == [f"/{sid}" for sid in CAT.services]
+    before = len(tg_sent(bot, chat))
+    update = tg_button_update(chat, "/digital_id")
+    assert tg_post(bot, update).status_code == 200
+    sent = bot.telegram.wait_for(lambda _: tg_sent(bot, chat, before))
+    assert sent[0]["text"].startswith(CAT.services["digital_id"].name)
+    acks = bot.telegram.calls_to("answerCallbackQuery")
+    assert update["callback_query"]["id"] in {a["callback_query_id"] for a in acks}
+
+
+def test_telegram_update_without_the_secret_token_is_refused(bot):
+    chat = 700000004
+    assert tg_post(bot, tg_text_update(chat, "ضاعت هويتي"), secret=None).status_code == 403
+    assert tg_post(bot, tg_text_update(chat, "ضاعت هويتي"), secret="wrong").status_code == 403
+    time.sleep(1)
+    assert tg_sent(bot, chat) == []
+
+
+# -- WhatsApp ----------------------------------------------------------------------
+
+
+def wa_payload(wa_id: str, message: dict, phone_id: str = WA_PHONE_ID) -> dict:
+    """A webhook POST body as the WhatsApp Cloud API sends it."""
+    return {"object": "whatsapp_business_account", "entry": [{
+        "id": "102290129340398",
+        "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "966500000000", "phone_number_id": phone_id},
+            "contacts": [{"profile": {"name": "خالد"}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}",
+                          "timestamp": str(int(time.time())), **message}],
+        }}],
+    }]}
+
+
+def wa_text(wa_id: str, text: str) -> dict:
+    return wa_payload(wa_id, {"type": "text", "text": {"body": text}})
+
+
+def wa_reply(wa_id: str, kind: str, reply_id: str, title: str) -> dict:
+    return wa_payload(wa_id, {"type": "interactive", "interactive": {
+        "type": kind, kind: {"id": reply_id, "title": title}}})
+
+
+def wa_post(bot, payload: dict, signature: object = True) -> requests.Response:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature is True:
+        headers[SIGNATURE] = "sha256=" + hmac.new(WA_APP_SECRET.encode(), body,
+                                                  hashlib.sha256).hexdigest()
+    elif signature:
+        headers[SIGNATURE] = signature
+    return requests.post(f"{bot.url}/webhooks/whatsapp/webhook", data=body, headers=headers,
+                         timeout=60)
+
+
+def new_wa_id() -> str:
+    return f"9665{uuid.uuid4().int % 10**8:08d}"
+
+
+def wa_texts(messages: list) -> list:
+    return [m["text"]["body"] for m in messages if m["type"] == "text"]
+
+
+def test_whatsapp_verification_handshake(bot):
+    url = f"{bot.url}/webhooks/whatsapp/webhook"
+    ok = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": WA_VERIFY,
+                                   "hub.challenge": "1158201444"}, timeout=10)
+    assert ok.status_code == 200 and ok.text == "1158201444"
+    wrong = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "nope",
+                                      "hub.challenge": "1158201444"}, timeout=10)
+    assert wrong.status_code == 403 and "1158201444" not in wrong.text
+    assert requests.get(url, params={"hub.mode": "unsubscribe", "hub.verify_token": WA_VERIFY,
+                                     "hub.challenge": "1"}, timeout=10).status_code == 403
+    assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_whatsapp_signed_text_gets_steps_and_interactive_buttons(bot):
+    wa_id = new_wa_id()
+    r = wa_post(bot, wa_text(wa_id, "ابي اجدد اقامة زوجتي"))
+    assert r.status_code == 200, r.text
+    sent = bot.graph.wait_for(lambda _: len(bot.graph.messages_to(wa_id)) >= 2
+                              and bot.graph.messages_to(wa_id))
+    s = CAT.services["renew_resident_id"]
+    texts = wa_texts(sent)
+    assert any(t.startswith(s.name) and f"1. {s.steps[0]}" in t for t in texts), texts
+    [offer] = [m for m in sent if m["type"] == "interactive"]
+    assert offer["interactive"]["type"] == "button"
+    assert offer["interactive"]["body"]["text"] == CAT.offer("renew_resident_id")
+    replies = [b["reply"] for b in offer["interactive"]["action"]["buttons"]]
+    assert [r["id"] for r in replies] == ["/affirm", "/deny"]
+    assert all(0 < len(r["title"]) <= 20 for r in replies)
+    calls = [c for c in bot.graph.snapshot() if c["json"]["to"] == wa_id]
+    assert all(c["path"] == f"/v19.0/{WA_PHONE_ID}/messages" for c in calls)
+    assert all(c["authorization"] == f"Bearer {WA_TOKEN}" for c in calls)
+    assert all(c["json"]["messaging_product"] == "whatsapp" for c in calls)
+
+
+@pytest.mark.parametrize("signature", [None, "sha256=" + "0" * 64, "wrong", "sha1=abc"])
+def test_whatsapp_unsigned_or_badly_signed_post_is_refused(bot, signature):
+    wa_id = new_wa_id()
+    r = wa_post(bot, wa_text(wa_id, "ابي اجدد اقامة زوجتي"), signature=signature)
+    assert r.status_code == 403
+    time.sleep(1)
+    assert bot.graph.messages_to(wa_id) == []
+
+
+def test_whatsapp_signature_of_another_body_is_refused(bot):
+    wa_id = new_wa_id()
+    signed = json.dumps(wa_text(wa_id, "مرحبا")).encode()
+    good_for_other = "sha256=" + hmac.new(WA_APP_SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    r = wa_post(bot, wa_text(wa_id, "ابي اجدد اقامة زوجتي"), signature=good_for_other)
+    assert r.status_code == 403
+    time.sleep(1)
+    assert bot.graph.messages_to(wa_id) == []
+
+
+def test_whatsapp_button_reply_is_answered(bot):
+    wa_id = new_wa_id()
+    wa_post(bot, wa_text(wa_id, "ابي اجدد اقامة زوجتي"))
+    before = len(bot.graph.messages_to(wa_id))
+    assert wa_post(bot, wa_reply(wa_id, "button_reply", "/ask_fees", "الرسوم")).status_code == 200
+    sent = bot.graph.wait_for(lambda _: bot.graph.messages_to(wa_id)[before:])
+    assert wa_texts(sent)[0] == CAT.fees("renew_resident_id")
+
+
+def test_whatsapp_menu_is_a_list_and_a_list_reply_is_answered(bot):
+    wa_id = new_wa_id()
+    assert wa_post(bot, wa_reply(wa_id, "button_reply", "/ask_fees", "الرسوم")).status_code == 200
+    sent = bot.graph.wait_for(lambda _: bot.graph.messages_to(wa_id))
+    [menu] = [m for m in sent if m["type"] == "interactive"]
+    assert menu["interactive"]["type"] == "list"
+    assert menu["interactive"]["body"]["text"] == CAT.labels["which_service"]
+    rows = menu["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == [f"/{sid}" for sid in CAT.services]
+    assert all(0 < len(r["title"]) <= 24 for r in rows)
+    before = len(sent)
+    name = CAT.services["report_lost_id"].name
+    assert wa_post(bot, wa_reply(wa_id, "list_reply", "/report_lost_id", name)).status_code == 200
+    sent = bot.graph.wait_for(lambda _: bot.graph.messages_to(wa_id)[before:])
+    assert wa_texts(sent)[0] == CAT.fees("report_lost_id")  # the question asked before the pick
+
+
+def test_whatsapp_redelivered_message_and_statuses_get_no_second_answer(bot):
+    wa_id = new_wa_id()
+    payload = wa_text(wa_id, "السلام عليكم")
+    assert wa_post(bot, payload).status_code == 200
+    first = bot.graph.wait_for(lambda _: bot.graph.messages_to(wa_id))
+    assert wa_texts(first)[0] == GREETING
+    assert wa_post(bot, payload).status_code == 200  # Meta redelivers the same message id
+    status = wa_payload(wa_id, {})
+    value = status["entry"][0]["changes"][0]["value"]
+    value["statuses"] = [{"id": "wamid.x", "status": "delivered", "recipient_id": wa_id,
+                          "timestamp": str(int(time.time()))}]
+    del value["messages"]
+    assert wa_post(bot, status).status_code == 200
+    time.sleep(1)
+    assert len(bot.graph.messages_to(wa_id)) == len(first)
