@@ -114,7 +114,7 @@ def cmd_request(args) -> int:
     found = care.find_requests(store.open_db(args.db), tracking_number=args.tracking_number,
                                national_id=args.national_id)
     log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found", _who(args),
-             args.tracking_number or "-", mask_id(args.national_id) if args.national_id else "-", len(found))
+             "given" if args.tracking_number else "-", mask_id(args.national_id) if args.national_id else "-", len(found))
     _print(args, {"requests": found}, "\n\n".join(map(format_request, found)) or NO_REQUESTS)
     return 0 if found else 1
 
@@ -124,8 +124,7 @@ def cmd_status(args) -> int:
         changed = care.change_status(store.open_db(args.db), args.tracking_number, args.status,
                                      args.agent, reason=args.reason)
     except care.CareError as e:
-        log.info("agent %s: status change of %s to %s refused (%s)", args.agent, args.tracking_number,
-                 args.status, e.code)
+        log.info("agent %s: status change refused (%s)", args.agent, e.code)
         if args.json:
             print(json.dumps({"error": e.code, "message": e.message}, ensure_ascii=False))
         else:

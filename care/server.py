@@ -48,6 +48,12 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "?"
 
 
+def _safe(number: str) -> str:
+    """A tracking number fit for the log: anything else typed there is not repeated."""
+    parsed, _ = store.parse_tracking_number(number)
+    return parsed or "(not a tracking number)"
+
+
 def _error(status: int, code: str, message: str = "") -> web.Response:
     return _json({"error": code, "message": message}, status=status)
 
@@ -115,7 +121,7 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return _error(400, "query_required", "اكتب رقم الطلب أو رقم الهوية.")
         found = care.find_requests(db, tracking_number=number, national_id=nid)
         log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found",
-                 agent, number or "-", mask_id(nid) if nid else "-", len(found))
+                 agent, _safe(number) if number else "-", mask_id(nid) if nid else "-", len(found))
         return _json({"requests": found})
 
     async def change(request: web.Request) -> web.Response:
@@ -132,7 +138,7 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             changed = care.change_status(db, number, body["status"], agent,
                                          reason=reason if isinstance(reason, str) else None)
         except care.CareError as e:
-            log.info("agent %s: status change of %s to %s refused (%s)", agent, number, body["status"], e.code)
+            log.info("agent %s: status change of %s refused (%s)", agent, _safe(number), e.code)
             return _error(404 if e.code == "not_found" else 400, e.code, e.message)
         log.info("agent %s: %s moved to %s at %s", agent, changed["tracking_number"], changed["status"],
                  changed["history"][-1]["at"])

@@ -8,29 +8,39 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from credentials import write as write_credentials  # noqa: E402
 from servers import ROOT, Servers  # noqa: E402
 
 
 def main() -> int:
-    servers = Servers(rasa_port=5005, action_port=5055, log_dir=ROOT / "var" / "logs",
-                      tracker_db=ROOT / "var" / "trackers.db")
-    print("Starting Musaed (action server :5055, Rasa server :5005)…", flush=True)
-    servers.start()
-    web_log = servers.log_dir / "web.log"
-    servers.spawn([sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000",
-                    "--rasa-url", servers.url.replace("127.0.0.1", "localhost")],
-                   {**os.environ, "PYTHONPATH": str(ROOT)}, web_log)
-    print(
-        f"Musaed is up after {servers.startup_seconds:.1f} s. Talk to it:\n"
-        f"  REST:      curl -s {servers.url}/webhooks/rest/webhook "
-        "-d '{\"sender\": \"me\", \"message\": \"ضاعت هويتي\"}'\n"
-        "  web chat:  http://localhost:8000  (the widget, and a snippet to embed it)\n"
-        f"  logs:      {servers.log_dir}/\n"
-        "Ctrl-C stops them all.",
-        flush=True,
-    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C stops everything, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # rest and socketio always; Telegram and WhatsApp only when their secrets
+    # are in the environment (one line says which were left out).
+    creds = ROOT / "var" / "credentials.yml"
+    for note in write_credentials(os.environ, creds):
+        print(note, flush=True)
+    servers = Servers(rasa_port=5005, action_port=5055, log_dir=ROOT / "var" / "logs",
+                      tracker_db=ROOT / "var" / "trackers.db", credentials=creds,
+                      interface=os.environ.get("MUSAED_INTERFACE", "127.0.0.1"))
+    print("Starting Musaed (action server :5055, Rasa server :5005, web :8000)…", flush=True)
     try:
+        servers.start()
+        servers.spawn([sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000",
+                       "--rasa-url", "http://localhost:5005"],
+                      {**os.environ, "PYTHONPATH": str(ROOT)}, servers.log_dir / "web.log")
+        print(
+            f"Musaed is up after {servers.startup_seconds:.1f} s. Talk to it:\n"
+            "  web chat:  http://localhost:8000  (the widget, and a snippet to embed it)\n"
+            "  terminal:  make chat\n"
+            "  REST:      curl -s localhost:5005/webhooks/rest/webhook "
+            "-d '{\"sender\": \"me\", \"message\": \"ضاعت هويتي\"}'\n"
+            f"  logs:      {servers.log_dir}/  (one-time codes: make code ID=<national id>)\n"
+            "Ctrl-C stops them all.",
+            flush=True,
+        )
         while all(p.poll() is None for p in servers.procs):
             time.sleep(1)
         print("A server stopped unexpectedly; see the logs above.", file=sys.stderr)

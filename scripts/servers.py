@@ -50,6 +50,8 @@ class Servers:
     # SQLite file of Rasa's tracker store (customer care reads conversations
     # there); default: beside the logs.
     tracker_db: Optional[Path] = None
+    # Loopback by default; a deployment behind a proxy may listen wider.
+    interface: str = "127.0.0.1"
     procs: List[subprocess.Popen] = field(default_factory=list)
     startup_seconds: float = 0.0
 
@@ -76,7 +78,7 @@ class Servers:
         )
         rasa = self.spawn(
             [str(BIN / "rasa"), "run", "--model", str(self.model),
-             "--port", str(self.rasa_port), "--interface", "127.0.0.1",
+             "--port", str(self.rasa_port), "--interface", self.interface,
              "--credentials", str(self.credentials), "--endpoints", str(endpoints),
              "--cors", "*"],
             env, log_dir / "rasa.log",

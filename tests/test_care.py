@@ -1,0 +1,631 @@
+"""Customer care: answer lookup, request desk, conversation review, the API, the CLI and the page.
+
+Unit tests run the functions of musaed/care.py on a seeded temporary database
+and a small hand-made tracker store; the e2e ones drive the real model, the
+real Rasa and action servers (the `servers` fixture), the care API in a
+subprocess and its page in headless Chromium.
+"""
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests as http
+
+from care import auth
+from care.server import make_app
+from musaed import care, catalogue, seed, store
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "musaed.tar.gz"
+CLI = ROOT / ".venv" / "bin" / "musaed-care"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "results" / "care"
+CAT = catalogue.load()
+ID = seed.ids()
+TODAY = date(2026, 11, 23)
+TRACKING = re.compile(r"MSD-\d{8}")
+TOKENS = {"huda": "tok-huda-7f3a9c2e51", "omar": "tok-omar-0b8d44e6a2"}
+e2e = pytest.mark.e2e
+
+
+def first_step(service_id: str) -> str:
+    return f"1. {CAT.services[service_id].steps[0]}"
+
+
+# -- answer lookup ---------------------------------------------------------------
+
+def test_a_confident_service_intent_gets_the_bots_answer_from_the_catalogue():
+    result = care.answer([{"name": "report_lost_id", "confidence": 0.97},
+                          {"name": "renew_national_id", "confidence": 0.02},
+                          {"name": "thank", "confidence": 0.01}])
+    assert result["matched"] and result["service"] == "report_lost_id"
+    assert result["confidence"] == pytest.approx(0.97)
+    assert [s["id"] for s in result["services"]] == ["report_lost_id", "renew_national_id"]
+    assert result["services"][0]["name"] == CAT.services["report_lost_id"].name
+    # The same text the bot gives: the how-to answer, then fees and delivery.
+    for text in (CAT.howto("report_lost_id"), CAT.fees("report_lost_id"), CAT.delivery("report_lost_id")):
+        assert text in result["text"]
+    assert first_step("report_lost_id") in result["text"]
+    assert result["answer"]["requirements"] == CAT.requirements("report_lost_id")
+    assert result["nearest"] == []
+
+
+@pytest.mark.parametrize("ranking, top", [
+    # A service on top, but not confident.
+    ([{"name": "renew_national_id", "confidence": 0.41}, {"name": "digital_id", "confidence": 0.3},
+      {"name": "greet", "confidence": 0.2}], "renew_national_id"),
+    # Small talk or out of scope on top.
+    ([{"name": "out_of_scope", "confidence": 0.93}, {"name": "digital_id", "confidence": 0.04},
+      {"name": "renew_national_id", "confidence": 0.02}], "out_of_scope"),
+    # The fallback the bot answers with "not understood": the intent it replaced is named.
+    ([{"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
+      {"name": "digital_id", "confidence": 0.2}, {"name": "renew_national_id", "confidence": 0.1}], "thank"),
+])
+def test_a_question_that_matches_nothing_well_says_so_and_lists_the_nearest(ranking, top):
+    result = care.answer(ranking)
+    assert not result["matched"] and result["service"] is None and result["answer"] is None
+    assert [s["id"] for s in result["nearest"]] == [r["name"] for r in ranking if r["name"] in CAT.services][:3]
+    assert result["text"].startswith(CAT.labels["care_not_matched"].split("(")[0])
+    assert top in result["text"].splitlines()[0]
+    for s in result["nearest"]:
+        assert s["name"] in result["text"]
+    assert not any(step in result["text"] for s in CAT.services.values() for step in s.steps)
+
+
+def test_the_threshold_is_a_parameter():
+    ranking = [{"name": "digital_id", "confidence": 0.6}]
+    assert care.answer(ranking)["matched"]
+    assert not care.answer(ranking, threshold=0.7)["matched"]
+    assert not care.answer([])["matched"]
+
+
+# -- request desk ------------------------------------------------------------------
+
+@pytest.fixture
+def db(tmp_path):
+    db = store.open_db(tmp_path / "musaed.db")
+    seed.seed(db, today=TODAY)
+    return db
+
+
+def new_request(db, service="renew_resident_id", applicant="khalid", beneficiary="amal", conversation="c1"):
+    request, _ = store.create_request(db, service_id=service, applicant_id=ID[applicant],
+                                      beneficiary_id=ID[beneficiary], conversation_id=conversation)
+    return request["tracking_number"]
+
+
+def test_find_requests_by_tracking_number_and_by_national_id_with_history(db):
+    wife = new_request(db)
+    own = new_request(db, service="report_lost_id", beneficiary="khalid")
+    other = new_request(db, service="report_lost_id", applicant="sara", beneficiary="sara", conversation="c2")
+
+    [found] = care.find_requests(db, tracking_number=wife.lower())
+    assert found["tracking_number"] == wife and found["status"] == "submitted"
+    assert found["status_text"] == CAT.status_text("submitted")
+    assert found["service"] == CAT.services["renew_resident_id"].name
+    assert found["applicant_id"] == ID["khalid"] and found["beneficiary_name"] == "أمل حسين"  # ids in full
+    assert [(e["status"], e["actor"]) for e in found["history"]] == [("submitted", ID["khalid"])]
+    # Arabic-Indic digits, and only the digits.
+    arabic = wife[4:].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert [r["tracking_number"] for r in care.find_requests(db, tracking_number=arabic)] == [wife]
+
+    # By national id: the head of family sees his own and his dependents' requests.
+    assert {r["tracking_number"] for r in care.find_requests(db, national_id=ID["khalid"])} == {wife, own}
+    assert [r["tracking_number"] for r in care.find_requests(db, national_id=ID["amal"])] == [wife]
+    assert [r["tracking_number"] for r in care.find_requests(db, national_id=ID["sara"])] == [other]
+    # Both given: the request only if that person may see it.
+    assert care.find_requests(db, tracking_number=other, national_id=ID["khalid"]) == []
+    assert care.find_requests(db, tracking_number="MSD-00000001") == []
+    with pytest.raises(ValueError):
+        care.find_requests(db)
+
+
+def test_change_status_is_an_event_with_the_agent_and_the_time(db):
+    number = new_request(db, service="report_lost_id", beneficiary="khalid")
+    changed = care.change_status(db, number, "approved", "huda")
+    assert changed["status"] == "approved" and store.get_request(db, number)["status"] == "approved"
+    last = store.request_events(db, number)[-1]
+    assert last["actor"] == "agent:huda" and last["status"] == "approved" and last["note"] is None
+    assert abs(datetime.fromisoformat(last["at"]) - datetime.now(timezone.utc)).total_seconds() < 60
+
+    for status in ("printed", "out_for_delivery", "returned_to_branch", "delivered"):
+        care.change_status(db, number, status, "omar")
+    assert [e["status"] for e in care.find_requests(db, tracking_number=number)[0]["history"]] == [
+        "submitted", "approved", "printed", "out_for_delivery", "returned_to_branch", "delivered"]
+
+
+def test_rejecting_needs_a_reason_and_it_is_kept(db):
+    number = new_request(db)
+    with pytest.raises(care.CareError) as refused:
+        care.change_status(db, number, "rejected", "huda", reason="  ")
+    assert refused.value.code == "reason_required"
+    assert refused.value.message == CAT.labels["care_reason_required"]
+    assert store.get_request(db, number)["status"] == "submitted"
+    assert len(store.request_events(db, number)) == 1  # nothing written
+
+    changed = care.change_status(db, number, "rejected", "huda", reason="الصورة غير واضحة")
+    assert changed["history"][-1]["note"] == "الصورة غير واضحة"
+    assert changed["status_text"] == CAT.status_text("rejected")
+
+
+@pytest.mark.parametrize("status", ["cancelled", "submitted", "teleported", ""])
+def test_unknown_or_reserved_statuses_are_refused(db, status):
+    number = new_request(db)
+    with pytest.raises(care.CareError) as refused:
+        care.change_status(db, number, status, "huda")
+    assert refused.value.code == "unknown_status"
+    assert CAT.status_text("approved") in refused.value.message
+    assert store.get_request(db, number)["status"] == "submitted"
+
+
+def test_a_missing_request_cannot_be_moved(db):
+    with pytest.raises(care.CareError) as refused:
+        care.change_status(db, "MSD-00000001", "approved", "huda")
+    assert refused.value.code == "not_found"
+    with pytest.raises(care.CareError):
+        care.change_status(db, "not a number", "approved", "huda")
+
+
+# -- conversation review on a hand-made tracker store --------------------------------
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
+
+
+def _user(text, intent, confidence, ranking=None):
+    return {"event": "user", "text": text, "parse_data": {
+        "text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
+        "intent_ranking": ranking or [{"name": intent, "confidence": confidence}]}}
+
+
+@pytest.fixture
+def tracker_db(tmp_path):
+    """The schema of Rasa's SQLTrackerStore, with three conversations."""
+    path = tmp_path / "trackers.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
+                 "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+                 "action_name VARCHAR(255), data TEXT)")
+    rows = [
+        ("alice", 0, {"event": "session_started"}),
+        ("alice", 1, _user("ضاعت هويتي", "report_lost_id", 0.98)),
+        ("alice", 2, {"event": "action", "name": "action_explain_service"}),
+        ("alice", 3, {"event": "bot", "text": CAT.howto("report_lost_id"), "data": {}}),
+        ("alice", 4, {"event": "bot", "text": CAT.labels["offer"], "data": {"buttons": [
+            {"title": CAT.labels["button_start"], "payload": "/affirm"},
+            {"title": CAT.labels["button_no"], "payload": "/deny"}]}}),
+        ("alice", 5, _user("ابي اكلم موظف", "request_human", 0.99)),
+        ("alice", 6, {"event": "bot", "text": CAT.call_centre_text(), "data": {}}),
+        ("alice", 7, {"event": "slot", "name": "handed_over", "value": True}),
+        ("bob", 10, _user("زززز قققق", "nlu_fallback", 0.45, [
+            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
+            {"name": "affirm", "confidence": 0.24}])),
+        ("bob", 11, {"event": "bot", "text": CAT.labels["not_understood"], "data": {}}),
+        # Handed over, then back with the bot: not waiting any more.
+        ("carol", 20, _user("ابي موظف", "request_human", 0.97)),
+        ("carol", 21, {"event": "slot", "name": "handed_over", "value": True}),
+        ("carol", 22, {"event": "slot", "name": "handed_over", "value": False}),
+        ("dave", 30, _user("ابغى احد يكلمني", "request_human", 0.95)),
+        ("dave", 31, {"event": "slot", "name": "handed_over", "value": True}),
+        ("dave", 32, _user("؟؟ ههه", "nlu_fallback", 0.45, [
+            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "greet", "confidence": 0.31}])),
+    ]
+    for sender, minutes, data in rows:
+        data = {**data, "timestamp": T0 + minutes * 60}
+        intent = data.get("parse_data", {}).get("intent", {}).get("name")
+        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)])
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_transcript_has_each_message_with_intent_and_the_bots_replies(tracker_db):
+    messages = care.transcript(tracker_db, "alice")
+    assert [m["role"] for m in messages] == ["user", "bot", "bot", "user", "bot", "handover"]
+    assert messages[0] == {"role": "user", "time": "2026-11-23T09:01:00+00:00", "text": "ضاعت هويتي",
+                           "intent": "report_lost_id", "confidence": 0.98, "entities": []}
+    assert messages[1]["text"] == CAT.howto("report_lost_id")
+    assert messages[2]["buttons"] == [CAT.labels["button_start"], CAT.labels["button_no"]]
+    assert messages[3]["intent"] == "request_human"
+    assert care.transcript(tracker_db, "nobody") == []
+
+
+def test_handovers_are_the_conversations_still_handed_over_newest_first(tracker_db):
+    found = care.handovers(tracker_db)
+    assert [c["sender_id"] for c in found] == ["dave", "alice"]  # carol went back to the bot
+    assert found[1]["text"] == "ابي اكلم موظف" and found[1]["intent"] == "request_human"
+    assert found[1]["time"] == "2026-11-23T09:07:00+00:00"
+
+
+def test_fallbacks_show_the_original_top_intent_newest_first(tracker_db):
+    found = care.fallbacks(tracker_db)
+    assert [(m["sender_id"], m["text"]) for m in found] == [("dave", "؟؟ ههه"), ("bob", "زززز قققق")]
+    assert found[1]["original_intent"] == {"name": "thank", "confidence": 0.28}
+    assert found[1]["confidence"] == 0.45
+    assert len(care.fallbacks(tracker_db, limit=1)) == 1
+    # The bot's fallback is shown as such in the transcript too.
+    assert care.transcript(tracker_db, "bob")[0]["original_intent"]["name"] == "thank"
+
+
+def test_the_tracker_store_is_only_read(tracker_db, tmp_path):
+    before = tracker_db.read_bytes()
+    care.transcript(tracker_db, "alice"), care.handovers(tracker_db), care.fallbacks(tracker_db)
+    assert tracker_db.read_bytes() == before
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        care._connect_ro(tracker_db).execute("DELETE FROM events")
+    # No tracker store yet (nobody has talked to the bot): empty lists, no file created.
+    missing = tmp_path / "none.db"
+    assert care.handovers(missing) == care.fallbacks(missing) == care.transcript(missing, "x") == []
+    assert not missing.exists()
+
+
+# -- tokens and the API in-process (a stand-in ranker) ------------------------------
+
+def test_tokens_come_from_name_token_pairs():
+    assert auth.parse_tokens(" huda:abc , omar:def ") == {"huda": "abc", "omar": "def"}
+    assert auth.parse_tokens("") == {}
+    for bad in ("huda", "huda:", ":abc", "huda:abc,omar:abc"):
+        with pytest.raises(ValueError):
+            auth.parse_tokens(bad)
+    tokens = {"huda": "abc", "omar": "def"}
+    assert auth.agent_for("Bearer def", tokens) == "omar"
+    assert auth.agent_for("bearer  abc ", tokens) == "huda"
+    for header in (None, "", "Bearer", "Bearer ab", "Basic abc", "abc", "Bearer abcd"):
+        assert auth.agent_for(header, tokens) is None
+
+
+class StandInRanker:
+    async def rank(self, text):
+        return [{"name": "report_lost_id", "confidence": 0.9}, {"name": "greet", "confidence": 0.1}]
+
+
+ENDPOINTS = [("GET", "/care/answer?q=ضاعت هويتي"), ("GET", "/care/statuses"),
+             ("GET", f"/care/requests?national_id={ID['khalid']}"),
+             ("GET", "/care/requests?tracking_number=MSD-00000001"),
+             ("POST", "/care/requests/MSD-00000001/status"),
+             ("GET", "/care/conversations/alice"), ("GET", "/care/handovers"), ("GET", "/care/fallbacks")]
+BAD_HEADERS = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKENS['huda']}"},
+               {"Authorization": "Bearer "}, {"Authorization": TOKENS["huda"]}]
+
+
+async def test_the_api_in_process_refuses_without_a_token_and_logs_agents(db, tracker_db, tmp_path, caplog):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    number = new_request(db)
+    app = make_app(None, tracker_db, TOKENS, db_path=tmp_path / "musaed.db", ranker=StandInRanker())
+    async with TestClient(TestServer(app)) as client:
+        for method, path in ENDPOINTS:
+            for headers in BAD_HEADERS:
+                r = await client.request(method, path, headers=headers, json={"status": "approved"})
+                assert r.status == 401, (path, headers)
+                assert await r.json() == {"error": "unauthorized"}
+        page = await client.get("/care/")
+        assert page.status == 200 and 'dir="rtl"' in await page.text()
+        good = {"Authorization": f"Bearer {TOKENS['omar']}"}
+        with caplog.at_level(logging.INFO, logger="care"):
+            found = await (await client.get(f"/care/requests?national_id={ID['khalid']}", headers=good)).json()
+            assert [r["tracking_number"] for r in found["requests"]] == [number]
+            r = await client.post(f"/care/requests/{number}/status", headers=good, json={"status": "rejected"})
+            assert r.status == 400 and (await r.json())["error"] == "reason_required"
+            r = await client.post(f"/care/requests/{number}/status", headers=good,
+                                  json={"status": "rejected", "reason": "بيانات ناقصة"})
+            assert r.status == 200 and (await r.json())["request"]["history"][-1]["actor"] == "agent:omar"
+            r = await client.post("/care/requests/MSD-00000001/status", headers=good, json={"status": "approved"})
+            assert r.status == 404
+            answer = await (await client.get("/care/answer?q=x", headers=good)).json()
+            assert answer["service"] == "report_lost_id" and first_step("report_lost_id") in answer["text"]
+            assert (await client.get("/care/conversations/nobody", headers=good)).status == 404
+        logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "care")
+        assert "agent omar" in logged and f"{number} moved to rejected" in logged
+        assert ID["khalid"] not in logged and "1******014" in logged
+
+
+# -- the CLI against the real trained model -----------------------------------------------
+
+def run_cli(*args, env=None, timeout=300):
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def cli_answers():
+    """`musaed-care ask --json` for a clear and a nonsense question, run side by side."""
+    if not CLI.exists():
+        pytest.fail(f"{CLI} is missing: `.venv/bin/pip install -e .`")
+    questions = {"lost": "ضاعت هويتي", "nonsense": "زززز قققق"}
+    procs = {k: subprocess.Popen([str(CLI), "ask", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, cwd=ROOT) for k, q in questions.items()}
+    out = {}
+    for k, p in procs.items():
+        stdout, stderr = p.communicate(timeout=400)
+        assert p.returncode == 0, stderr[-3000:]
+        out[k] = stdout
+    return out
+
+
+def test_cli_ask_answers_with_the_best_service_and_its_steps(cli_answers):
+    text = cli_answers["lost"]
+    assert text.splitlines()[0].startswith(CAT.labels["care_best"].split("{")[0] + CAT.services["report_lost_id"].name)
+    assert first_step("report_lost_id") in text
+    assert CAT.fees("report_lost_id") in text and CAT.delivery("report_lost_id") in text
+
+
+def test_cli_ask_says_when_nothing_matches_and_lists_the_nearest(cli_answers):
+    text = cli_answers["nonsense"]
+    assert text.startswith(CAT.labels["care_not_matched"].split("(")[0])
+    assert sum(1 for line in text.splitlines() if line.startswith("• ")) == 3
+    assert not any(step in text for s in CAT.services.values() for step in s.steps)
+
+
+def test_cli_request_status_and_json(db, tmp_path):
+    number = new_request(db, service="report_lost_id", beneficiary="khalid")
+    env = {"MUSAED_DB": str(tmp_path / "musaed.db")}
+    refused = run_cli("status", number, "rejected", "--agent", "huda", env=env)
+    assert refused.returncode == 1 and CAT.labels["care_reason_required"] in refused.stderr
+    moved = run_cli("status", number, "approved", "--agent", "huda", env=env)
+    assert moved.returncode == 0, moved.stderr
+    assert CAT.status_text("approved") in moved.stdout and "agent:huda" in moved.stdout
+    shown = run_cli("request", "--national-id", ID["khalid"], "--json", env=env)
+    [request] = json.loads(shown.stdout)["requests"]
+    assert request["status"] == "approved" and request["history"][-1]["actor"] == "agent:huda"
+    assert ID["khalid"] not in shown.stderr and "1******014" in shown.stderr  # the log masks ids
+    assert run_cli("request", "--tracking-number", "MSD-00000001", env=env).returncode == 1
+
+
+def test_cli_reads_the_tracker_store(tracker_db):
+    env = {"MUSAED_TRACKER_DB": str(tracker_db)}
+    assert "ابي اكلم موظف" in run_cli("handovers", env=env).stdout
+    fallbacks = json.loads(run_cli("fallbacks", "--json", env=env).stdout)["messages"]
+    assert fallbacks[-1]["original_intent"]["name"] == "thank"
+    transcript = run_cli("conversation", "alice", env=env).stdout
+    assert "report_lost_id 98%" in transcript and CAT.labels["offer"] in transcript
+
+
+# -- the API in a subprocess against the real servers ----------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def care_api(servers, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("care") / "care.log"
+    env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"],
+           "MUSAED_CARE_TOKENS": ",".join(f"{n}:{t}" for n, t in TOKENS.items()),
+           "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "care.server", "--port", str(port), "--model", str(MODEL),
+         "--tracker-db", str(servers.tracker_db)],
+        cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"care server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if http.get(f"{url}/care/", timeout=2).status_code == 200:
+                break
+        except http.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"care server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    api = type("CareAPI", (), {})()
+    api.url, api.log, api.proc = url, log, proc
+    yield api
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def agent(name="huda"):
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
+def joined(replies) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def latest_code(servers, national_id: str) -> str:
+    db = store.open_db(servers.db_file)
+    return list(db.query("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
+                         [national_id]))[0]["code"]
+
+
+@e2e
+def test_every_endpoint_refuses_without_a_valid_token(care_api):
+    for method, path in ENDPOINTS:
+        for headers in BAD_HEADERS:
+            r = http.request(method, care_api.url + path, headers=headers, json={"status": "approved"}, timeout=30)
+            assert r.status_code == 401, (path, headers)
+            assert r.json() == {"error": "unauthorized"}
+    page = http.get(f"{care_api.url}/care/", timeout=30)
+    assert page.status_code == 200 and 'dir="rtl"' in page.text and ID["khalid"] not in page.text
+
+
+@e2e
+def test_answer_endpoint_uses_the_trained_model(care_api):
+    r = http.get(f"{care_api.url}/care/answer", params={"q": "ضاعت هويتي وش اسوي"}, headers=agent(), timeout=60)
+    data = r.json()
+    assert r.status_code == 200 and data["matched"] and data["service"] == "report_lost_id"
+    assert data["confidence"] > 0.5 and data["answer"]["howto"] == CAT.howto("report_lost_id")
+    r = http.get(f"{care_api.url}/care/answer", params={"q": "زززز قققق"}, headers=agent(), timeout=60)
+    data = r.json()
+    assert not data["matched"] and len(data["nearest"]) == 3 and data["top_intent"]["name"] == "nlu_fallback"
+
+
+@e2e
+def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, care_api):
+    # The person asks, verifies with a code and confirms over REST.
+    assert chat.say("ضاعت هويتي وش اسوي")[-1]["buttons"][0]["payload"] == "/affirm"
+    assert "رقم هويتك" in joined(chat.say("نعم"))
+    assert "رمز تحقق" in joined(chat.say(ID["khalid"]))
+    assert "ملخص الطلب" in joined(chat.say(latest_code(servers, ID["khalid"])))
+    number = TRACKING.search(joined(chat.say("نعم"))).group()
+
+    # The agent finds it by national id, with its history, and approves it.
+    found = http.get(f"{care_api.url}/care/requests", params={"national_id": ID["khalid"]},
+                     headers=agent(), timeout=30).json()["requests"]
+    [mine] = [r for r in found if r["tracking_number"] == number]
+    assert mine["status"] == "submitted" and mine["applicant_id"] == ID["khalid"]
+    assert mine["conversation_id"] == chat.sender
+    refused = http.post(f"{care_api.url}/care/requests/{number}/status", json={"status": "rejected"},
+                        headers=agent(), timeout=30)
+    assert refused.status_code == 400 and refused.json()["message"] == CAT.labels["care_reason_required"]
+    r = http.post(f"{care_api.url}/care/requests/{number}/status", json={"status": "approved"},
+                  headers=agent(), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["status_text"] == CAT.status_text("approved")
+    last = store.request_events(store.open_db(servers.db_file), number)[-1]
+    assert last["status"] == "approved" and last["actor"] == "agent:huda"
+
+    # The person's tracking shows it at once.
+    tracking = joined(chat.say(f"وين وصل طلبي {number}"))
+    assert number in tracking and CAT.status_text("approved") in tracking
+
+    # The transcript of that conversation: the person's messages with intents, the bot's replies.
+    r = http.get(f"{care_api.url}/care/conversations/{chat.sender}", headers=agent("omar"), timeout=30)
+    messages = r.json()["messages"]
+    users = [m for m in messages if m["role"] == "user"]
+    assert users[0]["text"] == "ضاعت هويتي وش اسوي" and users[0]["intent"] == "report_lost_id"
+    assert users[0]["confidence"] > 0.5
+    assert users[-1]["text"] == f"وين وصل طلبي {number}" and users[-1]["intent"]
+    bots = "\n".join(m["text"] or "" for m in messages if m["role"] == "bot")
+    assert first_step("report_lost_id") in bots and CAT.status_text("approved") in bots
+
+    # The log says who did what; national ids appear masked, never in full.
+    logged = care_api.log.read_text(encoding="utf-8")
+    assert f"agent huda: {number} moved to approved" in logged
+    assert "1******014" in logged and ID["khalid"] not in logged
+
+
+@e2e
+def test_a_request_for_a_person_appears_in_handovers(servers, care_api):
+    from conftest import Conversation
+
+    person = Conversation(servers.url)
+    assert CAT.call_centre["phone"] in joined(person.say("ابي اكلم موظف"))
+    found = http.get(f"{care_api.url}/care/handovers", headers=agent(), timeout=30).json()["conversations"]
+    assert found[0]["sender_id"] == person.sender and found[0]["text"] == "ابي اكلم موظف"
+    assert found[0]["intent"] == "request_human"
+
+
+@e2e
+def test_a_message_the_bot_did_not_understand_appears_in_fallbacks(servers, care_api):
+    from conftest import Conversation
+
+    person = Conversation(servers.url)
+    person.say("زززز قققق")
+    found = http.get(f"{care_api.url}/care/fallbacks", headers=agent(), timeout=30).json()["messages"]
+    assert found[0]["sender_id"] == person.sender and found[0]["text"] == "زززز قققق"
+    assert found[0]["original_intent"]["name"] not in (None, "nlu_fallback")
+
+
+# -- the agents' page in headless Chromium -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: `make install` installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@e2e
+def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
+    from conftest import Conversation
+
+    Conversation(servers.url).say("ابي اكلم موظف")  # something in the handovers list
+    page = browser.new_page(locale="ar-SA", viewport={"width": 1280, "height": 900})
+    page.goto(f"{care_api.url}/care/")
+    assert page.evaluate("document.documentElement.dir") == "rtl"
+    assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+    assert page.locator("#desk").is_hidden()
+
+    # A wrong token: an error, nothing shown, nothing kept.
+    page.fill("#token", "not-a-token")
+    page.click("#token-save")
+    page.wait_for_selector("#auth-error:not([hidden])")
+    assert page.locator("#desk").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('musaedCareToken')") is None
+
+    page.fill("#token", TOKENS["huda"])
+    page.click("#token-save")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.evaluate("sessionStorage.getItem('musaedCareToken')") == TOKENS["huda"]
+
+    page.fill("#ask-q", "ضاعت هويتي")
+    page.click("#ask-form button")
+    page.wait_for_selector("#answer-text", timeout=60000)
+    assert first_step("report_lost_id") in page.inner_text("#answer-text")
+    assert page.locator("#ask-result li.best").get_attribute("data-service") == "report_lost_id"
+
+    # Request lookup by national id, with the status form.
+    page.fill("#req-nid", ID["khalid"])
+    page.click("#req-form button")
+    page.wait_for_selector("#req-result .request")
+    assert page.locator("#req-result .request .status-form select option").count() == len(care.AGENT_STATUSES)
+
+    page.wait_for_selector("#handovers li[data-sender]")
+    page.wait_for_selector("#fallbacks li")
+    page.reload()  # the token is kept for the session: no second paste
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#ask-q", "ضاعت هويتي")
+    page.click("#ask-form button")
+    page.wait_for_selector("#answer-text", timeout=60000)
+    page.fill("#req-nid", ID["khalid"])
+    page.click("#req-form button")
+    page.wait_for_selector("#req-result .request")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "page.png"), full_page=True)
+    page.close()
+
+
+@e2e
+def test_agent_page_changes_a_status_and_renders_text_not_html(browser, care_api, servers):
+    db = store.open_db(servers.db_file)
+    number = new_request(db, service="renew_resident_id", applicant="ahmed", beneficiary="layla",
+                         conversation="<img src=x onerror=alert(1)>")
+    page = browser.new_page(locale="ar-SA")
+    page.goto(f"{care_api.url}/care/")
+    page.evaluate(f"sessionStorage.setItem('musaedCareToken', {json.dumps(TOKENS['omar'])})")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#req-number", number)
+    page.click("#req-form button")
+    card = page.locator(f".request[data-tracking-number='{number}']")
+    card.wait_for()
+    assert page.locator("#req-result img").count() == 0  # the odd conversation id stays text
+    card.locator("select.status").select_option("rejected")
+    card.locator("button[type=submit]").click()
+    assert store.get_request(db, number)["status"] == "submitted"  # the reason is required
+    card.locator("input.reason").fill("جواز السفر منتهي")
+    card.locator("button[type=submit]").click()
+    page.wait_for_selector(f".request[data-tracking-number='{number}'] .ok")
+    assert CAT.status_text("rejected") in page.inner_text(f".request[data-tracking-number='{number}']")
+    last = store.request_events(db, number)[-1]
+    assert (last["status"], last["actor"], last["note"]) == ("rejected", "agent:omar", "جواز السفر منتهي")
+    page.close()
