@@ -106,18 +106,20 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
     def validate_documents_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        if latest_intent(tracker) == "affirm":
-            return {"documents_confirmed": "yes"}
-        dispatcher.utter_message(response="utter_answer_yes_or_cancel")
-        return {"documents_confirmed": None}
+        return yes_or_ask_again("documents_confirmed", dispatcher, tracker)
 
     def validate_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        if latest_intent(tracker) == "affirm":
-            return {"confirm": "yes"}
-        dispatcher.utter_message(response="utter_answer_yes_or_cancel")
-        return {"confirm": None}
+        return yes_or_ask_again("confirm", dispatcher, tracker)
+
+
+def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+    """Only a clear yes fills a confirmation; anything else but "لا" asks again."""
+    if latest_intent(tracker) == "affirm":
+        return {slot: "yes"}
+    dispatcher.utter_message(response="utter_answer_yes_or_cancel")
+    return {slot: None}
 
 
 def dependent_buttons(deps: List[dict]) -> List[Dict[str, str]]:
