@@ -13,16 +13,17 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train seed chat code run test validate unit nlu-test core-test bench clean
+.PHONY: help browser install train seed care chat code run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
 	@echo "make test   install, train if needed, run every test"
+	@echo "make care   the customer-care API and agent page on :5080 (needs MUSAED_CARE_TOKENS)"
 	@echo "make chat [ARGS=--no-shape]   talk to the running bot in this terminal"
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
 	@echo "make install | train | seed | bench | clean"
 
-$(BIN)/.installed: requirements.txt scripts/find-python310 web/package.json web/package-lock.json
+$(BIN)/.installed: requirements.txt pyproject.toml scripts/find-python310 web/package.json web/package-lock.json
 	@py=$$(scripts/find-python310) || exit 1; \
 	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.0"
@@ -42,6 +43,10 @@ train: $(MODEL)
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed
+
+care: $(MODEL)
+	@[ -n "$$MUSAED_CARE_TOKENS" ] || { echo 'Set MUSAED_CARE_TOKENS="name:token,..." for the agents.' >&2; exit 2; }
+	$(BIN)/python -m care.server --port 5080
 
 chat: $(BIN)/.installed
 	$(BIN)/python scripts/chat.py $(ARGS)

@@ -1,7 +1,7 @@
 """Tracking requests: only the verified owner, or their head of family, sees one."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import List, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet

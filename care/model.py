@@ -23,12 +23,33 @@ class Ranker:
 
         self.model_path = path
         self.agent = Agent.load(str(path))
+        self.full_ranking = _rank_every_intent(self.agent)
 
     async def parse(self, text: str) -> dict:
         return await self.agent.parse_message(text)
 
     async def rank(self, text: str) -> List[dict]:
         return (await self.parse(text)).get("intent_ranking") or []
+
+
+def _rank_every_intent(agent) -> bool:
+    """Have DIET rank every intent, not only its top 10, so that a question
+    matching nothing still has its nearest services.  Confidences do not change:
+    the model does not renormalise them (renormalize_confidences is off).
+    Reaches into Rasa 3.6's graph runner; if that moves, the top 10 remain."""
+    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+    from rasa.utils.tensorflow.constants import RANKING_LENGTH, RENORMALIZE_CONFIDENCES
+
+    found = False
+    nodes = getattr(agent.processor.graph_runner, "_instantiated_nodes", {}) if agent.processor else {}
+    for node in nodes.values():
+        component = getattr(node, "_component", None)
+        if isinstance(component, DIETClassifier) and not component.component_config.get(RENORMALIZE_CONFIDENCES):
+            component.component_config[RANKING_LENGTH] = 0
+            found = True
+    if not found:
+        logging.getLogger("care").warning("intent ranking limited to the classifier's top intents")
+    return found
 
 
 def _quiet_rasa() -> None:

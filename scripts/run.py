@@ -31,6 +31,13 @@ def main() -> int:
         servers.spawn([sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000",
                        "--rasa-url", "http://localhost:5005"],
                       {**os.environ, "PYTHONPATH": str(ROOT)}, servers.log_dir / "web.log")
+        if os.environ.get("MUSAED_CARE_TOKENS"):
+            servers.spawn([sys.executable, "-m", "care.server", "--port", "5080",
+                           "--tracker-db", str(servers.tracker_db)],
+                          {**os.environ, "PYTHONPATH": str(ROOT)}, servers.log_dir / "care.log")
+            print("customer care: http://localhost:5080/care/ (starting; it loads the model)", flush=True)
+        else:
+            print("customer care: off (set MUSAED_CARE_TOKENS=\"name:token,...\" to start it)", flush=True)
         print(
             f"Musaed is up after {servers.startup_seconds:.1f} s. Talk to it:\n"
             "  web chat:  http://localhost:8000  (the widget, and a snippet to embed it)\n"

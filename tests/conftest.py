@@ -1,3 +1,4 @@
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -47,3 +48,24 @@ class Conversation:
 @pytest.fixture
 def chat(servers):
     return Conversation(servers.url)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (no browser download).
+
+    Module-scoped: Playwright's sync API holds an event loop while it runs,
+    which the async tests of other modules must not meet.
+    """
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("chromium is missing: `make test` installs Debian's chromium (scripts/ensure-chromium)")
+    with sync_playwright() as p:
+        # The flags keep Chromium off the network it cannot reach here.
+        b = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()

@@ -1,5 +1,4 @@
 """Each custom action run with a real rasa-sdk Tracker and CollectingDispatcher."""
-from typing import Optional
 
 import pytest
 from rasa_sdk import Tracker

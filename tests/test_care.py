@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -28,7 +27,6 @@ from musaed import care, catalogue, seed, store
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "musaed.tar.gz"
 CLI = ROOT / ".venv" / "bin" / "musaed-care"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "results" / "care"
 CAT = catalogue.load()
 ID = seed.ids()
@@ -540,25 +538,12 @@ def test_a_message_the_bot_did_not_understand_appears_in_fallbacks(servers, care
 
 # -- the agents' page in headless Chromium -------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is missing: `make install` installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
 @e2e
 def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     from conftest import Conversation
 
     Conversation(servers.url).say("ابي اكلم موظف")  # something in the handovers list
+    new_request(store.open_db(servers.db_file), service="renew_resident_id", conversation="page-test")
     page = browser.new_page(locale="ar-SA", viewport={"width": 1280, "height": 900})
     page.goto(f"{care_api.url}/care/")
     assert page.evaluate("document.documentElement.dir") == "rtl"
@@ -587,7 +572,7 @@ def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     page.fill("#req-nid", ID["khalid"])
     page.click("#req-form button")
     page.wait_for_selector("#req-result .request")
-    assert page.locator("#req-result .request .status-form select option").count() == len(care.AGENT_STATUSES)
+    assert page.locator("#req-result .request").first.locator("select.status option").count() == len(care.AGENT_STATUSES)
 
     page.wait_for_selector("#handovers li[data-sender]")
     page.wait_for_selector("#fallbacks li")
@@ -599,6 +584,11 @@ def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     page.fill("#req-nid", ID["khalid"])
     page.click("#req-form button")
     page.wait_for_selector("#req-result .request")
+    # A handed-over conversation opens as a transcript.
+    page.locator("#handovers li[data-sender] button").first.click()
+    page.wait_for_selector("#transcript .msg.user")
+    assert "ابي اكلم موظف" in page.inner_text("#transcript")
+    assert page.locator("#transcript .msg.marker").count() == 1
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page.png"), full_page=True)
     page.close()
