@@ -77,7 +77,7 @@ core-test: $(MODEL)
 test: validate unit nlu-test core-test
 
 bench: $(MODEL)
-	$(BIN)/python bench/latency.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf models results .rasa

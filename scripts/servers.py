@@ -72,7 +72,9 @@ class Servers:
         )
         begin = time.monotonic()
         actions = self.spawn(
-            [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
+            # rasa_sdk directly, not `rasa run actions`: the same server
+            # without importing Rasa (63 MB instead of 126 MB, starts in 1 s).
+            [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
              "--port", str(self.action_port)],
             env, log_dir / "actions.log",
         )

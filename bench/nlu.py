@@ -1,0 +1,125 @@
+"""Intent quality on the held-out split and in-process parse latency of an NLU model.
+
+`python -m bench.nlu parse MODEL [--limit N]` prints the parse latency as
+JSON; bench/run.py runs it in a child process so that each model's
+TensorFlow stays out of the load generator's process.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TEST_SPLIT = ROOT / "tests" / "test_nlu.yml"
+DEFAULT_CONFIG = ROOT / "bench" / "default_config.yml"
+
+
+def _env() -> dict:
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _run(cmd: List[str], log: Path, env: Optional[dict] = None) -> float:
+    """Run a rasa command from the project root; seconds taken. Raises with the log's tail on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log, "wb") as f:
+        rc = subprocess.call(cmd, cwd=ROOT, env={**_env(), **(env or {})}, stdout=f, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {rc}:\n{log.read_text()[-3000:]}")
+    return seconds
+
+
+def train(out_dir: Path, config: Path = ROOT / "config.yml", nlu_only: bool = False,
+          name: str = "model") -> tuple:
+    """`rasa train [nlu] --force` into out_dir; (model path, seconds).
+
+    With an empty training cache of its own (RASA_CACHE_DIRECTORY): `--force`
+    alone still restores unchanged components from .rasa/cache, which would
+    time a cache hit, not a training.
+    """
+    cmd = [str(BIN / "rasa"), "train"] + (["nlu"] if nlu_only else ["--force"]) + [
+        "--config", str(config), "--out", str(out_dir), "--fixed-model-name", name]
+    cache = out_dir / f"{name}-cache"
+    seconds = _run(cmd, out_dir / f"{name}-train.log", env={"RASA_CACHE_DIRECTORY": str(cache)})
+    return out_dir / f"{name}.tar.gz", seconds
+
+
+def evaluate(model: Path, out_dir: Path) -> dict:
+    """`rasa test nlu` on the held-out split; accuracy and F1 from intent_report.json."""
+    _run([str(BIN / "rasa"), "test", "nlu", "--model", str(model), "--nlu", str(TEST_SPLIT),
+          "--out", str(out_dir)], out_dir / "test.log")
+    return read_intent_report(out_dir / "intent_report.json")
+
+
+def read_intent_report(path: Path) -> dict:
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    macro = report["macro avg"]
+    return {
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(macro["f1-score"], 4),
+        "weighted_f1": round(report["weighted avg"]["f1-score"], 4),
+        "examples": int(macro["support"]),
+        "intents": sum(1 for k, v in report.items()
+                       if isinstance(v, dict) and "f1-score" in v and not k.endswith(" avg")),
+    }
+
+
+def parse_latency(model: Path, limit: Optional[int] = None) -> dict:
+    """Parse latency in a child process (loads the model once, parses the split)."""
+    cmd = [sys.executable, "-m", "bench.nlu", "parse", str(model)] + (["--limit", str(limit)] if limit else [])
+    out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"parse latency of {model} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_texts(limit: Optional[int] = None) -> List[str]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    texts = [m.get("text") for m in load_data(str(TEST_SPLIT)).intent_examples]
+    return texts[:limit] if limit else texts
+
+
+async def _time_parses(model: Path, texts: List[str]) -> List[float]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+    for t in texts[:5]:  # warm-up: TensorFlow traces its graphs on the first calls
+        await agent.parse_message(t)
+    timings = []
+    for t in texts:
+        start = time.perf_counter()
+        await agent.parse_message(t)
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("parse", help="time parse_message over the held-out split")
+    p.add_argument("model")
+    p.add_argument("--limit", type=int)
+    args = parser.parse_args(argv)
+    from bench.stats import summarize
+
+    import logging
+    logging.disable(logging.WARNING)
+    timings = asyncio.run(_time_parses(Path(args.model), test_texts(args.limit)))
+    print(json.dumps(summarize(timings)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""`make bench`: measure Musaed on this machine.
+
+    python -m bench.run [--quick] [--out DIR]
+
+1. training time: `rasa train --force` of the full model (config.yml) into a temporary directory;
+2. NLU: intent accuracy and macro F1 on tests/test_nlu.yml for that model and for
+   Rasa's default pipeline (bench/default_config.yml) trained on the same data,
+   and each one's in-process parse latency;
+3. load: both real servers on free loopback ports with a temporary seeded
+   database; start-up time; 1, 10, 20 and 50 concurrent conversations running
+   whole flows over REST (bench/load.py); peak memory of both servers.
+
+Writes DIR/results.json, DIR/results.md (the README's table, also printed)
+and DIR/latency.png.  --quick: tiny counts, no default-pipeline training (a
+check that the harness works, not a measurement).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import load, nlu, report, rig  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    import rasa
+
+    return {"date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+            "loadavg_before": round(os.getloadavg()[0], 2), "commit": commit, "rasa": rasa.__version__}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny counts, skip training the default pipeline (checks the harness)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.* and latency.png go")
+    p.add_argument("--levels", default=None, help="concurrency levels, comma-separated (default 1,10,20,50)")
+    p.add_argument("--duration", type=float, default=None, help="time limit per level, s (default 30)")
+    p.add_argument("--max-conversations", type=int, default=None,
+                   help="conversations per level at most (default 600)")
+    p.add_argument("--skip-train", action="store_true",
+                   help="no training: evaluate --model instead, no default pipeline, no training time")
+    p.add_argument("--skip-nlu", action="store_true", help="no NLU evaluation")
+    p.add_argument("--skip-load", action="store_true", help="no servers, no load")
+    p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
+    p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
+    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment of both servers (TF threads, Sanic workers ...); repeatable")
+    args = p.parse_args(argv)
+    args.levels = [int(x) for x in (args.levels or ("1,2" if args.quick else "1,10,20,50")).split(",")]
+    args.duration = args.duration or (5.0 if args.quick else 30.0)
+    args.max_conversations = args.max_conversations or (3 if args.quick else 600)
+    return args
+
+
+def measure_nlu(args, work: Path, trained_model) -> dict:
+    """Both pipelines trained the same way (`rasa train nlu`), tested on the held-out split.
+
+    The served model (`rasa train`, NLU and dialogue together) is tested too:
+    its DIET does not come out identical to the NLU-only one.
+    """
+    out = {}
+    served = trained_model or args.model
+    limit = 30 if args.quick else None
+    full_run = not (args.quick or args.skip_train)
+    log(f"NLU: rasa test nlu on {nlu.TEST_SPLIT.name}, served model ({served.name})")
+    out["served"] = {"config": "config.yml", "trained_with": "rasa train" if trained_model else str(served),
+                     "quality": nlu.evaluate(served, work / "nlu-served")}
+    log(f"  {out['served']['quality']}")
+    if full_run:
+        log("NLU: training our pipeline (config.yml) with rasa train nlu")
+        ours_model, seconds = nlu.train(work, nlu_only=True, name="ours-nlu")
+        out["ours"] = {"config": "config.yml", "trained_with": "rasa train nlu", "training_nlu_s": round(seconds, 1),
+                       "quality": nlu.evaluate(ours_model, work / "nlu-ours")}
+    else:
+        ours_model = served
+        out["ours"] = dict(out["served"])
+    out["ours"]["parse"] = nlu.parse_latency(ours_model, limit)
+    log(f"  ours: {out['ours']}")
+    if not full_run:
+        out["default"] = None
+        return out
+    log("NLU: training Rasa's default pipeline (bench/default_config.yml) with rasa train nlu")
+    default_model, seconds = nlu.train(work, nlu.DEFAULT_CONFIG, nlu_only=True, name="default-nlu")
+    out["default"] = {"config": "bench/default_config.yml", "trained_with": "rasa train nlu",
+                      "training_nlu_s": round(seconds, 1),
+                      "quality": nlu.evaluate(default_model, work / "nlu-default"),
+                      "parse": nlu.parse_latency(default_model, limit)}
+    log(f"  default: {out['default']}")
+    return out
+
+
+def measure_load(args, work: Path) -> dict:
+    env = dict(kv.split("=", 1) for kv in args.server_env)
+    log(f"load: starting both servers ({args.model.name}, tracker store {args.tracker_store}"
+        f"{', env ' + str(env) if env else ''})")
+    servers = rig.start(args.model, env=env, tracker_store=args.tracker_store, work_dir=work / "servers")
+    try:
+        memory_at_start = servers.memory()
+        log(f"  up in {servers.startup_seconds:.1f} s; levels {args.levels}, "
+            f"≤ {args.duration:.0f} s and ≤ {args.max_conversations} conversations each")
+        levels = asyncio.run(load.run_levels(
+            servers.url, servers.db_file, args.levels, args.duration, args.max_conversations,
+            cpu_of=servers.cpu_probes(), log=log))
+        memory = servers.memory()
+    finally:
+        servers.stop()
+    return {"server_startup_s": round(servers.startup_seconds, 1), "load": levels, "memory": memory,
+            "memory_at_start": memory_at_start,
+            "server_env": env, "tracker_store": args.tracker_store}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="musaed-bench-"))
+    results = {"machine": machine(), "quick": args.quick, "settings": {
+        "levels": args.levels, "duration_s": args.duration, "max_conversations": args.max_conversations}}
+    try:
+        trained = None
+        if not args.skip_train:
+            log("training: rasa train --force (config.yml) into a temporary directory")
+            trained, seconds = nlu.train(work, name="musaed")
+            results["training_s"] = round(seconds, 1)
+            log(f"  {seconds:.0f} s")
+        if not args.skip_nlu:
+            results["nlu"] = measure_nlu(args, work, trained)
+        if not args.skip_load:
+            results.update(measure_load(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["loadavg_after"] = round(os.getloadavg()[0], 2)
+    results["targets"] = {"thresholds": report.TARGETS, "pass": report.verdicts(results)}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    table = report.markdown(results)
+    (args.out / "results.md").write_text(table)
+    report.plot(results, args.out / "latency.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

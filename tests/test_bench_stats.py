@@ -1,0 +1,94 @@
+"""Unit tests of the benchmark's arithmetic, report and helpers (no servers)."""
+import os
+
+import pytest
+
+from bench import load, report, resources
+from bench.stats import aggregate_level, percentile, summarize
+from musaed import identity, seed, store
+
+
+def test_percentile_interpolates_between_closest_ranks():
+    xs = [15, 20, 35, 40, 50]
+    assert percentile(xs, 0) == 15 and percentile(xs, 100) == 50
+    assert percentile(xs, 50) == 35
+    assert percentile(xs, 40) == pytest.approx(29.0)  # numpy.percentile(xs, 40) == 29.0
+    assert percentile(reversed(xs), 90) == pytest.approx(46.0)
+    assert percentile(range(1, 101), 99) == pytest.approx(99.01)
+
+
+def test_percentile_edges():
+    assert percentile([], 50) is None
+    assert percentile([7.5], 95) == 7.5
+    with pytest.raises(ValueError):
+        percentile([1, 2], 101)
+
+
+def test_summarize_orders_its_percentiles():
+    s = summarize([float(x) for x in range(1, 201)])
+    assert s["count"] == 200 and s["mean_ms"] == 100.5
+    assert s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"] <= s["max_ms"] == 200.0
+    assert summarize([])["p50_ms"] is None
+
+
+def test_aggregate_level_counts_throughput_and_steps():
+    samples = [{"step": "guidance", "ms": 40.0}, {"step": "guidance", "ms": 60.0}, {"step": "otp", "ms": 90.0},
+               {"step": "confirm", "ms": 110.0}]
+    r = aggregate_level(20, samples, elapsed_s=2.0, conversations_done=1,
+                        errors=[{"step": "otp", "kind": "timeout", "detail": ""}])
+    assert r["messages"] == 4 and r["messages_per_s"] == 2.0
+    assert r["errors"] == 1 and r["error_samples"][0]["kind"] == "timeout"
+    assert r["by_step_p50_ms"] == {"guidance": 50.0, "otp": 90.0, "confirm": 110.0}
+    assert r["latency"]["p50_ms"] == 75.0
+
+
+def _results(accuracy=0.98, default_accuracy=0.93, p95=50.0, mps=45.0, rss=900.0):
+    lvl = lambda c, p, m: {"concurrency": c, "messages": 10, "messages_per_s": m, "errors": 0,  # noqa: E731
+                           "latency": {"p50_ms": p / 2, "p95_ms": p, "p99_ms": p * 1.2}}
+    return {"nlu": {"ours": {"quality": {"accuracy": accuracy, "macro_f1": 0.97, "examples": 252}},
+                    "default": {"quality": {"accuracy": default_accuracy, "macro_f1": 0.9}}},
+            "load": [lvl(1, p95, 20.0), lvl(20, 300.0, mps)],
+            "memory": {"rasa": {"peak_rss_mb": rss}, "actions": {"peak_rss_mb": 120.0}}}
+
+
+def test_verdicts_apply_each_target():
+    assert report.verdicts(_results()) == {
+        "accuracy": True, "one_user_p95": True, "throughput_20": True, "rasa_rss": True}
+    bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
+    assert bad == {"accuracy": False, "one_user_p95": False, "throughput_20": False, "rasa_rss": False}
+    assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
+    assert report.verdicts({}) == {"accuracy": None, "one_user_p95": None, "throughput_20": None,
+                                   "rasa_rss": None}
+
+
+def test_markdown_table_has_a_row_per_measure(tmp_path):
+    md = report.markdown(_results())
+    assert md.splitlines()[0].startswith("| measure |")
+    assert "0.98" in md and "0.93" in md and "✅ pass" in md and "45.0 msg/s" in md
+    report.plot(_results(), tmp_path / "latency.png")
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_people_gives_each_conversation_slot_its_own_valid_identity(tmp_path):
+    db_file = tmp_path / "musaed.db"
+    seed.seed(store.open_db(db_file))
+    persons = load.people(db_file, 7)
+    ids = [p.national_id for p in persons]
+    assert len(set(ids)) == 7
+    assert all(identity.parse_national_id(i).error is None for i in ids)
+    db = store.open_db(db_file)
+    assert all(store.get_person(db, i)["mobile"] for i in ids)
+    assert load.people(db_file, 7) == persons  # idempotent on the same database
+
+
+def test_load_generator_refuses_non_loopback_urls():
+    load.check_loopback("http://127.0.0.1:5005")
+    with pytest.raises(ValueError):
+        load.check_loopback("http://example.com:5005")
+
+
+def test_proc_readings_of_this_process():
+    mem = resources.memory(os.getpid())
+    assert mem["peak_rss_mb"] >= mem["rss_mb"] > 0 and mem["processes"] >= 1
+    assert resources.cpu_seconds(os.getpid()) > 0
+    assert resources.memory(2 ** 22 + 12345)["peak_rss_mb"] == 0  # a pid that does not exist
