@@ -42,7 +42,8 @@ def _mark(v) -> str:
 
 
 def _ms(*vals) -> str:
-    return " / ".join("—" if v is None else f"{v:.0f}" for v in vals) + " ms"
+    # One decimal below 100 ms, so that 59.6 does not print as a "60" that passes "< 60".
+    return " / ".join("—" if v is None else f"{v:.1f}" if v < 100 else f"{v:.0f}" for v in vals) + " ms"
 
 
 def _gb(mb) -> str:
