@@ -68,7 +68,8 @@ class Servers:
         endpoints = log_dir / "endpoints.yml"
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_db}"\n'
+            f'tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n'
+            f'  db: "{self.tracker_db}"\n'
         )
         begin = time.monotonic()
         actions = self.spawn(
