@@ -68,7 +68,7 @@ unit: $(MODEL) browser
 	$(BIN)/python -m pytest
 
 nlu-test: $(MODEL)
-	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/test_nlu.yml --out results/nlu
+	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
 	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-accuracy 0.92
 
 core-test: $(MODEL)

@@ -1,4 +1,4 @@
-"""Intent quality on the held-out split and in-process parse latency of an NLU model.
+"""Intent quality on the held-out splits and in-process parse latency of an NLU model.
 
 `python -m bench.nlu parse MODEL [--limit N]` prints the parse latency as
 JSON; bench/run.py runs it in a child process so that each model's
@@ -18,7 +18,9 @@ from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TEST_SPLIT = ROOT / "tests" / "test_nlu.yml"
+# Every file in tests/nlu/ is a held-out split; `rasa test nlu` reads them together.
+TEST_SPLIT = ROOT / "tests" / "nlu"
+TRAINING_DATA = ROOT / "data" / "nlu"
 DEFAULT_CONFIG = ROOT / "bench" / "default_config.yml"
 
 
@@ -56,10 +58,34 @@ def train(out_dir: Path, config: Path = ROOT / "config.yml", nlu_only: bool = Fa
 
 
 def evaluate(model: Path, out_dir: Path) -> dict:
-    """`rasa test nlu` on the held-out split; accuracy and F1 from intent_report.json."""
+    """`rasa test nlu` on the held-out splits; accuracy and F1 from intent_report.json,
+    plus accuracy per split file and on the examples not also in the training data."""
     _run([str(BIN / "rasa"), "test", "nlu", "--model", str(model), "--nlu", str(TEST_SPLIT),
           "--out", str(out_dir)], out_dir / "test.log")
-    return read_intent_report(out_dir / "intent_report.json")
+    quality = read_intent_report(out_dir / "intent_report.json")
+    errors = json.loads((out_dir / "intent_errors.json").read_text(encoding="utf-8"))
+    quality.update(split_accuracy({(e["text"], e["intent"]) for e in errors}))
+    return quality
+
+
+def _examples(path: Path) -> set:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    return {(m.get("text"), m.get("intent")) for m in load_data(str(path)).intent_examples}
+
+
+def split_accuracy(wrong: set) -> dict:
+    """Accuracy per split file, and on the examples that are not, word for word,
+    in the training data (short stock phrases like «شكرا» often are)."""
+    seen = {text for text, _ in _examples(TRAINING_DATA)}
+    splits = {f.stem: _examples(f) for f in sorted(TEST_SPLIT.glob("*.yml"))}
+    novel = {ex for examples in splits.values() for ex in examples if ex[0] not in seen}
+
+    def acc(examples: set) -> dict:
+        return {"examples": len(examples),
+                "accuracy": round(1 - len(examples & wrong) / len(examples), 4) if examples else None}
+
+    return {"splits": {name: acc(ex) for name, ex in splits.items()}, "novel": acc(novel)}
 
 
 def read_intent_report(path: Path) -> dict:
@@ -108,7 +134,7 @@ async def _time_parses(model: Path, texts: List[str]) -> List[float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("parse", help="time parse_message over the held-out split")
+    p = sub.add_parser("parse", help="time parse_message over the held-out splits")
     p.add_argument("model")
     p.add_argument("--limit", type=int)
     args = parser.parse_args(argv)

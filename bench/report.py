@@ -69,6 +69,13 @@ def markdown(results: dict) -> str:
     rows.append(f"| intent accuracy, held-out split ({n} examples; `{how}`) | {oq.get('accuracy', '—')} | "
                 f"{dq.get('accuracy', '—')} (Rasa default pipeline) | {acc_target} | {_mark(v['accuracy'])} |")
     rows.append(f"| intent macro F1 | {oq.get('macro_f1', '—')} | {dq.get('macro_f1', '—')} | | |")
+    for name, split in (oq.get("splits") or {}).items():
+        d = (dq.get("splits") or {}).get(name) or {}
+        rows.append(f"| … split `tests/nlu/{name}.yml` ({split['examples']}) | {split['accuracy']} | "
+                    f"{d.get('accuracy', '—')} | | |")
+    if oq.get("novel"):
+        rows.append(f"| … only examples not word for word in the training data ({oq['novel']['examples']}) | "
+                    f"{oq['novel']['accuracy']} | {(dq.get('novel') or {}).get('accuracy', '—')} | | |")
     sq = (nlu.get("served") or {}).get("quality")
     if sq and ours.get("trained_with") == "rasa train nlu":
         rows.append(f"| the served model (`rasa train`, NLU with dialogue): accuracy / macro F1 | "

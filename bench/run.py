@@ -3,7 +3,7 @@
     python -m bench.run [--quick] [--out DIR]
 
 1. training time: `rasa train --force` of the full model (config.yml) into a temporary directory;
-2. NLU: intent accuracy and macro F1 on tests/test_nlu.yml for that model and for
+2. NLU: intent accuracy and macro F1 on tests/nlu/ (the held-out splits) for that model and for
    Rasa's default pipeline (bench/default_config.yml) trained on the same data,
    and each one's in-process parse latency;
 3. load: both real servers on free loopback ports with a temporary seeded

@@ -92,3 +92,22 @@ def test_proc_readings_of_this_process():
     assert mem["peak_rss_mb"] >= mem["rss_mb"] > 0 and mem["processes"] >= 1
     assert resources.cpu_seconds(os.getpid()) > 0
     assert resources.memory(2 ** 22 + 12345)["peak_rss_mb"] == 0  # a pid that does not exist
+
+
+def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data():
+    from bench import nlu
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    examples = {(m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT)).intent_examples}
+    wrong = set(sorted(examples)[:10])
+    got = nlu.split_accuracy(wrong)
+    assert set(got["splits"]) == {"heldout", "unseen"}
+    for name, split in got["splits"].items():
+        in_file = {(m.get("text"), m.get("intent"))
+                   for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples}
+        assert split["examples"] == len(in_file)
+        assert split["accuracy"] == round(1 - len(in_file & wrong) / len(in_file), 4)
+    assert 0 < got["novel"]["examples"] < len(examples)
+    assert nlu.split_accuracy(set())["novel"]["accuracy"] == 1.0
+    md = report.markdown({"nlu": {"ours": {"quality": {"accuracy": 0.9, "macro_f1": 0.9, **got}}}})
+    assert "`tests/nlu/unseen.yml`" in md and "not word for word" in md
