@@ -181,11 +181,13 @@ def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
     """Which of `kinds` the words of `text` name; None if none or several.
 
     Words are compared normalised, also without a leading clitic (ل، و، ب، ف),
-    so "لزوجتي" and "وزوجتي" still name the wife.
+    so "لزوجتي" and "وزوجتي" still name the wife; ل before ال is written لل,
+    so "للزوجة" is "الزوجة".
     """
     norm = normalize(text)
     tokens = set(norm.split())
     tokens |= {t[1:] for t in tokens if len(t) > 3 and t[0] in "لوبف"}
+    tokens |= {"ال" + t[2:] for t in tokens if len(t) > 3 and t.startswith("لل")}
     found = {
         kind for kind, spec in kinds.items()
         for word in spec["words"]

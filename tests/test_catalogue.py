@@ -1,7 +1,9 @@
 """The catalogue is the single source of service text: check it is whole and renders."""
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from musaed import catalogue
 
@@ -9,6 +11,7 @@ SERVICE_IDS = [
     "renew_national_id", "renew_resident_id", "report_lost_id", "replace_family_record",
     "digital_id", "activate_national_id", "minor_national_id", "track_request",
 ]
+ROOT = Path(__file__).resolve().parent.parent
 ARABIC = re.compile(r"[\u0600-\u06FF]")
 
 
@@ -72,3 +75,17 @@ def test_labels_used_by_actions_exist(cat):
     ):
         assert ARABIC.search(cat.labels[key]), key
     assert cat.call_centre["phone"] in cat.call_centre_text()
+
+
+def test_every_relative_word_the_nlu_knows_is_found_and_understood(cat):
+    # The family_member regex in data/nlu/entities.yml is written out by hand
+    # from its synonym lists; the form then reads the relative with the
+    # catalogue. A word in one list but not the others would be lost.
+    nlu = yaml.safe_load((ROOT / "data" / "nlu" / "entities.yml").read_text(encoding="utf-8"))["nlu"]
+    regex = next(b for b in nlu if b.get("regex") == "family_member")["examples"].strip()[2:]
+    for block in nlu:
+        if block.get("synonym") not in cat.relations:
+            continue
+        for word in [w[2:] for w in block["examples"].strip().splitlines()]:
+            assert re.fullmatch(regex, word), word
+            assert cat.relation_in(word) == block["synonym"], word
