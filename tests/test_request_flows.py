@@ -149,7 +149,9 @@ def test_bad_ids_and_codes_get_a_reason_and_another_try(chat, servers):
     assert "لم أجد سجلًا" in joined(chat.say("1000000008"))
     assert "رمز تحقق" in joined(chat.say(ID["fahd"]))
     assert "باقي لك 2" in joined(chat.say("000000" if latest_code(servers, ID["fahd"]) != "000000" else "111111"))
+    # "I don't know / not sure" is not a no: the hint again, the request kept.
     assert "6 أرقام" in joined(chat.say("مدري"))
+    assert "6 أرقام" in joined(chat.say("ماني متأكد"))
     # The right code at last: verified, and a lost ID does not depend on the photo.
     assert "ملخص الطلب" in joined(chat.say(latest_code(servers, ID["fahd"])))
 
