@@ -6,7 +6,8 @@ journal that is synced to disk on every commit. The server does this on its
 one event loop, twice per message. Here one connection is kept per thread
 and the file is in WAL mode with `synchronous=NORMAL`: a commit appends to
 the log, and customer care can read conversations while Rasa writes them.
-A crash can lose at most the last few messages, never corrupt the file.
+If Rasa crashes, nothing is lost. A power cut can lose the last few
+commits, but never corrupts the file.
 
 endpoints.yml:
     tracker_store:
