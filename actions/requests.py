@@ -6,7 +6,7 @@ import os
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -232,6 +232,11 @@ class ActionSubmitRequest(Action):
         return clear_form_slots()
 
 
+# Below this, a "no" in the middle of a form may be "ما عندي فكرة" (I have no
+# idea) read as deny: ask again rather than throw the request away.
+SURE_DENY = 0.9
+
+
 class ActionCancelForm(Action):
     """"لا" or "الغاء" inside a form: stop it and keep nothing half-made."""
 
@@ -239,5 +244,11 @@ class ActionCancelForm(Action):
         return "action_cancel_form"
 
     async def run(self, dispatcher, tracker, domain):
+        loop = (tracker.active_loop or {}).get("name")
+        confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 1.0)
+        if loop and confidence < SURE_DENY:
+            # The form runs again: it extracts nothing from a "no" and asks its step again.
+            dispatcher.utter_message(text=catalogue.load().labels["cancel_unsure"])
+            return [FollowupAction(loop)]
         dispatcher.utter_message(response="utter_request_cancelled")
         return [ActiveLoop(None), *clear_form_slots()]

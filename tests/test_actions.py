@@ -96,3 +96,22 @@ async def test_hand_over_gives_call_centre_and_marks_conversation():
     messages, events = await run(ActionHandOver(), tracker("request_human"))
     assert CAT.call_centre["phone"] in messages[0]["text"]
     assert events == [SlotSet("handed_over", True)]
+
+
+@pytest.mark.parametrize("confidence, cancels", [(0.99, True), (0.9, True), (0.73, False)])
+async def test_a_no_in_a_form_cancels_only_when_the_bot_is_sure_it_is_a_no(confidence, cancels):
+    from rasa_sdk.events import ActiveLoop, FollowupAction
+
+    from actions.requests import ActionCancelForm
+
+    t = tracker("deny", "ما عندي فكرة", otp=None)
+    t.latest_message["intent"]["confidence"] = confidence
+    t.active_loop = {"name": "service_request_form"}
+    messages, events = await run(ActionCancelForm(), t)
+    if cancels:
+        assert messages[0]["response"] == "utter_request_cancelled"
+        assert events[0] == ActiveLoop(None)
+    else:
+        # "I have no idea" read as a weak no: the request is kept and its step asked again.
+        assert messages[0]["text"] == CAT.labels["cancel_unsure"]
+        assert events == [FollowupAction("service_request_form")]
