@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -50,18 +50,23 @@ ACTION_PARTS: List[Tuple[str, str]] = [
 ]
 
 
+def _samples(raw: str) -> Iterator[Tuple[str, int]]:
+    """(stack, sample count) for each line of py-spy's raw (collapsed) output."""
+    for line in raw.splitlines():
+        stack, _, n = line.rstrip().rpartition(" ")
+        if n.isdigit():
+            yield stack, int(n)
+
+
 def breakdown(raw: str, parts: List[Tuple[str, str]]) -> Dict[str, float]:
     """Share of samples (0..1) in each part, from py-spy's raw (collapsed) output."""
     counts: Dict[str, int] = collections.Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, n = line.rstrip().rpartition(" ")
-        if not n.isdigit():
-            continue
-        total += int(n)
+    for stack, n in _samples(raw):
+        total += n
         for name, marker in parts:
             if marker in stack:
-                counts[name] += int(n)
+                counts[name] += n
                 break
     return {name: counts[name] / total if total else 0.0 for name, _ in parts}
 
@@ -70,13 +75,10 @@ def top_frames(raw: str, n: int = 15) -> List[Tuple[str, float]]:
     """Inclusive share of the n most frequent frames (function (file)), line numbers dropped."""
     incl: Dict[str, int] = collections.Counter()
     total = 0
-    for line in raw.splitlines():
-        stack, _, k = line.rstrip().rpartition(" ")
-        if not k.isdigit():
-            continue
-        total += int(k)
+    for stack, k in _samples(raw):
+        total += k
         for f in {re.sub(r":\d+\)", ")", f) for f in stack.split(";")}:
-            incl[f] += int(k)
+            incl[f] += k
     return [(f, c / total) for f, c in incl.most_common(n)] if total else []
 
 
