@@ -88,6 +88,42 @@ def split_accuracy(wrong: set) -> dict:
     return {"splits": {name: acc(ex) for name, ex in splits.items()}, "novel": acc(novel)}
 
 
+def seeded_config(config: Path, seed: int, out_dir: Path) -> Path:
+    """A copy of config with `random_seed` set on DIET and ResponseSelector.
+
+    One training is one draw: on these splits two seeds of the same pipeline
+    differ by up to 1.5 points, as much as two pipelines do (bench/NOTES.md).
+    The benchmark therefore compares means over a few seeds.
+    """
+    import yaml
+
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for component in data.get("pipeline") or []:
+        if component.get("name") in {"DIETClassifier", "ResponseSelector"}:
+            component["random_seed"] = seed
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{config.stem}-seed{seed}.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def mean_quality(runs: List[dict]) -> dict:
+    """The mean of several trainings' `evaluate` results; each one's accuracy under "runs"."""
+    def mean(values) -> float:
+        values = list(values)
+        return round(sum(values) / len(values), 4)
+
+    first = runs[0]
+    out = {k: mean(r[k] for r in runs) for k in ("accuracy", "macro_f1", "weighted_f1")}
+    out.update(examples=first["examples"], intents=first["intents"], runs=[r["accuracy"] for r in runs])
+    out["splits"] = {name: {"examples": split["examples"],
+                            "accuracy": mean(r["splits"][name]["accuracy"] for r in runs)}
+                     for name, split in first["splits"].items()}
+    out["novel"] = {"examples": first["novel"]["examples"],
+                    "accuracy": mean(r["novel"]["accuracy"] for r in runs)}
+    return out
+
+
 def read_intent_report(path: Path) -> dict:
     report = json.loads(Path(path).read_text(encoding="utf-8"))
     macro = report["macro avg"]

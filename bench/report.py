@@ -65,8 +65,10 @@ def markdown(results: dict) -> str:
     acc_target = (f"≥ {TARGETS['accuracy_min']:.2f} and ≥ default "
                   f"+ {TARGETS['accuracy_over_default_min'] * 100:.0f} pts")
     how = ours.get("trained_with") or "rasa train nlu"
-    how = how if how.startswith("rasa train") else "rasa train"
-    rows.append(f"| intent accuracy, held-out split ({n} examples; `{how}`) | {oq.get('accuracy', '—')} | "
+    how = f"`{how}`" if how.startswith("rasa train") else "`rasa train`"
+    if ours.get("seeds"):
+        how = f"mean of {ours['seeds']} trainings with {how}"
+    rows.append(f"| intent accuracy, held-out splits ({n} examples; {how}) | {oq.get('accuracy', '—')} | "
                 f"{dq.get('accuracy', '—')} (Rasa default pipeline) | {acc_target} | {_mark(v['accuracy'])} |")
     rows.append(f"| intent macro F1 | {oq.get('macro_f1', '—')} | {dq.get('macro_f1', '—')} | | |")
     for name, split in (oq.get("splits") or {}).items():

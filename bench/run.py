@@ -3,9 +3,9 @@
     python -m bench.run [--quick] [--out DIR]
 
 1. training time: `rasa train --force` of the full model (config.yml) into a temporary directory;
-2. NLU: intent accuracy and macro F1 on tests/nlu/ (the held-out splits) for that model and for
-   Rasa's default pipeline (bench/default_config.yml) trained on the same data,
-   and each one's in-process parse latency;
+2. NLU: intent accuracy and macro F1 on tests/nlu/ (the held-out splits) for that model, and
+   for our pipeline and Rasa's default pipeline (bench/default_config.yml) each trained on
+   the same data with --seeds DIET seeds (mean reported); each one's in-process parse latency;
 3. load: both real servers on free loopback ports with a temporary seeded
    database; start-up time; 1, 10, 20 and 50 concurrent conversations running
    whole flows over REST (bench/load.py); peak memory of both servers.
@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-train", action="store_true",
                    help="no training: evaluate --model instead, no default pipeline, no training time")
     p.add_argument("--skip-nlu", action="store_true", help="no NLU evaluation")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="trainings per pipeline for the accuracy comparison, DIET seeds 1..N (default 3)")
     p.add_argument("--skip-load", action="store_true", help="no servers, no load")
     p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
     p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
@@ -72,7 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def measure_nlu(args, work: Path, trained_model) -> dict:
-    """Both pipelines trained the same way (`rasa train nlu`), tested on the held-out split.
+    """Both pipelines trained the same way (`rasa train nlu`, --seeds times each), tested on
+    the held-out splits; accuracy is the mean over the seeds.
 
     The served model (`rasa train`, NLU and dialogue together) is tested too:
     its DIET does not come out identical to the NLU-only one.
@@ -86,10 +89,7 @@ def measure_nlu(args, work: Path, trained_model) -> dict:
                      "quality": nlu.evaluate(served, work / "nlu-served")}
     log(f"  {out['served']['quality']}")
     if full_run:
-        log("NLU: training our pipeline (config.yml) with rasa train nlu")
-        ours_model, seconds = nlu.train(work, nlu_only=True, name="ours-nlu")
-        out["ours"] = {"config": "config.yml", "trained_with": "rasa train nlu", "training_nlu_s": round(seconds, 1),
-                       "quality": nlu.evaluate(ours_model, work / "nlu-ours")}
+        out["ours"], ours_model = train_and_evaluate(work, nlu.ROOT / "config.yml", "ours", args.seeds)
     else:
         ours_model = served
         out["ours"] = dict(out["served"])
@@ -98,14 +98,26 @@ def measure_nlu(args, work: Path, trained_model) -> dict:
     if not full_run:
         out["default"] = None
         return out
-    log("NLU: training Rasa's default pipeline (bench/default_config.yml) with rasa train nlu")
-    default_model, seconds = nlu.train(work, nlu.DEFAULT_CONFIG, nlu_only=True, name="default-nlu")
-    out["default"] = {"config": "bench/default_config.yml", "trained_with": "rasa train nlu",
-                      "training_nlu_s": round(seconds, 1),
-                      "quality": nlu.evaluate(default_model, work / "nlu-default"),
-                      "parse": nlu.parse_latency(default_model, limit)}
+    out["default"], default_model = train_and_evaluate(work, nlu.DEFAULT_CONFIG, "default", args.seeds)
+    out["default"]["parse"] = nlu.parse_latency(default_model, limit)
     log(f"  default: {out['default']}")
     return out
+
+
+def train_and_evaluate(work: Path, config: Path, name: str, seeds: int) -> tuple:
+    """`rasa train nlu` with DIET seeds 1..seeds, each tested; (mean result, first model)."""
+    runs, seconds = [], []
+    for seed in range(1, seeds + 1):
+        log(f"NLU: training {name} ({config.relative_to(nlu.ROOT)}), seed {seed} of {seeds}")
+        model, s = nlu.train(work, nlu.seeded_config(config, seed, work), nlu_only=True,
+                             name=f"{name}-nlu-seed{seed}")
+        runs.append(nlu.evaluate(model, work / f"nlu-{name}-seed{seed}"))
+        first_model = first_model if seed > 1 else model
+        seconds.append(s)
+        log(f"  seed {seed}: accuracy {runs[-1]['accuracy']}")
+    return ({"config": str(config.relative_to(nlu.ROOT)), "trained_with": "rasa train nlu",
+             "seeds": seeds, "training_nlu_s": round(sum(seconds) / len(seconds), 1),
+             "quality": nlu.mean_quality(runs)}, first_model)
 
 
 def measure_load(args, work: Path) -> dict:

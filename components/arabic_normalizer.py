@@ -3,9 +3,11 @@
 Normalising by rewriting the message text would shift the character offsets
 of annotated entities, and would have to be repeated identically at training
 and at inference.  Instead each token keeps its place in the original text
-and carries `musaed.arabic.normalize(token)` as its lemma, which is what
-CountVectorsFeaturizer reads (`use_lemma`, on by default).  Training and
-inference run this same component, so the model always sees one spelling.
+and carries `musaed.arabic.lemma(token)` as its lemma, which is what
+CountVectorsFeaturizer reads (`use_lemma`, on by default): the normalised
+word, with Arabizi ("shukran") first written in Arabic letters.  Training
+and inference run this same component, so the model always sees one
+spelling.
 """
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from musaed.arabic import normalize
+from musaed.arabic import lemma
 
 
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False
 )
 class ArabicNormalizer(WhitespaceTokenizer):
-    """WhitespaceTokenizer whose tokens carry normalised Arabic lemmas."""
+    """WhitespaceTokenizer whose tokens carry normalised Arabic lemmas (Arabizi in Arabic letters)."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -50,5 +52,5 @@ class ArabicNormalizer(WhitespaceTokenizer):
         for token in tokens:
             # A token of only tatweel or diacritics normalises to nothing;
             # keep its text so featurizers never see an empty string.
-            token.lemma = normalize(token.text) or token.text
+            token.lemma = lemma(token.text) or token.text
         return tokens

@@ -3,19 +3,27 @@
 One function, `normalize`, is what the model sees (as token lemmas) and what
 the actions use to read values, so the two always agree.  pyarabic does the
 letter-level work; we add only what it lacks: alef maksura, digits from any
-script, and collapsing elongated letters ("مرحبااا").
+script, and collapsing elongated letters ("مرحبااا").  `lemma` is the
+model's reading of one word: the same, after writing Arabizi ("shukran",
+"3ndi") in Arabic letters with arabizikit.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
+from arabizikit import Transliterator
 from pyarabic import araby
 
 # Three or more of the same letter is elongation for emphasis, never spelling.
 # Digits are left alone: "1110000000" is a national id, not an elongation.
 _ELONGATION = re.compile(r"([^\W\d_])\1{2,}")
 _SPACES = re.compile(r"\s+")
+_LATIN = re.compile(r"[A-Za-z]")
+# Arabizi words are short.  A longer Latin "word" is a link or noise, and
+# transliterating it costs time that grows with its length.
+_ARABIZI_MAX_LETTERS = 30
 
 
 def to_ascii_digits(text: str) -> str:
@@ -52,3 +60,24 @@ def normalize(text: str) -> str:
     text = to_ascii_digits(text)
     text = _ELONGATION.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip().lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _arabizi() -> Transliterator:
+    return Transliterator()
+
+
+def lemma(word: str) -> str:
+    """The model's reading of one word: `normalize(word)`, with a word in Latin
+    letters first written in Arabic script.
+
+    Saudis often type Arabic in Latin letters and digits (Arabizi: "shukran",
+    "kam al rusoom", "3ndi"), mostly in the few words the training data has
+    in Arabic.  Read as Arabic ("شكرا", "كام الروسوم", "عندي"), they share
+    words and letter n-grams with those examples.  English words get an
+    Arabic-script spelling too ("renew" → "رنو"): always the same one, so
+    the English training examples still teach it.
+    """
+    if _LATIN.search(word) and len(word) <= _ARABIZI_MAX_LETTERS:
+        word = _arabizi().transliterate(word.lower()).text
+    return normalize(word)

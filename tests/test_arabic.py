@@ -1,6 +1,6 @@
 import pytest
 
-from musaed.arabic import normalize, to_ascii_digits
+from musaed.arabic import lemma, normalize, to_ascii_digits
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,28 @@ def test_normalize_is_idempotent_and_total():
         assert normalize(once) == once
     assert normalize("") == ""
     assert normalize("ـــ") == ""
+
+
+@pytest.mark.parametrize(
+    "word, reading",
+    [
+        ("shukran", "شكرا"),  # Arabizi: the Arabic word the training data has
+        ("3ndi", "عندي"),  # digits as letters: 3 = ع
+        ("Shukran", "شكرا"),
+        ("بالهويـــــة", "بالهويه"),  # Arabic: just normalised
+        ("١٠٢٣٤٥٦٧٨٩", "1023456789"),  # numbers stay numbers
+    ],
+)
+def test_lemma_reads_arabizi_in_arabic_letters(word, reading):
+    assert lemma(word) == reading
+
+
+def test_lemma_leaves_long_latin_runs_untransliterated():
+    # A link or a pasted token is not Arabizi; it must not cost time per letter.
+    url = "https://example.com/" + "a" * 50
+    assert lemma(url) == normalize(url)
+
+
+def test_lemma_is_total():
+    for word in ["", "😀", "ID?", "MSD-12345678", "x2y", "é", "'"]:
+        assert isinstance(lemma(word), str)

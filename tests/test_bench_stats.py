@@ -101,7 +101,7 @@ def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data(
     examples = {(m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT)).intent_examples}
     wrong = set(sorted(examples)[:10])
     got = nlu.split_accuracy(wrong)
-    assert set(got["splits"]) == {"heldout", "unseen"}
+    assert set(got["splits"]) == {"heldout", "unseen", "fresh"}
     for name, split in got["splits"].items():
         in_file = {(m.get("text"), m.get("intent"))
                    for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples}
@@ -111,3 +111,33 @@ def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data(
     assert nlu.split_accuracy(set())["novel"]["accuracy"] == 1.0
     md = report.markdown({"nlu": {"ours": {"quality": {"accuracy": 0.9, "macro_f1": 0.9, **got}}}})
     assert "`tests/nlu/unseen.yml`" in md and "not word for word" in md
+
+
+def test_seeded_config_sets_diets_seed_and_keeps_the_rest(tmp_path):
+    import yaml
+    from bench import nlu
+
+    def without_seeds(config):
+        return [{k: v for k, v in c.items() if k != "random_seed"} for c in config["pipeline"]]
+
+    for config in (nlu.ROOT / "config.yml", nlu.DEFAULT_CONFIG):
+        original = yaml.safe_load(config.read_text(encoding="utf-8"))
+        seeded = yaml.safe_load(nlu.seeded_config(config, 5, tmp_path).read_text(encoding="utf-8"))
+        assert next(c for c in seeded["pipeline"] if c["name"] == "DIETClassifier")["random_seed"] == 5
+        assert without_seeds(seeded) == without_seeds(original)
+        assert seeded["policies"] == original["policies"]
+
+
+def test_mean_quality_averages_the_runs():
+    from bench import nlu
+
+    def run(acc, heldout, novel):
+        return {"accuracy": acc, "macro_f1": acc - 0.01, "weighted_f1": acc, "examples": 100, "intents": 3,
+                "splits": {"heldout": {"examples": 40, "accuracy": heldout}},
+                "novel": {"examples": 70, "accuracy": novel}}
+
+    got = nlu.mean_quality([run(0.9, 0.95, 0.8), run(0.96, 1.0, 0.9)])
+    assert got["accuracy"] == 0.93 and got["macro_f1"] == 0.92 and got["runs"] == [0.9, 0.96]
+    assert got["splits"]["heldout"] == {"examples": 40, "accuracy": 0.975}
+    assert got["novel"] == {"examples": 70, "accuracy": 0.85}
+    assert got["examples"] == 100
