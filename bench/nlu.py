@@ -92,7 +92,7 @@ def seeded_config(config: Path, seed: int, out_dir: Path) -> Path:
     """A copy of config with `random_seed` set on DIET and ResponseSelector.
 
     One training is one draw: on these splits two seeds of the same pipeline
-    differ by up to 1.5 points, as much as two pipelines do (bench/NOTES.md).
+    differ by up to 2 points, more than two pipelines do (bench/NOTES.md).
     The benchmark therefore compares means over a few seeds.
     """
     import yaml

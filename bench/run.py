@@ -106,18 +106,18 @@ def measure_nlu(args, work: Path, trained_model) -> dict:
 
 def train_and_evaluate(work: Path, config: Path, name: str, seeds: int) -> tuple:
     """`rasa train nlu` with DIET seeds 1..seeds, each tested; (mean result, first model)."""
-    runs, seconds = [], []
+    runs, models, seconds = [], [], []
     for seed in range(1, seeds + 1):
         log(f"NLU: training {name} ({config.relative_to(nlu.ROOT)}), seed {seed} of {seeds}")
         model, s = nlu.train(work, nlu.seeded_config(config, seed, work), nlu_only=True,
                              name=f"{name}-nlu-seed{seed}")
         runs.append(nlu.evaluate(model, work / f"nlu-{name}-seed{seed}"))
-        first_model = first_model if seed > 1 else model
+        models.append(model)
         seconds.append(s)
         log(f"  seed {seed}: accuracy {runs[-1]['accuracy']}")
     return ({"config": str(config.relative_to(nlu.ROOT)), "trained_with": "rasa train nlu",
              "seeds": seeds, "training_nlu_s": round(sum(seconds) / len(seconds), 1),
-             "quality": nlu.mean_quality(runs)}, first_model)
+             "quality": nlu.mean_quality(runs)}, models[0])
 
 
 def measure_load(args, work: Path) -> dict:

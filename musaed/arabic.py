@@ -1,11 +1,11 @@
 """Arabic text normalisation shared by the NLU pipeline and the actions.
 
-One function, `normalize`, is what the model sees (as token lemmas) and what
-the actions use to read values, so the two always agree.  pyarabic does the
-letter-level work; we add only what it lacks: alef maksura, digits from any
-script, and collapsing elongated letters ("مرحبااا").  `lemma` is the
-model's reading of one word: the same, after writing Arabizi ("shukran",
-"3ndi") in Arabic letters with arabizikit.
+One function, `normalize`, is what the actions use to read values and, inside
+`lemma`, what the model sees of each word, so the two always agree.
+pyarabic does the letter-level work; we add only what it lacks: alef
+maksura, digits from any script, and collapsing elongated letters
+("مرحبااا").  `lemma` first writes Arabizi ("shukran", "3ndi") in Arabic
+letters, with arabizikit.
 """
 from __future__ import annotations
 
