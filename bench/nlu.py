@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -110,8 +111,7 @@ def seeded_config(config: Path, seed: int, out_dir: Path) -> Path:
 def mean_quality(runs: List[dict]) -> dict:
     """The mean of several trainings' `evaluate` results; each one's accuracy under "runs"."""
     def mean(values) -> float:
-        values = list(values)
-        return round(sum(values) / len(values), 4)
+        return round(statistics.fmean(values), 4)
 
     first = runs[0]
     out = {k: mean(r[k] for r in runs) for k in ("accuracy", "macro_f1", "weighted_f1")}

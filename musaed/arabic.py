@@ -79,5 +79,7 @@ def lemma(word: str) -> str:
     the English training examples still teach it.
     """
     if _LATIN.search(word) and len(word) <= _ARABIZI_MAX_LETTERS:
+        # Lower case first: arabizikit reads capitals as emphatic letters (a
+        # Maghrebi convention), while here a capital is only a phone's habit.
         word = _arabizi().transliterate(word.lower()).text
     return normalize(word)
