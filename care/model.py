@@ -33,19 +33,18 @@ class Ranker:
 
 
 def _rank_every_intent(agent) -> bool:
-    """Have DIET rank every intent, not only its top 10, so that a question
-    matching nothing still has its nearest services.  Confidences do not change:
-    the model does not renormalise them (renormalize_confidences is off).
-    Reaches into Rasa 3.6's graph runner; if that moves, the top 10 remain."""
-    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
-    from rasa.utils.tensorflow.constants import RANKING_LENGTH, RENORMALIZE_CONFIDENCES
+    """Have the intent classifier rank every intent, not only its top 10, so
+    that a question matching nothing still has its nearest services.
+    Confidences do not change. Reaches into Rasa 3.6's graph runner; if that
+    moves, the top 10 remain."""
+    from components.intent_classifier import LinearIntentClassifier
 
     found = False
     nodes = getattr(agent.processor.graph_runner, "_instantiated_nodes", {}) if agent.processor else {}
     for node in nodes.values():
         component = getattr(node, "_component", None)
-        if isinstance(component, DIETClassifier) and not component.component_config.get(RENORMALIZE_CONFIDENCES):
-            component.component_config[RANKING_LENGTH] = 0
+        if isinstance(component, LinearIntentClassifier):
+            component.rank_every_intent()
             found = True
     if not found:
         logging.getLogger("care").warning("intent ranking limited to the classifier's top intents")

@@ -25,3 +25,82 @@ def test_arabizi_tokens_are_read_in_arabic_letters():
 
 def test_a_long_message_is_cut_to_max_tokens():
     assert len(tokens_of("كلمة " * 500)) == ArabicNormalizer.get_default_config()["max_tokens"]
+
+
+def sentence_vector(text):
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE
+
+    from components.sentence_encoder import SentenceEncoderFeaturizer
+
+    featurizer = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "encoder")
+    message = Message(data={TEXT: text})
+    ArabicNormalizer(ArabicNormalizer.get_default_config()).process([message])
+    featurizer.process([message])
+    features = [f for f in message.features if f.attribute == TEXT]
+    assert all(f.type == FEATURE_TYPE_SENTENCE for f in features)
+    return features[0].features[0] if features else None
+
+
+def test_the_sentence_vector_puts_one_request_near_its_paraphrases():
+    import numpy as np
+
+    renew = sentence_vector("أريد تجديد بطاقة الهوية الوطنية")
+    assert renew.shape == (384,)
+    near = [sentence_vector("ابي اجدد هويتي"), sentence_vector("I want to renew my national ID card")]
+    far = [sentence_vector("كم سعر البيتكوين اليوم"), sentence_vector("اكتب لي قصيدة عن البحر")]
+    # e5's vectors all lie within a narrow cone, so compare distances, not
+    # absolute cosines: each paraphrase is nearer than each other subject.
+    assert min(np.dot(renew, v) for v in near) > max(np.dot(renew, v) for v in far)
+
+
+def test_an_empty_message_gets_no_sentence_vector():
+    assert sentence_vector("   ") is None
+
+
+def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone(tmp_path):
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from components.intent_classifier import LinearIntentClassifier
+    from components.sentence_encoder import SentenceEncoderFeaturizer
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    tokenizer = ArabicNormalizer(ArabicNormalizer.get_default_config())
+    ngrams = CountVectorsFeaturizer.create(
+        {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 4},
+        storage, Resource("ngrams"), context)
+    encoder = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "encoder")
+    examples = {
+        "thank": ["شكرا", "شكرا جزيلا", "يعطيك العافية", "thanks a lot", "مشكور"],
+        "report_lost_id": ["ضاعت هويتي", "فقدت بطاقة الهوية", "هويتي ضايعة", "I lost my ID card", "انسرقت الهوية"],
+        "ask_fees": ["كم الرسوم", "بكم التجديد", "كم السعر", "how much does it cost", "كم تكلف"],
+    }
+    data = TrainingData([Message(data={TEXT: t, "intent": i}) for i, ts in examples.items() for t in ts])
+    tokenizer.process_training_data(data)
+    ngrams.train(data)
+    ngrams.process_training_data(data)
+    encoder.process_training_data(data)
+    resource = Resource("classifier")
+    config = LinearIntentClassifier.get_default_config()
+    LinearIntentClassifier.create(config, storage, resource, context).train(data)
+    classifier = LinearIntentClassifier.load(config, storage, resource, context)
+
+    def parse(text):
+        message = Message(data={TEXT: text})
+        tokenizer.process([message])
+        ngrams.process([message])
+        encoder.process([message])
+        classifier.process([message])
+        return message
+
+    lost = parse("ضيعت بطاقتي الوطنية")
+    assert lost.get("intent")["name"] == "report_lost_id"
+    ranking = lost.get("intent_ranking")
+    assert [r["name"] for r in ranking][0] == "report_lost_id" and len(ranking) == 3
+    assert abs(sum(r["confidence"] for r in ranking) - 1) < 1e-6
+    assert parse("what are the fees").get("intent")["name"] == "ask_fees"
+    assert parse("🙂").get("intent") == {"name": None, "confidence": 0.0}

