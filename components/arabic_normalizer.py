@@ -33,7 +33,7 @@ class ArabicNormalizer(WhitespaceTokenizer):
         return {
             **WhitespaceTokenizer.get_default_config(),
             # Past a few hundred words a message holds no more intent signal,
-            # while DIET's attention cost grows with the square of its length.
+            # only more n-grams to count.
             "max_tokens": 200,
         }
 

@@ -1,8 +1,8 @@
 """FallbackClassifier that also falls back on messages with nothing to read.
 
-An empty, emoji-only or punctuation-only message has no features, and DIET
-then answers with its prior (in our model "affirm" at ~0.6, above the
-threshold).  Reading "😀" as "yes" could confirm a request nobody asked
+An empty, emoji-only or punctuation-only message has no features, and a
+classifier then answers with its prior (DIET read "😀" as "affirm" at ~0.6,
+above the threshold).  Reading "😀" as "yes" could confirm a request nobody asked
 for, so such a message is always `nlu_fallback`.
 """
 from __future__ import annotations

@@ -58,6 +58,9 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             # One thread: a message is one short sentence, and on 2 cores the
             # server answers several conversations at once.
             "threads": 1,
+            # Characters of a message that are encoded (about 200 words,
+            # within e5's 512-token window).
+            "max_chars": 1000,
         }
 
     @classmethod
@@ -89,13 +92,18 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     ) -> "SentenceEncoderFeaturizer":
         return cls(config, execution_context.node_name)
 
+    def _text(self, message: Message) -> Text:
+        # A pasted wall of text costs time in proportion to its length and
+        # says no more about the intent after its first lines.
+        return message.get(TEXT)[: self._config["max_chars"]]
+
     def _featurize(self, messages: List[Message]) -> None:
         # Empty and whitespace-only texts get no vector, like no n-grams.
         messages = [m for m in messages if (m.get(TEXT) or "").strip()]
         if not messages:
             return
         # "query: " is the prefix e5 was trained with for short texts to match.
-        vectors = self._encoder.query([m.get(TEXT) for m in messages])
+        vectors = self._encoder.query([self._text(m) for m in messages])
         for message, vector in zip(messages, np.atleast_2d(vectors)):
             self.add_features_to_message(
                 sequence=None,

@@ -104,3 +104,13 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
     assert abs(sum(r["confidence"] for r in ranking) - 1) < 1e-6
     assert parse("what are the fees").get("intent")["name"] == "ask_fees"
     assert parse("🙂").get("intent") == {"name": None, "confidence": 0.0}
+
+
+def test_a_wall_of_text_is_encoded_only_up_to_max_chars():
+    import numpy as np
+
+    from components.sentence_encoder import SentenceEncoderFeaturizer
+
+    limit = SentenceEncoderFeaturizer.get_default_config()["max_chars"]
+    kept = ("ضاعت هويتي " * limit)[:limit]
+    assert np.allclose(sentence_vector(kept + " كم سعر البيتكوين" * 300), sentence_vector(kept))
