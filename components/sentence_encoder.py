@@ -90,7 +90,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> "SentenceEncoderFeaturizer":
-        return cls(config, execution_context.node_name)
+        # Nothing is trained: loading is creating.
+        return cls.create(config, model_storage, resource, execution_context)
 
     def _text(self, message: Message) -> Text:
         # A pasted wall of text costs time in proportion to its length and
