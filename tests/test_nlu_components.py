@@ -1,4 +1,4 @@
-"""The tokenizer the model is trained and served with (no trained model needed)."""
+"""The custom NLU components the model is trained and served with (no trained model needed)."""
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
