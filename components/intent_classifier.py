@@ -61,6 +61,17 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
+        self._weights = None
+        self._tfidf = None
+        if weights is not None:
+            self._set_weights(weights)
+
+    def _set_weights(self, weights: Dict[Text, np.ndarray]) -> None:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        # Sub-linear tf-idf, rows to unit length; idf from the training data.
+        self._tfidf = TfidfTransformer(sublinear_tf=True)
+        self._tfidf.idf_ = weights["idf"]
         self._weights = weights
 
     @classmethod
@@ -82,19 +93,14 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             dense.features.reshape(-1) if dense is not None else None,
         )
 
-    def _matrix(self, sparse_rows: List, dense_rows: List, w: Dict[Text, np.ndarray]) -> scipy.sparse.csr_matrix:
-        from sklearn.feature_extraction.text import TfidfTransformer
-
-        # Sub-linear tf-idf, rows to unit length; idf from the training data.
-        tfidf = TfidfTransformer(sublinear_tf=True)
-        tfidf.idf_ = w["idf"]
-        weighted = tfidf.transform(scipy.sparse.vstack(sparse_rows).tocsr())
+    def _matrix(self, sparse_rows: List, dense_rows: List) -> scipy.sparse.csr_matrix:
+        weighted = self._tfidf.transform(scipy.sparse.vstack(sparse_rows).tocsr())
         if not dense_rows:
             return weighted.tocsr()
         # Sentence vectors of one encoder all point roughly the same way
         # (cosine ~0.8 between unrelated sentences); centring on the training
         # mean leaves the part that tells sentences apart.
-        dense = np.vstack(dense_rows) - w["mean"]
+        dense = np.vstack(dense_rows) - self._weights["mean"]
         dense /= np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
         dense *= self._config["dense_weight"]
         return scipy.sparse.hstack([weighted, scipy.sparse.csr_matrix(dense)]).tocsr()
@@ -114,18 +120,17 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if dense_rows and len(dense_rows) != len(kept):
             raise ValueError("Every intent example needs the same features.")
 
-        tfidf = TfidfTransformer(sublinear_tf=True).fit(scipy.sparse.vstack(sparse_rows))
-        weights = {"idf": tfidf.idf_}
+        idf = TfidfTransformer().fit(scipy.sparse.vstack(sparse_rows)).idf_
+        self._set_weights({"idf": idf})
         if dense_rows:
-            weights["mean"] = np.vstack(dense_rows).mean(axis=0)
-        X = self._matrix(sparse_rows, dense_rows, weights)
+            self._weights["mean"] = np.vstack(dense_rows).mean(axis=0)
+        X = self._matrix(sparse_rows, dense_rows)
         y = [e.get(INTENT) for e, _, _ in kept]
         clf = LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"])
         clf.fit(X, y)
-        weights.update(coef=clf.coef_, intercept=clf.intercept_, classes=np.array(clf.classes_))
-        self._weights = weights
+        self._weights.update(coef=clf.coef_, intercept=clf.intercept_, classes=np.array(clf.classes_))
         with self._model_storage.write_to(self._resource) as directory:
-            np.savez(directory / _FILE, **weights)
+            np.savez(directory / _FILE, **self._weights)
         return self._resource
 
     @classmethod
@@ -162,7 +167,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            X = self._matrix([sparse], [dense] if dense is not None and "mean" in w else [], w)
+            X = self._matrix([sparse], [dense] if dense is not None and "mean" in w else [])
             scores = (X @ w["coef"].T).ravel() + w["intercept"]
             probs = np.exp(scores - scores.max())
             probs /= probs.sum()

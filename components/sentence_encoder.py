@@ -81,18 +81,6 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     ) -> "SentenceEncoderFeaturizer":
         return cls(config, execution_context.node_name)
 
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "SentenceEncoderFeaturizer":
-        # Nothing is trained: loading is creating.
-        return cls.create(config, model_storage, resource, execution_context)
-
     def _text(self, message: Message) -> Text:
         # A pasted wall of text costs time in proportion to its length and
         # says no more about the intent after its first lines.
