@@ -5,7 +5,8 @@ One function, `normalize`, is what the actions use to read values and, inside
 pyarabic does the letter-level work; we add only what it lacks: alef
 maksura, digits from any script, and collapsing elongated letters
 ("مرحبااا").  `lemma` first writes Arabizi ("shukran", "3ndi") in Arabic
-letters, with arabizikit.
+letters: arabizikit proposes the readings, wordfreq picks the one Arabic
+writers use most.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import unicodedata
 
 from arabizikit import Transliterator
 from pyarabic import araby
+from wordfreq import zipf_frequency
 
 # Three or more of the same letter is elongation for emphasis, never spelling.
 # Digits are left alone: "1110000000" is a national id, not an elongation.
@@ -24,6 +26,11 @@ _LATIN = re.compile(r"[A-Za-z]")
 # Arabizi words are short.  A longer Latin "word" is a link or noise, and
 # transliterating it costs time that grows with its length.
 _ARABIZI_MAX_LETTERS = 30
+# A Latin vowel at the edge of an Arabizi word is written in Arabic, as one
+# of these letters.
+_VOWELS = tuple("aeiouy")
+_STARTS_A_VOWEL = tuple("اأإآعيو")
+_ENDS_A_VOWEL = tuple("اىيةهوءع")
 
 
 def to_ascii_digits(text: str) -> str:
@@ -67,13 +74,43 @@ def _arabizi() -> Transliterator:
     return Transliterator()
 
 
+def _most_used(raw: str, candidates: list[tuple[str, float]]) -> str:
+    """Of arabizikit's readings of the Arabizi word `raw`, the one Arabic text uses most.
+
+    arabizikit ranks its readings by spelling rules alone, which write every
+    Latin vowel as a long one: "salama" → سالامة, "hawiya" → هاوية.  Arabic
+    writes most short vowels not at all, so the common word (سلامة, هوية) is
+    usually further down its list.  wordfreq's small Arabic list (words of
+    frequency 1e-6 and up) tells which; a reading it does not know scores 0,
+    and ties keep arabizikit's order.
+
+    Readings that turn what was typed into some other frequent word are
+    passed over: one that drops a vowel typed at either end of the word
+    ("3ndi" → عند, "abi" → بي; Arabic always writes those), a single letter
+    for a longer word ("no" → ن), and an ع the writer did not type as 3
+    ("wain" → وعن rather than وين).
+    """
+    typed_ain = raw.count("3") + raw.count("'")
+    plausible = [
+        c
+        for c in candidates
+        if (len(c[0]) > 1 or len(raw) == 1)
+        and c[0].count("ع") <= typed_ain
+        and not (raw.startswith(_VOWELS) and not c[0].startswith(_STARTS_A_VOWEL))
+        and not (raw.endswith(_VOWELS) and not c[0].endswith(_ENDS_A_VOWEL))
+    ] or candidates
+    return max(
+        plausible, key=lambda c: (zipf_frequency(c[0], "ar", wordlist="small"), -c[1])
+    )[0]
+
+
 def lemma(word: str) -> str:
     """The model's reading of one word: `normalize(word)`, with a word in Latin
     letters first written in Arabic script.
 
     Saudis often type Arabic in Latin letters and digits (Arabizi: "shukran",
     "kam al rusoom", "3ndi"), mostly in the few words the training data has
-    in Arabic.  Read as Arabic ("شكرا", "كام الروسوم", "عندي"), they share
+    in Arabic.  Read as Arabic ("شكرا", "كم الرسوم", "عندي"), they share
     words and letter n-grams with those examples.  English words get an
     Arabic-script spelling too ("renew" → "رنو"): always the same one, so
     the English training examples still teach it.
@@ -81,5 +118,13 @@ def lemma(word: str) -> str:
     if _LATIN.search(word) and len(word) <= _ARABIZI_MAX_LETTERS:
         # Lower case first: arabizikit reads capitals as emphatic letters (a
         # Maghrebi convention), while here a capital is only a phone's habit.
-        word = _arabizi().transliterate(word.lower()).text
+        # arabizikit splits the token into words ("msd-40213377" → msd,
+        # 40213377) and drops what lies between.  A run of digits is a
+        # number, not Arabizi letters: it stays as it is.
+        readings = [
+            w["raw"] if w["raw"].isdigit() else _most_used(w["raw"], w["candidates"])
+            for w in _arabizi().transliterate(word.lower()).words
+            if w["candidates"]
+        ]
+        word = " ".join(readings) or word
     return normalize(word)

@@ -51,6 +51,13 @@ def test_normalize_is_idempotent_and_total():
         ("shukran", "شكرا"),  # Arabizi: the Arabic word the training data has
         ("3ndi", "عندي"),  # digits as letters: 3 = ع
         ("Shukran", "شكرا"),
+        # Of the spellings arabizikit proposes, the word Arabic writers use:
+        # not its first reading, سالامة / هاوية, with every vowel written long.
+        ("salama", "سلامه"),
+        ("hawiya", "هويه"),
+        ("rusoom", "رسوم"),
+        ("no", "نو"),  # not the single letter ن, frequent as it is
+        ("MSD-40213377", "مسد 40213377"),  # a number in a Latin token stays a number
         ("بالهويـــــة", "بالهويه"),  # Arabic: just normalised
         ("١٠٢٣٤٥٦٧٨٩", "1023456789"),  # numbers stay numbers
     ],

@@ -102,7 +102,8 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
     ranking = lost.get("intent_ranking")
     assert [r["name"] for r in ranking][0] == "report_lost_id" and len(ranking) == 3
     assert abs(sum(r["confidence"] for r in ranking) - 1) < 1e-6
-    assert parse("what are the fees").get("intent")["name"] == "ask_fees"
+    # No word of it is in the examples: the sentence vector carries it.
+    assert parse("what is the price").get("intent")["name"] == "ask_fees"
     assert parse("🙂").get("intent") == {"name": None, "confidence": 0.0}
 
 
