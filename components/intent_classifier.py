@@ -120,7 +120,13 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if dense_rows and len(dense_rows) != len(kept):
             raise ValueError("Every intent example needs the same features.")
 
-        idf = TfidfTransformer().fit(scipy.sparse.vstack(sparse_rows)).idf_
+        counts = scipy.sparse.vstack(sparse_rows).tocsc()
+        idf = TfidfTransformer().fit(counts).idf_
+        # The n-gram vocabulary also holds the bot's responses in a full
+        # training.  An n-gram no intent example has is no evidence for any
+        # intent; weighted 0, it cannot dilute the n-grams that are when a
+        # message's row is scaled to unit length.
+        idf[counts.getnnz(axis=0) == 0] = 0.0
         self._set_weights({"idf": idf})
         if dense_rows:
             self._weights["mean"] = np.vstack(dense_rows).mean(axis=0)

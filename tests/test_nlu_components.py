@@ -1,4 +1,5 @@
 """The custom NLU components the model is trained and served with (no trained model needed)."""
+import pytest
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
@@ -57,7 +58,19 @@ def test_an_empty_message_gets_no_sentence_vector():
     assert sentence_vector("   ") is None
 
 
-def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone(tmp_path):
+TOY_EXAMPLES = {
+    "thank": ["شكرا", "شكرا جزيلا", "يعطيك العافية", "thanks a lot", "مشكور"],
+    "report_lost_id": ["ضاعت هويتي", "فقدت بطاقة الهوية", "هويتي ضايعة", "I lost my ID card", "انسرقت الهوية"],
+    "ask_fees": ["كم الرسوم", "بكم التجديد", "كم السعر", "how much does it cost", "كم تكلف"],
+}
+
+
+def toy_parser(tmp_path, other_texts=()):
+    """Train the pipeline's head and the classifier on TOY_EXAMPLES; return a parse function.
+
+    `other_texts` join the n-gram vocabulary without an intent, as the bot's
+    responses do in a full `rasa train`.
+    """
     from rasa.engine.graph import ExecutionContext, GraphSchema
     from rasa.engine.storage.local_model_storage import LocalModelStorage
     from rasa.engine.storage.resource import Resource
@@ -74,12 +87,10 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
         {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 4},
         storage, Resource("ngrams"), context)
     encoder = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "encoder")
-    examples = {
-        "thank": ["شكرا", "شكرا جزيلا", "يعطيك العافية", "thanks a lot", "مشكور"],
-        "report_lost_id": ["ضاعت هويتي", "فقدت بطاقة الهوية", "هويتي ضايعة", "I lost my ID card", "انسرقت الهوية"],
-        "ask_fees": ["كم الرسوم", "بكم التجديد", "كم السعر", "how much does it cost", "كم تكلف"],
-    }
-    data = TrainingData([Message(data={TEXT: t, "intent": i}) for i, ts in examples.items() for t in ts])
+    data = TrainingData(
+        [Message(data={TEXT: t, "intent": i}) for i, ts in TOY_EXAMPLES.items() for t in ts]
+        + [Message(data={TEXT: t}) for t in other_texts]
+    )
     tokenizer.process_training_data(data)
     ngrams.train(data)
     ngrams.process_training_data(data)
@@ -97,6 +108,11 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
         classifier.process([message])
         return message
 
+    return parse
+
+
+def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone(tmp_path):
+    parse = toy_parser(tmp_path)
     lost = parse("ضيعت بطاقتي الوطنية")
     assert lost.get("intent")["name"] == "report_lost_id"
     ranking = lost.get("intent_ranking")
@@ -105,6 +121,19 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
     # No word of it is in the examples: the sentence vector carries it.
     assert parse("what is the price").get("intent")["name"] == "ask_fees"
     assert parse("🙂").get("intent") == {"name": None, "confidence": 0.0}
+
+
+def test_ngrams_of_no_intent_example_do_not_change_the_answer(tmp_path):
+    # A response the bot says teaches the vocabulary "الوطنية"; no intent
+    # example has it, so it must not weaken the n-grams of "ضيعت بطاقتي".
+    text = "ضيعت بطاقتي الوطنية"
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "wider").mkdir()
+    plain = toy_parser(tmp_path / "plain")(text).get("intent_ranking")
+    response = "تجديد الهوية الوطنية يتم عبر أبشر"
+    wider = toy_parser(tmp_path / "wider", other_texts=[response])(text).get("intent_ranking")
+    assert [r["name"] for r in wider] == [r["name"] for r in plain]
+    assert [r["confidence"] for r in wider] == pytest.approx([r["confidence"] for r in plain])
 
 
 def test_a_wall_of_text_is_encoded_only_up_to_max_chars():
