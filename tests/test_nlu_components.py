@@ -124,8 +124,9 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
 
 
 def test_ngrams_of_no_intent_example_do_not_change_the_answer(tmp_path):
-    # A response the bot says teaches the vocabulary "الوطنية"; no intent
-    # example has it, so it must not weaken the n-grams of "ضيعت بطاقتي".
+    # A response the bot says adds the letter n-grams of «الوطنية» to the
+    # vocabulary.  No intent example has them, so they must not weaken the
+    # n-grams of «ضيعت بطاقتي» that the examples do have.
     text = "ضيعت بطاقتي الوطنية"
     (tmp_path / "plain").mkdir()
     (tmp_path / "wider").mkdir()
