@@ -45,6 +45,13 @@ class ArabicNormalizer(WhitespaceTokenizer):
     def not_supported_languages() -> None:
         return None
 
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        super().__init__(config)
+        # The first Arabizi word loads arabizikit, wordfreq's Arabic list and
+        # its index by consonants (about a second): at start-up, not in the
+        # answer to whoever writes one first.
+        lemma("salam")
+
     def tokenize(self, message: Message, attribute: Text) -> List[Token]:
         tokens = super().tokenize(message, attribute)
         if attribute == TEXT:

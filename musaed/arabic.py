@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections import defaultdict
 
 from arabizikit import Transliterator
 from pyarabic import araby
-from wordfreq import zipf_frequency
+from wordfreq import get_frequency_dict, zipf_frequency
 
 # Three or more of the same letter is elongation for emphasis, never spelling.
 # Digits are left alone: "1110000000" is a national id, not an elongation.
@@ -31,6 +32,20 @@ _ARABIZI_MAX_LETTERS = 30
 _VOWELS = tuple("aeiouy")
 _STARTS_A_VOWEL = tuple("اأإآعيو")
 _ENDS_A_VOWEL = tuple("اىيةهوءع")
+# Latin letters cannot tell these consonants apart: t (ت ط), d/dh/z (د ض ذ
+# ظ), s (س ص), h (ه ح), and g, which is ج in Egypt and ق in the Gulf
+# ("tigdar", "bitaga"), or غ.  A word's shape writes each group as one letter.
+_LOOK_ALIKES = str.maketrans(
+    {"ط": "ت", "ض": "د", "ذ": "د", "ظ": "د", "ص": "س", "ح": "ه", "ق": "ج", "غ": "ج"}
+)
+# Letters that Arabic writes for long vowels (and hamza), and that Arabizi
+# writers type as a vowel, or not at all.
+_VOWEL_LETTERS = frozenset("اويء")
+# Doubled Latin vowels are long ones, which Arabic always writes ("rusoom").
+_LONG_VOWEL = re.compile(r"aa|ee|ii|oo|uu|ou")
+_ARABIC_WORD = re.compile("[\u0621-\u064a]+")
+# Fewer consonants than this match too many unrelated words.
+_MIN_CONSONANTS = 3
 
 
 def to_ascii_digits(text: str) -> str:
@@ -74,15 +89,72 @@ def _arabizi() -> Transliterator:
     return Transliterator()
 
 
+def _shape(word: str) -> str:
+    """`word` normalised, each group of look-alike consonants as one letter."""
+    return normalize(word).translate(_LOOK_ALIKES)
+
+
+def _consonants(shape: str) -> str:
+    return "".join(ch for ch in shape if ch not in _VOWEL_LETTERS)
+
+
+@functools.lru_cache(maxsize=1)
+def _words_by_consonants() -> dict:
+    """wordfreq's Arabic words by their consonants: {consonants: [(word, shape)]}.
+
+    Built once, on the first Arabizi word (about half a second, 18k keys).
+    """
+    index = defaultdict(list)
+    for word in get_frequency_dict("ar", wordlist="small"):
+        if not _ARABIC_WORD.fullmatch(word):
+            continue
+        shape = _shape(word)
+        consonants = _consonants(shape)
+        if len(consonants) >= _MIN_CONSONANTS:
+            index[consonants].append((word, shape))
+    return dict(index)
+
+
+def _within(shorter: str, longer: str) -> bool:
+    """True when `shorter` is `longer` with some letters left out, in order."""
+    rest = iter(longer)
+    return all(ch in rest for ch in shorter)
+
+
+def _fewer_vowels(raw: str, reading: str) -> list[str]:
+    """Arabic words spelled like `reading` with vowel letters left out, and
+    look-alike consonants swapped: what arabizikit's rules do not propose.
+
+    Its readings write every typed vowel as a letter, and g as ج: "bitaga"
+    → بيتاجه, "tigdar" → تيجدار, "el5adamat" → لخادامات.  Arabic writes
+    short vowels not at all (بطاقة، تقدر، الخدمات).  A word typed with a
+    leading vowel may begin with an ا the reading lacks (the article "el").
+    A word must keep one vowel letter for each long vowel typed ("rusoom" is
+    رسوم, never رسم).
+    """
+    shape = _shape(reading)
+    long_vowels = len(_LONG_VOWEL.findall(raw))
+    found = []
+    for word, word_shape in _words_by_consonants().get(_consonants(shape), ()):
+        if not (
+            _within(word_shape, shape)
+            or (raw.startswith(_VOWELS) and word_shape.startswith("ا") and _within(word_shape[1:], shape))
+        ):
+            continue
+        if sum(ch in "اوي" for ch in word_shape) >= long_vowels:
+            found.append(word)
+    return found
+
+
 def _most_used(raw: str, candidates: list[tuple[str, float]]) -> str:
-    """Of arabizikit's readings of the Arabizi word `raw`, the one Arabic text uses most.
+    """Of the readings of the Arabizi word `raw`, the one Arabic text uses most.
 
     arabizikit ranks its readings by spelling rules alone, which write every
     Latin vowel as a long one: "salama" → سالامة, "hawiya" → هاوية.  Arabic
     writes most short vowels not at all, so the common word (سلامة, هوية) is
-    usually further down its list.  wordfreq's small Arabic list (words of
-    frequency 1e-6 and up) tells which; a reading it does not know scores 0,
-    and ties keep arabizikit's order.
+    usually further down its list, or not on it (`_fewer_vowels`).  wordfreq's
+    small Arabic list (words of frequency 1e-6 and up) tells which; a
+    reading it does not know scores 0, and ties keep arabizikit's order.
 
     Readings that turn what was typed into some other frequent word are
     passed over: one that drops a vowel typed at either end of the word
@@ -90,6 +162,10 @@ def _most_used(raw: str, candidates: list[tuple[str, float]]) -> str:
     for a longer word ("no" → ن), and an ع the writer did not type as 3
     ("wain" → وعن rather than وين).
     """
+    # arabizikit's own readings first, so that they win ties.
+    candidates = list(candidates) + [
+        (word, float("inf")) for reading, _ in candidates for word in _fewer_vowels(raw, reading)
+    ]
     typed_ain = raw.count("3") + raw.count("'")
     plausible = [
         c
