@@ -10,6 +10,11 @@ against 0.965 for DIET on the same n-grams (bench/NOTES.md, round 4).  It is
 also deterministic (no seed spread), trains in seconds and answers in well
 under a millisecond.
 
+Next to them, for each intent, how similar the message is to that intent's
+three most similar examples (in n-grams, and in the sentence vector): a
+nearest-neighbour view that lets one close example count where the linear
+weights average it away (cross-validation 0.904 -> 0.910, round 6).
+
 Rasa's own LogisticRegressionClassifier reads the same features but neither
 weights the counts nor centres the vectors, and fixes C=1; this one does the
 three, with scikit-learn doing the fitting.
@@ -46,6 +51,12 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             # the held-out splits (bench/NOTES.md, round 4).
             "C": 50.0,
             "dense_weight": 0.7,
+            # How like a message is to each intent's nearest examples: the
+            # mean similarity of its `neighbours` most similar examples of
+            # each intent, in n-grams and in the sentence vector, as features
+            # of that weight (0 leaves them out).
+            "neighbours": 3,
+            "neighbour_weight": 1.0,
             "max_iter": 5000,
             # Intents listed in `intent_ranking`; 0 lists all of them.
             "ranking_length": 10,
@@ -63,6 +74,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._resource = resource
         self._weights = None
         self._tfidf = None
+        self._examples = None
         if weights is not None:
             self._set_weights(weights)
 
@@ -73,6 +85,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._tfidf = TfidfTransformer(sublinear_tf=True)
         self._tfidf.idf_ = weights["idf"]
         self._weights = weights
+        self._examples = None
+        if "examples_data" in weights:
+            self._examples = scipy.sparse.csr_matrix(
+                (weights["examples_data"], weights["examples_indices"], weights["examples_indptr"]),
+                shape=tuple(weights["examples_shape"]))
 
     @classmethod
     def create(
@@ -93,17 +110,48 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             dense.features.reshape(-1) if dense is not None else None,
         )
 
-    def _matrix(self, sparse_rows: List, dense_rows: List) -> scipy.sparse.csr_matrix:
-        weighted = self._tfidf.transform(scipy.sparse.vstack(sparse_rows).tocsr())
+    def _rows(self, sparse_rows: List, dense_rows: List) -> Tuple[scipy.sparse.csr_matrix, Optional[np.ndarray]]:
+        """Each message's tf-idf n-gram row and centred sentence vector, both of unit length."""
+        weighted = self._tfidf.transform(scipy.sparse.vstack(sparse_rows).tocsr()).tocsr()
         if not dense_rows:
-            return weighted.tocsr()
+            return weighted, None
         # Sentence vectors of one encoder all point roughly the same way
         # (cosine ~0.8 between unrelated sentences); centring on the training
         # mean leaves the part that tells sentences apart.
         dense = np.vstack(dense_rows) - self._weights["mean"]
         dense /= np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
-        dense *= self._config["dense_weight"]
-        return scipy.sparse.hstack([weighted, scipy.sparse.csr_matrix(dense)]).tocsr()
+        return weighted, dense
+
+    def _nearest(self, similarity: np.ndarray) -> np.ndarray:
+        """Per intent, the mean of each row's `neighbours` highest similarities to its examples."""
+        labels = self._weights["example_intents"]
+        k = self._config["neighbours"]
+        out = np.zeros((similarity.shape[0], len(self._weights["classes"])))
+        for i in range(out.shape[1]):
+            block = similarity[:, labels == i]
+            n = min(k, block.shape[1])
+            if n:
+                out[:, i] = np.partition(block, -n, axis=1)[:, -n:].mean(axis=1)
+        return out
+
+    def _matrix(self, weighted: scipy.sparse.csr_matrix, dense: Optional[np.ndarray],
+                leave_out_self: bool = False) -> scipy.sparse.csr_matrix:
+        blocks = [weighted]
+        if dense is not None:
+            blocks.append(scipy.sparse.csr_matrix(dense * self._config["dense_weight"]))
+        weight = self._config["neighbour_weight"]
+        if weight and self._examples is not None:
+            similarities = [(weighted @ self._examples.T).toarray()]
+            if dense is not None and "example_vectors" in self._weights:
+                similarities.append(dense @ self._weights["example_vectors"].T)
+            for similarity in similarities:
+                if leave_out_self:
+                    # A training example is its own nearest neighbour; a new
+                    # message never is.  Without this the model would learn
+                    # to trust a similarity of 1 that it never sees again.
+                    np.fill_diagonal(similarity, -1.0)
+                blocks.append(scipy.sparse.csr_matrix(self._nearest(similarity) * weight))
+        return scipy.sparse.hstack(blocks).tocsr()
 
     def train(self, training_data: TrainingData) -> Resource:
         from sklearn.feature_extraction.text import TfidfTransformer
@@ -130,8 +178,19 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._set_weights({"idf": idf})
         if dense_rows:
             self._weights["mean"] = np.vstack(dense_rows).mean(axis=0)
-        X = self._matrix(sparse_rows, dense_rows)
-        y = [e.get(INTENT) for e, _, _ in kept]
+        weighted, dense = self._rows(sparse_rows, dense_rows)
+        y = np.array([e.get(INTENT) for e, _, _ in kept])
+        classes = np.unique(y)
+        if self._config["neighbour_weight"]:
+            self._weights.update(
+                classes=classes,
+                example_intents=np.searchsorted(classes, y),
+                examples_data=weighted.data, examples_indices=weighted.indices,
+                examples_indptr=weighted.indptr, examples_shape=np.array(weighted.shape))
+            self._examples = weighted
+            if dense is not None:
+                self._weights["example_vectors"] = dense
+        X = self._matrix(weighted, dense, leave_out_self=True)
         clf = LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"])
         clf.fit(X, y)
         self._weights.update(coef=clf.coef_, intercept=clf.intercept_, classes=np.array(clf.classes_))
@@ -173,7 +232,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            X = self._matrix([sparse], [dense] if dense is not None and "mean" in w else [])
+            X = self._matrix(*self._rows([sparse], [dense] if dense is not None and "mean" in w else []))
             scores = (X @ w["coef"].T).ravel() + w["intercept"]
             probs = np.exp(scores - scores.max())
             probs /= probs.sum()

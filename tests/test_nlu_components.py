@@ -1,4 +1,5 @@
 """The custom NLU components the model is trained and served with (no trained model needed)."""
+import numpy as np
 import pytest
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -108,6 +109,7 @@ def toy_parser(tmp_path, other_texts=()):
         classifier.process([message])
         return message
 
+    parse.classifier = classifier
     return parse
 
 
@@ -121,6 +123,25 @@ def test_the_intent_classifier_learns_reads_back_and_leaves_empty_messages_alone
     # No word of it is in the examples: the sentence vector carries it.
     assert parse("what is the price").get("intent")["name"] == "ask_fees"
     assert parse("🙂").get("intent") == {"name": None, "confidence": 0.0}
+
+
+def test_each_intent_s_nearest_examples_are_features(tmp_path):
+    classifier = toy_parser(tmp_path).classifier
+    weights = classifier._weights
+    # n-grams, the sentence vector, then one similarity per intent for each.
+    assert weights["coef"].shape[1] == len(weights["idf"]) + 384 + 2 * len(TOY_EXAMPLES)
+    assert weights["example_vectors"].shape == (sum(map(len, TOY_EXAMPLES.values())), 384)
+
+
+def test_nearest_is_the_mean_of_each_intent_s_closest_examples():
+    from components.intent_classifier import LinearIntentClassifier
+
+    config = {**LinearIntentClassifier.get_default_config(), "neighbours": 2}
+    classifier = LinearIntentClassifier(config, None, None)
+    classifier._weights = {"classes": np.array(["a", "b"]), "example_intents": np.array([0, 0, 0, 1])}
+    similarity = np.array([[0.9, 0.1, 0.5, 0.4]])
+    # a: the two closest of three (0.9, 0.5); b has one example only.
+    assert classifier._nearest(similarity) == pytest.approx(np.array([[0.7, 0.4]]))
 
 
 def test_ngrams_of_no_intent_example_do_not_change_the_answer(tmp_path):
