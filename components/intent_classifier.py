@@ -34,6 +34,7 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +215,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         except (ValueError, FileNotFoundError):
             logger.debug("No trained intent classifier found: it will predict nothing.")
             weights = None
+        # Served, the classifier multiplies one message's vector by the
+        # examples'.  OpenBLAS runs that on a thread per core, and its threads
+        # spin on after each product, taking the CPU the sentence encoder
+        # needs for the next message: parse 8 -> 12 ms (bench/NOTES.md, round 6).
+        threadpool_limits(limits=1, user_api="blas")
         return cls(config, model_storage, resource, weights)
 
     def rank_every_intent(self) -> None:

@@ -133,6 +133,15 @@ def test_each_intent_s_nearest_examples_are_features(tmp_path):
     assert weights["example_vectors"].shape == (sum(map(len, TOY_EXAMPLES.values())), 384)
 
 
+def test_a_loaded_classifier_keeps_blas_to_one_thread(tmp_path):
+    # Spinning BLAS threads would take the CPU the sentence encoder needs.
+    from threadpoolctl import threadpool_info
+
+    toy_parser(tmp_path)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
 def test_nearest_is_the_mean_of_each_intent_s_closest_examples():
     from components.intent_classifier import LinearIntentClassifier
 
