@@ -1,7 +1,7 @@
 """Intent classifier: logistic regression over letter n-grams and a sentence vector.
 
 The two kinds of features know different things.  The letter n-grams
-(CountVectorsFeaturizer on the normalised lemmas) know our own ~1,400
+(CountVectorsFeaturizer on the normalised lemmas) know our own ~1,700
 examples in every spelling; the sentence vector (components/sentence_encoder.py)
 knows Arabic and English at large, dialect words our data lacks included.
 A linear model over both, with tf-idf weights on the n-grams and the sentence
