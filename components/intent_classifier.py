@@ -7,8 +7,8 @@ knows Arabic and English at large, dialect words our data lacks included.
 A linear model over both, with tf-idf weights on the n-grams and the sentence
 vectors centred on the training mean, scored 0.977 on the held-out splits
 against 0.965 for DIET on the same n-grams (bench/NOTES.md, round 4).  It is
-also deterministic (no seed spread), trains in seconds and answers in well
-under a millisecond.
+also deterministic (no seed spread), trains in seconds and answers in a
+few milliseconds.
 
 Next to them, for each intent, how similar the message is to that intent's
 three most similar examples (in n-grams, and in the sentence vector): a

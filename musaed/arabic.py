@@ -102,7 +102,8 @@ def _consonants(shape: str) -> str:
 def _words_by_consonants() -> dict:
     """wordfreq's Arabic words by their consonants: {consonants: [(word, shape)]}.
 
-    Built once, on the first Arabizi word (about half a second, 18k keys).
+    Built once (about half a second, 18k keys): the tokenizer builds it when
+    the model loads (components/arabic_normalizer.py).
     """
     index = defaultdict(list)
     for word in get_frequency_dict("ar", wordlist="small"):
