@@ -41,6 +41,7 @@ _LOOK_ALIKES = str.maketrans(
 # Letters that Arabic writes for long vowels (and hamza), and that Arabizi
 # writers type as a vowel, or not at all.
 _VOWEL_LETTERS = frozenset("اويء")
+_LONG_VOWEL_LETTERS = frozenset("اوي")
 # Doubled Latin vowels are long ones, which Arabic always writes ("rusoom").
 _LONG_VOWEL = re.compile(r"aa|ee|ii|oo|uu|ou")
 _ARABIC_WORD = re.compile("[\u0621-\u064a]+")
@@ -142,7 +143,7 @@ def _fewer_vowels(raw: str, reading: str) -> list[str]:
             or (raw.startswith(_VOWELS) and word_shape.startswith("ا") and _within(word_shape[1:], shape))
         ):
             continue
-        if sum(ch in "اوي" for ch in word_shape) >= long_vowels:
+        if sum(ch in _LONG_VOWEL_LETTERS for ch in word_shape) >= long_vowels:
             found.append(word)
     return found
 
@@ -164,9 +165,10 @@ def _most_used(raw: str, candidates: list[tuple[str, float]]) -> str:
     ("wain" → وعن rather than وين).
     """
     # arabizikit's own readings first, so that they win ties.
-    candidates = list(candidates) + [
-        (word, float("inf")) for reading, _ in candidates for word in _fewer_vowels(raw, reading)
-    ]
+    shorter = dict.fromkeys(  # readings often share their words: look each up once
+        word for reading, _ in candidates for word in _fewer_vowels(raw, reading)
+    )
+    candidates = list(candidates) + [(word, float("inf")) for word in shorter]
     typed_ain = raw.count("3") + raw.count("'")
     plausible = [
         c
