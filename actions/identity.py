@@ -33,16 +33,9 @@ class IdentitySlots:
         if parsed.error:
             dispatcher.utter_message(response=f"utter_national_id_{parsed.error}")
             return {"national_id": None}
-        db = store.open_db()
-        outcome = identity.send_code(db, parsed.national_id)
-        if outcome.status == "unknown":
-            dispatcher.utter_message(response="utter_national_id_unknown")
+        outcome = identity.send_code(store.open_db(), parsed.national_id)
+        if not say_code_outcome(dispatcher, outcome):
             return {"national_id": None}
-        if outcome.status == "locked":
-            dispatcher.utter_message(response="utter_identity_locked", minutes=outcome.minutes_left)
-            return {"national_id": None}
-        mobile = store.get_person(db, parsed.national_id)["mobile"] or ""
-        dispatcher.utter_message(response="utter_code_sent", mobile_end=mobile[-2:])
         return {"national_id": parsed.national_id}
 
     def validate_otp(
@@ -62,13 +55,30 @@ class IdentitySlots:
             dispatcher.utter_message(response="utter_otp_wrong", attempts=outcome.attempts_left)
             return {"otp": None}
         if outcome.status == "locked":
-            dispatcher.utter_message(response="utter_identity_locked", minutes=outcome.minutes_left)
+            say_code_outcome(dispatcher, outcome)
             return {"otp": None, "national_id": None}
-        # expired, or no code pending: send a fresh one.
-        identity.send_code(db, nid)
-        dispatcher.utter_message(response="utter_otp_expired")
-        return {"otp": None}
+        # expired, or no code pending: send a fresh one, within the limit.
+        resent = identity.send_code(db, nid)
+        if resent.status == "sent":
+            dispatcher.utter_message(response="utter_otp_expired")
+            return {"otp": None}
+        say_code_outcome(dispatcher, resent)
+        return {"otp": None, "national_id": None}
 
     def after_verification(self, db, national_id: str, tracker: Tracker) -> Dict[Text, Any]:
         """Slots a form can fill as soon as the person is known (override)."""
         return {}
+
+
+def say_code_outcome(dispatcher: CollectingDispatcher, outcome: identity.Outcome) -> bool:
+    """Tell the person what became of their code request; True when one was sent."""
+    if outcome.status == "sent":
+        dispatcher.utter_message(response="utter_code_sent", minutes=identity.CODE_TTL_MINUTES)
+        return True
+    if outcome.status == "limited":
+        dispatcher.utter_message(response="utter_code_limit", limit=identity.MAX_CODES,
+                                 window=identity.CODE_WINDOW_MINUTES, minutes=outcome.minutes_left)
+    else:  # locked
+        dispatcher.utter_message(response="utter_identity_locked", attempts=identity.MAX_WRONG_CODES,
+                                 minutes=outcome.minutes_left)
+    return False

@@ -65,9 +65,9 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         if service and service.id == "replace_family_record":
             slots += ["record_kind", "documents_confirmed"]
         assessment = current_assessment(tracker) if tracker.get_slot("verified_id") else None
-        # Ask for confirmation only when every requirement passes; otherwise
-        # the form ends and action_submit_request explains what is missing.
-        if assessment is None or assessment.eligible:
+        # Ask for confirmation only when every requirement passes and no request
+        # is open; otherwise the form ends and action_submit_request says why.
+        if assessment is None or assessment.can_request:
             slots.append("confirm")
         return slots
 
@@ -208,15 +208,28 @@ class ActionSubmitRequest(Action):
         if not applicant or cat.service(service_id) is None:
             dispatcher.utter_message(response="utter_anything_else")
             return clear_form_slots()
-        result = service_request.submit(
-            store.open_db(), service_id, applicant, tracker.get_slot("beneficiary"),
-            conversation_id=tracker.sender_id, answers=answers(tracker))
+        db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
+        if tracker.get_slot("confirm") == "yes":
+            result = service_request.submit(db, service_id, applicant, beneficiary,
+                                            conversation_id=tracker.sender_id, answers=answers(tracker))
+        else:  # the form ended before a yes: say why, create nothing
+            assessment = service_request.assess(db, service_id, applicant, beneficiary, answers(tracker))
+            result = service_request.Submission(assessment, assessment.open_request)
         a = result.assessment
-        if not a.eligible:
+        request = result.request
+        if request is not None and not result.created:
+            if request["conversation_id"] == tracker.sender_id:
+                dispatcher.utter_message(text=cat.labels["already_created"].format(
+                    tracking_number=request["tracking_number"]))
+            else:  # made in another conversation or channel
+                dispatcher.utter_message(text=cat.labels["open_request_exists"].format(
+                    tracking_number=request["tracking_number"],
+                    status=cat.status_text(request["status"])))
+        elif not a.eligible:
             dispatcher.utter_message(text=cat.eligibility_report(a.results))
-        elif tracker.get_slot("confirm") != "yes":
+        elif not result.created:
             dispatcher.utter_message(response="utter_request_cancelled")
-        elif result.created:
+        else:
             log.info("request %s created: %s for %s", result.request["tracking_number"],
                      service_id, identity.mask_id(a.beneficiary["national_id"]))
             number = result.request["tracking_number"]
@@ -226,9 +239,6 @@ class ActionSubmitRequest(Action):
             dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number))
             if service_id == "minor_national_id":
                 dispatcher.utter_message(text=cat.labels["minor_reminder"].format(name=a.beneficiary["name"]))
-        else:
-            dispatcher.utter_message(text=cat.labels["already_created"].format(
-                tracking_number=result.request["tracking_number"]))
         return clear_form_slots()
 
 

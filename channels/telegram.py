@@ -7,7 +7,7 @@ Credentials (see scripts/credentials.py)::
       verify: "musaed_bot"               # the bot's username
       webhook_url: "https://example.org/webhooks/telegram/webhook"
       api_url: "https://api.telegram.org"   # optional; else env TELEGRAM_API_URL
-      secret_token: "..."                # optional; see below
+      secret_token: "..."                # optional (else derived from the token); see below
 
 What differs from ``rasa.core.channels.telegram``:
 
@@ -25,13 +25,19 @@ What differs from ``rasa.core.channels.telegram``:
   button per row (a response's ``button_type`` still wins). Pressed buttons
   are acknowledged (answerCallbackQuery) so the client's spinner stops.
 - Texts longer than Telegram's 4096 characters are sent in pieces.
-- With ``secret_token`` set, it is registered with setWebhook and every update
-  must carry it in ``X-Telegram-Bot-Api-Secret-Token`` (else 403).
+- Every update must carry the webhook's secret token in
+  ``X-Telegram-Bot-Api-Secret-Token`` or gets 403 and reaches no
+  conversation: ``secret_token`` when set, else one derived from the bot
+  token (HMAC-SHA256), registered with setWebhook either way. Without it,
+  anyone could POST a forged Update with someone's chat id.
+- The conversation is ``telegram:<chat id>`` (channels/ids.py): no other
+  channel reaches it.
 - A failure while handling an update is logged and answered 200, so Telegram
   does not redeliver the same update again and again.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -52,6 +58,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels._text import split_long
+from channels.ids import conversation_id, external_id
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,12 @@ ONE_ROW_CHARS = 30
 def resolve_api_url(configured: Optional[str] = None) -> str:
     """The Bot API base URL: configured, else $TELEGRAM_API_URL, else Telegram's own."""
     return (configured or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+
+
+def derived_secret_token(access_token: str) -> str:
+    """The webhook secret when none is configured: unguessable without the bot
+    token, the same on every replica, and in Telegram's alphabet (hex)."""
+    return hmac.new(str(access_token).encode(), b"musaed-telegram-webhook", hashlib.sha256).hexdigest()
 
 
 def as_user_text(text: str) -> str:
@@ -89,6 +102,10 @@ class TelegramOutput(RasaTelegramOutput):
         """Close the HTTP session (aiogram 2's ``close()`` does too, with a deprecation warning)."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        # The conversation is telegram:<chat id>; the Bot API wants the chat id.
+        await super().send_response(external_id("telegram", recipient_id), message)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for paragraph in text.strip().split("\n\n"):  # as Rasa's connector does
@@ -143,7 +160,7 @@ class TelegramInput(RasaTelegramInput):
     ) -> None:
         super().__init__(access_token, verify, webhook_url, debug_mode=debug_mode)
         self.api_url = resolve_api_url(api_url)
-        self.secret_token = secret_token or None
+        self.secret_token = secret_token or derived_secret_token(access_token or "")
         self._output: Optional[TelegramOutput] = None
         self._username: Optional[str] = None
 
@@ -154,14 +171,11 @@ class TelegramInput(RasaTelegramInput):
         return self._output
 
     async def set_webhook(self) -> bool:
-        """Register `webhook_url` (and the secret token, if any) with Telegram."""
-        bot = self.get_output_channel()
-        if self.secret_token:
-            # aiogram 2.15 predates secret_token (Bot API 6.1): send it as a raw call.
-            return bool(await bot.request(
-                "setWebhook", {"url": self.webhook_url, "secret_token": self.secret_token}
-            ))
-        return bool(await bot.set_webhook(self.webhook_url))
+        """Register `webhook_url` and its secret token with Telegram."""
+        # aiogram 2.15 predates secret_token (Bot API 6.1): send it as a raw call.
+        return bool(await self.get_output_channel().request(
+            "setWebhook", {"url": self.webhook_url, "secret_token": self.secret_token}
+        ))
 
     async def bot_username(self) -> Optional[str]:
         """The bot's username from getMe, asked once and then remembered."""
@@ -171,8 +185,6 @@ class TelegramInput(RasaTelegramInput):
         return self._username
 
     def _authentic(self, request: Request) -> bool:
-        if not self.secret_token:
-            return True
         given = request.headers.get(SECRET_HEADER, "")
         return hmac.compare_digest(given.encode(), self.secret_token.encode())
 
@@ -272,7 +284,7 @@ class TelegramInput(RasaTelegramInput):
             try:
                 for each in texts:
                     await on_new_message(
-                        UserMessage(each, out_channel, sender_id,
+                        UserMessage(each, out_channel, conversation_id(self.name(), sender_id),
                                     input_channel=self.name(), metadata=metadata)
                     )
             except Exception:  # noqa: BLE001 - log it, and do not make Telegram redeliver

@@ -45,6 +45,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels._text import shorten, split_long
+from channels.ids import conversation_id, external_id
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,12 @@ class WhatsAppOutput(OutputChannel):
         await self._session.close()
 
     async def send(self, recipient_id: Text, message: Dict[str, Any]) -> Optional[Dict]:
-        """POST one message; a refusal from the API is logged (with its reason), not raised."""
+        """POST one message; a refusal from the API is logged (with its reason), not raised.
+
+        `recipient_id` is the conversation (``whatsapp:<wa_id>``) or the bare wa_id.
+        """
         payload = {"messaging_product": "whatsapp", "recipient_type": "individual",
-                   "to": str(recipient_id), **message}
+                   "to": external_id(self.name(), str(recipient_id)), **message}
         headers = {"Authorization": f"Bearer {self.access_token}"}
         try:
             async with self._session.get().post(
@@ -378,8 +382,9 @@ class WhatsAppInput(InputChannel):
                 if not self._first_time(message["message_id"]):
                     continue
                 try:
+                    # The conversation says WhatsApp: no other channel reaches it.
                     await on_new_message(UserMessage(
-                        message["text"], out_channel, message["sender"],
+                        message["text"], out_channel, conversation_id(self.name(), message["sender"]),
                         input_channel=self.name(), message_id=message["message_id"],
                         metadata=message["metadata"],
                     ))

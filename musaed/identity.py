@@ -1,12 +1,15 @@
 """Proving who someone is: national id, then a one-time code to the mobile on file.
 
-Nothing personal is shown or changed before `verify_code` says OK.  In
-development the code is "sent" by writing it to the `otp_outbox` table and
-the log; production swaps `send_code` for an SMS gateway.
+Nothing personal is shown or changed before `verify_code` says OK.  The code
+is kept in the `otp_outbox` table for verification and delivered by
+musaed/sms.py (in development the table is the delivery: `make code ID=…`);
+it is never written to a log. At most MAX_CODES codes go to one id in any
+CODE_WINDOW, whatever the number of conversations or channels asking.
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,14 +18,21 @@ from typing import Optional
 
 from sqlite_utils import Database
 
-from musaed import store
+from musaed import catalogue, sms, store
 from musaed.arabic import to_ascii_digits
 
 log = logging.getLogger(__name__)
 
-CODE_TTL = timedelta(minutes=5)
+CODE_TTL_MINUTES = 5
+CODE_TTL = timedelta(minutes=CODE_TTL_MINUTES)
 MAX_WRONG_CODES = 3
-LOCK_FOR = timedelta(minutes=15)
+LOCK_MINUTES = 15
+LOCK_FOR = timedelta(minutes=LOCK_MINUTES)
+# No more than this many codes to one national id in any CODE_WINDOW: each is
+# an SMS someone pays for, to a person who may not have asked for it.
+MAX_CODES = 3
+CODE_WINDOW_MINUTES = 15
+CODE_WINDOW = timedelta(minutes=CODE_WINDOW_MINUTES)
 
 _TEN_DIGITS = re.compile(r"(?<!\d)\d{10}(?!\d)")
 _ANY_DIGITS = re.compile(r"\d+")
@@ -75,7 +85,7 @@ def parse_code(text: str) -> Optional[str]:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent | unknown | locked | ok | wrong | expired | no_code
+    status: str  # sent | limited | locked | ok | wrong | expired | no_code
     attempts_left: int = 0
     minutes_left: int = 0
 
@@ -84,66 +94,99 @@ def _now(now: Optional[datetime]) -> datetime:
     return now or datetime.now(timezone.utc)
 
 
+def _minutes_until(until: datetime, now: datetime) -> int:
+    """Whole minutes, rounded up, from `now` to `until` (0 once passed)."""
+    return max(0, math.ceil((until - now).total_seconds() / 60))
+
+
 def _lock_minutes_left(db: Database, national_id: str, now: datetime) -> int:
-    row = store._one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
+    row = store.identity_lock(db, national_id)
     if not row or not row["locked_until"]:
         return 0
-    until = datetime.fromisoformat(row["locked_until"])
-    return max(0, -(-int((until - now).total_seconds()) // 60)) if until > now else 0
+    return _minutes_until(datetime.fromisoformat(row["locked_until"]), now)
 
 
-def send_code(db: Database, national_id: str, now: Optional[datetime] = None) -> Outcome:
-    """Send a fresh 6-digit code to the mobile on file (the outbox, in development)."""
+def code_text(code: str) -> str:
+    """The SMS the person gets."""
+    return catalogue.load().labels["sms_code"].format(code=code, minutes=CODE_TTL_MINUTES)
+
+
+def send_code(db: Database, national_id: str, now: Optional[datetime] = None,
+              sender: Optional[sms.Sender] = None) -> Outcome:
+    """Send a fresh 6-digit code to the mobile on file, within the limit.
+
+    An id that is not on file gets the same outcome, and the same work, as
+    one that is ("sent"; "limited" after MAX_CODES): what the person is told
+    never says whether a number is registered. The count and the new code
+    are one transaction, so conversations asking at once cannot pass the
+    limit together.
+    """
     now = _now(now)
-    person = store.get_person(db, national_id)
-    if person is None:
-        return Outcome("unknown")
-    minutes = _lock_minutes_left(db, national_id, now)
-    if minutes:
-        return Outcome("locked", minutes_left=minutes)
-    code = f"{secrets.randbelow(10**6):06d}"
+    delivery = None
     with store.transaction(db):
-        # A new code replaces any earlier one.
-        db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL",
-                   [store.now_iso(now), national_id])
-        store._insert(db, "otp_outbox", {
-            "national_id": national_id, "mobile": person["mobile"], "code": code,
-            "created_at": store.now_iso(now), "expires_at": store.now_iso(now + CODE_TTL),
-            "used_at": None,
-        })
-    log.info("one-time code for %s to mobile ending %s: %s (development outbox)",
-             mask_id(national_id), (person["mobile"] or "")[-2:], code)
+        minutes = _lock_minutes_left(db, national_id, now)
+        if minutes:
+            return Outcome("locked", minutes_left=minutes)
+        recent = store.code_requests_since(db, national_id, store.now_iso(now - CODE_WINDOW))
+        if len(recent) >= MAX_CODES:
+            # Free again when the oldest code in the window leaves it.
+            until = datetime.fromisoformat(recent[0]) + CODE_WINDOW
+            return Outcome("limited", minutes_left=max(1, _minutes_until(until, now)))
+        store.record_code_request(db, national_id, store.now_iso(now))
+        person = store.get_person(db, national_id)
+        if person is not None:
+            code = f"{secrets.randbelow(10**6):06d}"
+            store.save_code(db, national_id=national_id, mobile=person["mobile"], code=code,
+                            created_at=store.now_iso(now), expires_at=store.now_iso(now + CODE_TTL))
+            delivery = (person["mobile"] or "", code)
+    if delivery is not None:
+        # Never the code itself in a log, at any level.
+        log.info("one-time code sent for %s", mask_id(national_id))
+        (sender or sms.from_env()).deliver(delivery[0], code_text(delivery[1]))
     return Outcome("sent", attempts_left=MAX_WRONG_CODES)
 
 
+def _wrong_code(db: Database, national_id: str, now: datetime, pending_id: Optional[int]) -> Outcome:
+    lock = store.identity_lock(db, national_id)
+    failed = (lock["failed"] if lock else 0) + 1
+    if failed >= MAX_WRONG_CODES:
+        if pending_id is not None:
+            store.use_code(db, pending_id, store.now_iso(now))
+        store.set_identity_lock(db, national_id, 0, store.now_iso(now + LOCK_FOR))
+        log.warning("identity locked for %d min after %d wrong codes: %s",
+                    LOCK_MINUTES, failed, mask_id(national_id))
+        return Outcome("locked", minutes_left=LOCK_MINUTES)
+    store.set_identity_lock(db, national_id, failed, None)
+    return Outcome("wrong", attempts_left=MAX_WRONG_CODES - failed)
+
+
 def verify_code(db: Database, national_id: str, code: str, now: Optional[datetime] = None) -> Outcome:
-    """Check a code; three wrong codes lock the id for 15 minutes."""
+    """Check a code; three wrong codes lock the id for 15 minutes.
+
+    For an id not on file no code exists, so every code is wrong, counted
+    and locked alike, and "expired" comes after the same five minutes.
+    """
     now = _now(now)
-    minutes = _lock_minutes_left(db, national_id, now)
-    if minutes:
-        return Outcome("locked", minutes_left=minutes)
     with store.transaction(db):
-        pending = store._one(
-            db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL "
-                "ORDER BY id DESC LIMIT 1", [national_id])
+        minutes = _lock_minutes_left(db, national_id, now)
+        if minutes:
+            return Outcome("locked", minutes_left=minutes)
+        if store.get_person(db, national_id) is None:
+            asked = store.latest_code_request(db, national_id)
+            if asked is None:
+                return Outcome("no_code")
+            if datetime.fromisoformat(asked) + CODE_TTL <= now:
+                return Outcome("expired")
+            return _wrong_code(db, national_id, now, None)
+        pending = store.pending_code(db, national_id)
         if pending is None:
             return Outcome("no_code")
         if datetime.fromisoformat(pending["expires_at"]) <= now:
-            db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [store.now_iso(now), pending["id"]])
+            store.use_code(db, pending["id"], store.now_iso(now))
             return Outcome("expired")
         if secrets.compare_digest(pending["code"], code or ""):
-            db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [store.now_iso(now), pending["id"]])
-            db.execute("DELETE FROM identity_locks WHERE national_id = ?", [national_id])
+            store.use_code(db, pending["id"], store.now_iso(now))
+            store.clear_identity_lock(db, national_id)
             log.info("identity verified: %s", mask_id(national_id))
             return Outcome("ok")
-        lock = store._one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
-        failed = (lock["failed"] if lock else 0) + 1
-        if failed >= MAX_WRONG_CODES:
-            db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [store.now_iso(now), pending["id"]])
-            db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, 0, ?)",
-                       [national_id, store.now_iso(now + LOCK_FOR)])
-            log.warning("identity locked for %d min after %d wrong codes: %s",
-                        LOCK_FOR.seconds // 60, failed, mask_id(national_id))
-            return Outcome("locked", minutes_left=LOCK_FOR.seconds // 60)
-        db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, ?, NULL)", [national_id, failed])
-        return Outcome("wrong", attempts_left=MAX_WRONG_CODES - failed)
+        return _wrong_code(db, national_id, now, pending["id"])

@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import os
 import re
-import secrets
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +30,7 @@ from bidi.algorithm import get_display
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
-from musaed import catalogue, store
+from musaed import catalogue, keys, store
 from musaed.identity import mask_id
 
 WIDTH = 800
@@ -71,38 +69,9 @@ def verify(tracking_number: str, sig: Optional[str], secret: bytes) -> bool:
 
 
 def receipt_secret() -> bytes:
-    """The signing secret shared by the action server and the web server.
-
-    MUSAED_RECEIPT_SECRET when set; otherwise a random secret created once in
-    `receipt.secret` beside the database (mode 0600) and read from there by
-    every process after.  Creation is race-free: the secret is written to a
-    private temporary file and hard-linked into place, so a process that
-    loses the race reads the winner's complete file.
-    """
-    from_env = os.environ.get(SECRET_ENV)
-    if from_env:
-        return from_env.encode("utf-8")
-    path = store.db_path().parent / SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        finally:
-            tmp.unlink()
-    text = path.read_text(encoding="ascii").strip()
-    if not text:
-        raise RuntimeError(f"{path} is empty: delete it and a new secret will be made")
-    return bytes.fromhex(text)
+    """The signing secret shared by the action server and the web server:
+    MUSAED_RECEIPT_SECRET, else `receipt.secret` beside the database (musaed/keys.py)."""
+    return keys.shared_secret(SECRET_ENV, SECRET_FILE)
 
 
 def receipt_path(tracking_number: str) -> str:

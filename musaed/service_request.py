@@ -1,8 +1,10 @@
 """From a verified person and their answers to a created service request.
 
-`assess` reads the records and checks the service's requirements; `submit`
+`assess` reads the records, checks the service's requirements and finds
+the beneficiary's open request for the service, if any; `submit`
 re-assesses (records may have changed since the summary) and, only when all
-pass, creates the request in one transaction, idempotently.
+pass and none is open, creates the request in one transaction (the store
+holds the one-open-request rule even against a concurrent confirmation).
 """
 from __future__ import annotations
 
@@ -28,10 +30,17 @@ class Assessment:
     applicant: dict
     beneficiary: dict
     results: List[eligibility.CheckResult]
+    # The beneficiary's open request for this service, from any conversation:
+    # while there is one, no new request is made.
+    open_request: Optional[dict] = None
 
     @property
     def eligible(self) -> bool:
         return all(r.passed for r in self.results)
+
+    @property
+    def can_request(self) -> bool:
+        return self.eligible and self.open_request is None
 
     @property
     def delivery_address(self) -> Optional[str]:
@@ -47,7 +56,8 @@ def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
     if beneficiary_id and beneficiary_id != applicant_id and not store.relation(db, applicant_id, beneficiary_id):
         raise PermissionError("the beneficiary is not in the applicant's family")
     case = eligibility.Case(db, service_id, applicant, beneficiary, today or date.today(), answers or {})
-    return Assessment(service_id, applicant, beneficiary, eligibility.evaluate(case))
+    return Assessment(service_id, applicant, beneficiary, eligibility.evaluate(case),
+                      store.open_request(db, service_id, beneficiary["national_id"]))
 
 
 @dataclass
@@ -61,6 +71,8 @@ def submit(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
            conversation_id: str, answers: Optional[Dict] = None,
            today: Optional[date] = None) -> Submission:
     a = assess(db, service_id, applicant_id, beneficiary_id, answers, today)
+    if a.open_request is not None:
+        return Submission(a, a.open_request, created=False)
     if not a.eligible:
         return Submission(a)
     request, created = store.create_request(

@@ -152,13 +152,49 @@ CREATE TABLE identity_locks (
 """
 
 
+# A request in one of these is over; in any other it is open, and at most one
+# request per (service, beneficiary) may be open.
+CLOSED_STATUSES = ("delivered", "rejected", "cancelled")
+_CLOSED_SQL = ", ".join(f"'{s}'" for s in CLOSED_STATUSES)
+
+# Issue 14: codes limited per national id across conversations and channels;
+# one open request per service and beneficiary, whichever conversation asks.
+_M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST = f"""
+-- Every code asked for, for any id typed (on file or not: the limit must not tell them apart).
+CREATE TABLE code_requests (
+    id INTEGER PRIMARY KEY,
+    national_id TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);
+CREATE INDEX code_requests_person ON code_requests(national_id, requested_at);
+-- Open duplicates made before this rule: the oldest stays open, the rest are cancelled.
+CREATE TEMP TABLE _duplicate_requests AS
+    SELECT r.tracking_number FROM requests r
+    WHERE r.status NOT IN ({_CLOSED_SQL}) AND EXISTS (
+        SELECT 1 FROM requests o
+        WHERE o.service_id = r.service_id AND o.beneficiary_id = r.beneficiary_id
+          AND o.status NOT IN ({_CLOSED_SQL})
+          AND (o.created_at < r.created_at
+               OR (o.created_at = r.created_at AND o.tracking_number < r.tracking_number)));
+INSERT INTO request_events (tracking_number, status, note, actor, at)
+    SELECT tracking_number, 'cancelled', 'duplicate open request', 'migration',
+           strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+    FROM _duplicate_requests;
+UPDATE requests SET status = 'cancelled', updated_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+    WHERE tracking_number IN (SELECT tracking_number FROM _duplicate_requests);
+DROP TABLE _duplicate_requests;
+CREATE UNIQUE INDEX requests_one_open ON requests(service_id, beneficiary_id)
+    WHERE status NOT IN ({_CLOSED_SQL})
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-MIGRATIONS: List[str] = [_M001_INITIAL]
+MIGRATIONS: List[str] = [_M001_INITIAL, _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST]
 
 
 def migrate(db: Database) -> None:
@@ -216,6 +252,67 @@ def family_record(db: Database, head_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM family_records WHERE head_id = ?", [head_id])
 
 
+# -- one-time codes and identity locks ----------------------------------------
+# Callers hold a transaction around what must be atomic (musaed/identity.py).
+
+def record_code_request(db: Database, national_id: str, at: str) -> None:
+    _insert(db, "code_requests", {"national_id": national_id, "requested_at": at})
+
+
+def code_requests_since(db: Database, national_id: str, since: str) -> List[str]:
+    """When codes were asked for this id since `since`, oldest first."""
+    return [r["requested_at"] for r in db.query(
+        "SELECT requested_at FROM code_requests WHERE national_id = ? AND requested_at > ? "
+        "ORDER BY requested_at", [national_id, since])]
+
+
+def latest_code_request(db: Database, national_id: str) -> Optional[str]:
+    row = _one(db, "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ?",
+               [national_id])
+    return row["at"] if row else None
+
+
+def save_code(db: Database, *, national_id: str, mobile: Optional[str], code: str,
+              created_at: str, expires_at: str) -> None:
+    """Keep a new code for verification; it replaces any earlier one still pending."""
+    db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL",
+               [created_at, national_id])
+    _insert(db, "otp_outbox", {
+        "national_id": national_id, "mobile": mobile, "code": code,
+        "created_at": created_at, "expires_at": expires_at, "used_at": None,
+    })
+
+
+def pending_code(db: Database, national_id: str) -> Optional[dict]:
+    return _one(db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL "
+                    "ORDER BY id DESC LIMIT 1", [national_id])
+
+
+def use_code(db: Database, code_id: int, at: str) -> None:
+    db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [at, code_id])
+
+
+def latest_code(db: Database, national_id: str) -> Optional[dict]:
+    """The newest code sent to this id, used or not (the development outbox)."""
+    return _one(db, "SELECT code, created_at, expires_at, used_at FROM otp_outbox "
+                    "WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id])
+
+
+def identity_lock(db: Database, national_id: str) -> Optional[dict]:
+    """(failed codes so far, locked_until) for this id, if any."""
+    return _one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
+
+
+def set_identity_lock(db: Database, national_id: str, failed: int,
+                      locked_until: Optional[str]) -> None:
+    db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, ?, ?)",
+               [national_id, failed, locked_until])
+
+
+def clear_identity_lock(db: Database, national_id: str) -> None:
+    db.execute("DELETE FROM identity_locks WHERE national_id = ?", [national_id])
+
+
 # -- requests ----------------------------------------------------------------
 
 def _insert(db: Database, table: str, row: dict) -> None:
@@ -248,27 +345,42 @@ def create_request(
 ) -> Tuple[dict, bool]:
     """Create a request and its first event in one transaction.
 
-    Idempotent on (conversation, service, beneficiary): confirming the same
-    form again, or fifty times at once, returns the first request and
-    `created=False`.
+    At most one request per (service, beneficiary) is open: while one is,
+    this returns it and `created=False`, whichever conversation or channel
+    asks — so confirming twice, or fifty times at once from fifty
+    conversations, makes one request. The unique index `requests_one_open`
+    holds the rule even for writers that bypass this check.
     """
-    key = f"{conversation_id}|{service_id}|{beneficiary_id}"
     at = now_iso(now)
-    with transaction(db):
-        existing = _one(db, "SELECT * FROM requests WHERE idempotency_key = ?", [key])
-        if existing:
-            return existing, False
-        number = _new_tracking_number(db)
-        _insert(db, "requests", {
-            "tracking_number": number, "service_id": service_id,
-            "applicant_id": applicant_id, "beneficiary_id": beneficiary_id,
-            "status": status, "delivery_address": delivery_address,
-            "details": json.dumps(details or {}, ensure_ascii=False),
-            "conversation_id": conversation_id, "idempotency_key": key,
-            "created_at": at, "updated_at": at,
-        })
-        _add_event(db, number, status, actor=applicant_id, note=None, at=at)
+    try:
+        with transaction(db):
+            existing = open_request(db, service_id, beneficiary_id)
+            if existing:
+                return existing, False
+            number = _new_tracking_number(db)
+            _insert(db, "requests", {
+                "tracking_number": number, "service_id": service_id,
+                "applicant_id": applicant_id, "beneficiary_id": beneficiary_id,
+                "status": status, "delivery_address": delivery_address,
+                "details": json.dumps(details or {}, ensure_ascii=False),
+                # Unique per request; since migration 002 the open-request index
+                # is what makes creation idempotent.
+                "conversation_id": conversation_id, "idempotency_key": number,
+                "created_at": at, "updated_at": at,
+            })
+            _add_event(db, number, status, actor=applicant_id, note=None, at=at)
+    except sqlite3.IntegrityError:
+        existing = open_request(db, service_id, beneficiary_id)
+        if existing is None:
+            raise
+        return existing, False
     return get_request(db, number), True
+
+
+def open_request(db: Database, service_id: str, beneficiary_id: str) -> Optional[dict]:
+    """The open request for this service and beneficiary, if there is one."""
+    return _one(db, f"SELECT * FROM requests WHERE service_id = ? AND beneficiary_id = ? "
+                    f"AND status NOT IN ({_CLOSED_SQL})", [service_id, beneficiary_id])
 
 
 def get_request(db: Database, tracking_number: str) -> Optional[dict]:

@@ -1,7 +1,10 @@
 """The Rasa credentials file for the channels whose secrets are in the environment.
 
-`rest` and `socketio` are always on. Telegram and WhatsApp are added only when
-all of their secrets are set (an empty value counts as unset):
+REST and socket.io are always on, as Musaed's own classes (channels/rest.py,
+channels/socketio.py): each keeps its conversations apart from every other
+channel's, REST checks MUSAED_REST_TOKEN when it is set, socket.io issues its
+own session ids. Telegram and WhatsApp are added only when all of their
+secrets are set (an empty value counts as unset):
 
 | channel  | needs                                                                 | optional            |
 |----------|-----------------------------------------------------------------------|---------------------|
@@ -21,6 +24,8 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import yaml
 
+REST_CLASS = "channels.rest.RestInput"
+SOCKETIO_CLASS = "channels.socketio.SocketIOInput"
 TELEGRAM_CLASS = "channels.telegram.TelegramInput"
 WHATSAPP_CLASS = "channels.whatsapp.WhatsAppInput"
 
@@ -51,8 +56,10 @@ def _value(env: Mapping[str, str], name: str) -> str:
 def build(env: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
     """(credentials mapping, notes): one note for each channel left out for lack of secrets."""
     credentials: Dict[str, Any] = {
-        "rest": None,
-        "socketio": {
+        # The token is read from the environment when the server starts, not
+        # written here: this file is often copied around.
+        REST_CLASS: None,
+        SOCKETIO_CLASS: {
             "user_message_evt": "user_uttered",
             "bot_message_evt": "bot_uttered",
             "session_persistence": True,

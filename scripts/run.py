@@ -12,11 +12,31 @@ from credentials import write as write_credentials  # noqa: E402
 from servers import ROOT, Servers  # noqa: E402
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_refusal(interface: str, env) -> str:
+    """Why the bot must not listen on `interface`, or "" when it may.
+
+    REST without a token is for trusted callers on this machine: beyond
+    loopback anyone could post as any sender.
+    """
+    if interface.strip() in LOOPBACK or (env.get("MUSAED_REST_TOKEN") or "").strip():
+        return ""
+    return (f"Refusing to listen on {interface}: the REST channel has no token there. "
+            "Set MUSAED_REST_TOKEN (callers send Authorization: Bearer <token>) or keep MUSAED_INTERFACE on loopback.")
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Ctrl-C stops everything, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    interface = os.environ.get("MUSAED_INTERFACE", "127.0.0.1")
+    refusal = exposure_refusal(interface, os.environ)
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        return 2
     # rest and socketio always; Telegram and WhatsApp only when their secrets
     # are in the environment (one line says which were left out).
     creds = ROOT / "var" / "credentials.yml"
@@ -24,7 +44,7 @@ def main() -> int:
         print(note, flush=True)
     servers = Servers(rasa_port=5005, action_port=5055, log_dir=ROOT / "var" / "logs",
                       tracker_db=ROOT / "var" / "trackers.db", credentials=creds,
-                      interface=os.environ.get("MUSAED_INTERFACE", "127.0.0.1"))
+                      interface=interface)
     print("Starting Musaed (action server :5055, Rasa server :5005, web :8000)…", flush=True)
     try:
         servers.start()

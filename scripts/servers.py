@@ -77,7 +77,10 @@ class Servers:
             # without importing Rasa (63 MB instead of 126 MB, starts in 1 s).
             [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
              "--port", str(self.action_port)],
-            env, log_dir / "actions.log",
+            # The action server trusts the tracker it is sent (slots included):
+            # only the Rasa server may reach it, so it listens on loopback
+            # (rasa_sdk reads SANIC_HOST; its default is every interface).
+            {"SANIC_HOST": "127.0.0.1", **env}, log_dir / "actions.log",
         )
         rasa = self.spawn(
             [str(BIN / "rasa"), "run", "--model", str(self.model),

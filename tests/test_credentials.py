@@ -23,9 +23,10 @@ WHATSAPP = {
 TELEGRAM_NOTE = "telegram: left out (set TELEGRAM_TOKEN, TELEGRAM_VERIFY, TELEGRAM_WEBHOOK_URL to enable)"
 WHATSAPP_NOTE = ("whatsapp: left out (set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, "
                  "WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN to enable)")
+REST, SOCKETIO = "channels.rest.RestInput", "channels.socketio.SocketIOInput"
 BASE = {
-    "rest": None,
-    "socketio": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
+    REST: None,
+    SOCKETIO: {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
                  "session_persistence": True},
 }
 
@@ -41,7 +42,7 @@ def test_both_channels_with_all_their_secrets():
     env = {**TELEGRAM, **WHATSAPP, "PATH": "/usr/bin"}
     creds, notes = credentials.build(env)
     assert notes == []
-    assert creds["rest"] is None and creds["socketio"] == BASE["socketio"]
+    assert creds[REST] is None and creds[SOCKETIO] == BASE[SOCKETIO]
     assert creds["channels.telegram.TelegramInput"] == {
         "access_token": "123456789:AAFakeToken",
         "verify": "musaed_bot",
@@ -53,7 +54,7 @@ def test_both_channels_with_all_their_secrets():
         "app_secret": "app-secret",
         "verify_token": "verify-me",
     }
-    assert set(creds) == {"rest", "socketio", "channels.telegram.TelegramInput",
+    assert set(creds) == {REST, SOCKETIO, "channels.telegram.TelegramInput",
                           "channels.whatsapp.WhatsAppInput"}
 
 
@@ -82,13 +83,13 @@ def test_a_missing_or_empty_secret_leaves_the_channel_out_and_names_it():
     env = {**TELEGRAM, "TELEGRAM_VERIFY": "  ", **WHATSAPP}
     del env["WHATSAPP_APP_SECRET"]
     creds, notes = credentials.build(env)
-    assert set(creds) == {"rest", "socketio"}
+    assert set(creds) == {REST, SOCKETIO}
     assert len(notes) == 2
     assert notes[0].startswith("telegram: left out") and "TELEGRAM_VERIFY not set" in notes[0]
     assert notes[1].startswith("whatsapp: left out") and "WHATSAPP_APP_SECRET not set" in notes[1]
     # An optional URL alone enables nothing.
     creds, notes = credentials.build({"TELEGRAM_API_URL": "http://x", "WHATSAPP_API_URL": "http://y"})
-    assert set(creds) == {"rest", "socketio"} and notes == [TELEGRAM_NOTE, WHATSAPP_NOTE]
+    assert set(creds) == {REST, SOCKETIO} and notes == [TELEGRAM_NOTE, WHATSAPP_NOTE]
 
 
 def test_write_makes_a_private_yaml_file_rasa_can_load(tmp_path):

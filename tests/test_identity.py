@@ -1,11 +1,14 @@
 """Proving who someone is: national id parsing, masking, one-time codes and locks."""
+import json
 import logging
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from musaed import identity, seed, store
+from musaed import identity, seed, sms, store
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 IDS = seed.ids()
@@ -83,9 +86,56 @@ def test_mask_id_hides_short_values_entirely(nid):
 
 # -- one-time codes ----------------------------------------------------------
 
-def test_send_code_to_unknown_id(db):
-    assert identity.send_code(db, "1999999993", now=T0).status == "unknown"
-    assert db.execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0] == 0
+def test_unknown_id_gets_the_same_outcomes_as_a_known_one_and_no_code(db):
+    unknown = "1999999996"
+    assert identity.check_digit_ok(unknown) and store.get_person(db, unknown) is None
+    for nid in (KHALID, unknown):
+        sent = identity.send_code(db, nid, now=T0)
+        assert (sent.status, sent.attempts_left) == ("sent", 3)
+        outcomes = [identity.verify_code(db, nid, "000000", now=T0 + timedelta(seconds=i))
+                    for i in range(3)]
+        assert [(o.status, o.attempts_left, o.minutes_left) for o in outcomes] == [
+            ("wrong", 2, 0), ("wrong", 1, 0), ("locked", 0, 15)], nid
+    assert db.execute("SELECT COUNT(*) FROM otp_outbox WHERE national_id = ?", [unknown]).fetchone()[0] == 0
+
+
+def test_unknown_id_code_expires_like_a_known_one(db):
+    unknown = "1999999996"
+    for nid in (KHALID, unknown):
+        identity.send_code(db, nid, now=T0)
+        assert identity.verify_code(db, nid, "000000", now=T0 + timedelta(minutes=5, seconds=1)).status == "expired"
+
+
+def test_unknown_id_is_limited_like_a_known_one(db):
+    for nid in (KHALID, "1999999996"):
+        statuses = [identity.send_code(db, nid, now=T0 + timedelta(minutes=i)).status for i in range(4)]
+        assert statuses == ["sent", "sent", "sent", "limited"], nid
+
+
+def test_three_codes_in_fifteen_minutes_then_the_fourth_is_refused_with_the_wait(db):
+    for minute in (0, 4, 8):
+        assert identity.send_code(db, KHALID, now=T0 + timedelta(minutes=minute)).status == "sent"
+    before = db.execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0]
+    fourth = identity.send_code(db, KHALID, now=T0 + timedelta(minutes=10))
+    assert (fourth.status, fourth.minutes_left) == ("limited", 5)  # the first leaves the window at 15
+    assert db.execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0] == before  # nothing sent
+    # A sliding window: at 15 the first code has left it, at 16 the second has not.
+    assert identity.send_code(db, KHALID, now=T0 + timedelta(minutes=15)).status == "sent"
+    assert identity.send_code(db, KHALID, now=T0 + timedelta(minutes=16)).status == "limited"
+    # Other people are not affected.
+    assert identity.send_code(db, IDS["sara"], now=T0 + timedelta(minutes=10)).status == "sent"
+
+
+def test_code_limit_holds_for_concurrent_conversations(tmp_path):
+    """Twelve conversations typing the same id at once (each its own connection): three codes."""
+    path = tmp_path / "musaed.db"
+    seed.seed(store.open_db(path), today=date(2026, 11, 23))
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda _: identity.send_code(store.open_db(path), KHALID).status,
+                                 range(12)))
+    assert sorted(statuses) == ["limited"] * 9 + ["sent"] * 3
+    db = store.open_db(path)
+    assert db.execute("SELECT COUNT(*) FROM otp_outbox WHERE national_id = ?", [KHALID]).fetchone()[0] == 3
 
 
 def test_send_code_writes_six_digits_to_outbox(db):
@@ -106,12 +156,10 @@ def test_right_code_verifies_once(db):
 
 def test_new_code_replaces_the_earlier_one(db):
     identity.send_code(db, KHALID, now=T0)
-    old = latest_code(db)
     identity.send_code(db, KHALID, now=T0 + timedelta(minutes=1))
-    new = latest_code(db)
-    if old != new:
-        assert identity.verify_code(db, KHALID, old, now=T0 + timedelta(minutes=2)).status == "wrong"
-    assert identity.verify_code(db, KHALID, new, now=T0 + timedelta(minutes=2)).status == "ok"
+    rows = list(db.query("SELECT code, used_at FROM otp_outbox WHERE national_id = ? ORDER BY id", [KHALID]))
+    assert [r["used_at"] is None for r in rows] == [False, True]  # only the newest is pending
+    assert identity.verify_code(db, KHALID, rows[1]["code"], now=T0 + timedelta(minutes=2)).status == "ok"
 
 
 def test_three_wrong_codes_lock_for_fifteen_minutes(db):
@@ -173,3 +221,85 @@ def test_logs_never_contain_the_full_national_id(db, caplog):
     assert len(messages) >= 4  # sent, verified, sent, locked
     assert all(KHALID not in m for m in messages)
     assert all(identity.mask_id(KHALID) in m for m in messages)
+
+
+def test_no_code_is_logged_at_any_level(db, caplog):
+    caplog.set_level(logging.DEBUG)
+    identity.send_code(db, KHALID, now=T0)
+    code = latest_code(db)
+    identity.verify_code(db, KHALID, wrong_code(code), now=T0)
+    identity.verify_code(db, KHALID, code, now=T0)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "one-time code sent" in logged  # the sending is logged, the code is not
+    assert code not in logged and wrong_code(code) not in logged
+
+
+# -- delivery: the SMS gateway adapter, against a local fake gateway ------------
+
+class FakeGateway:
+    """An SMS gateway on a loopback port that records each POST (its JSON and token)."""
+
+    def __init__(self, status=200):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received, self.status, outer = [], status, self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append({"json": json.loads(body),
+                                       "authorization": self.headers.get("Authorization")})
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/sms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_http_gateway_gets_the_code_for_the_mobile_on_file(db, caplog):
+    gateway = FakeGateway()
+    try:
+        sender = sms.from_env({"MUSAED_SMS_URL": gateway.url, "MUSAED_SMS_TOKEN": "gw-token"})
+        assert isinstance(sender, sms.HttpGateway)
+        caplog.set_level(logging.DEBUG)
+        delivered = []
+        real_deliver = sender.deliver
+        sender.deliver = lambda mobile, text: delivered.append(real_deliver(mobile, text)) or delivered[-1]
+        assert identity.send_code(db, KHALID, now=T0, sender=sender).status == "sent"
+        assert delivered[0].result(timeout=10) is True
+        [call] = gateway.received
+        code = latest_code(db)
+        assert call["json"]["to"] == "0551000001"
+        assert code in call["json"]["text"] and "5" in call["json"]["text"]
+        assert call["authorization"] == "Bearer gw-token"
+        assert code not in "\n".join(r.getMessage() for r in caplog.records)
+        # An id not on file: nothing reaches the gateway, the outcome is the same.
+        assert identity.send_code(db, "1999999996", now=T0, sender=sender).status == "sent"
+        assert len(delivered) == 1 and len(gateway.received) == 1
+    finally:
+        gateway.close()
+
+
+def test_http_gateway_failure_is_logged_without_the_code(caplog):
+    gateway = FakeGateway(status=503)
+    try:
+        caplog.set_level(logging.DEBUG)
+        sender = sms.HttpGateway(gateway.url)
+        assert sender.deliver("0551000001", "رمز التحقق في مساعد: 424242").result(timeout=10) is False
+        unreachable = sms.HttpGateway("http://127.0.0.1:9/sms", timeout=2)
+        assert unreachable.deliver("0551000001", "رمز 424242").result(timeout=10) is False
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "503" in logged and "424242" not in logged and "0551000001" not in logged
+    finally:
+        gateway.close()
+
+
+def test_without_a_gateway_url_the_outbox_is_the_delivery():
+    assert isinstance(sms.from_env({}), sms.OutboxOnly)

@@ -1,4 +1,4 @@
-"""The application database: schema, idempotent requests, history, visibility."""
+"""The application database: schema, one open request per service and beneficiary, history, visibility."""
 import re
 import threading
 from datetime import date, datetime, timedelta, timezone
@@ -43,8 +43,9 @@ def new_request(db, ids, conversation="c1", service="renew_resident_id",
 
 def test_open_db_creates_schema_in_wal_mode(tmp_path):
     db = store.open_db(tmp_path / "sub" / "new.db")
-    assert store.schema_version(db) == 1
-    assert {"people", "requests", "request_events", "otp_outbox", "identity_locks"} <= set(db.table_names())
+    assert store.schema_version(db) == len(store.MIGRATIONS) == 2
+    assert {"people", "requests", "request_events", "otp_outbox", "identity_locks",
+            "code_requests"} <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -133,18 +134,73 @@ def test_fifty_concurrent_confirmations_create_one_request(db_file, ids):
     assert count(db, "request_events") == 1
 
 
-def test_fifty_concurrent_conversations_create_fifty_requests(db_file, ids):
+def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(db_file, ids):
+    """Fifty conversations (other devices, other channels) confirm at once: one open request."""
     def confirm(i):
         db = store.open_db(db_file)
         try:
-            return new_request(db, ids, conversation=f"conv-{i}")[0]["tracking_number"]
+            request, created = new_request(db, ids, conversation=f"whatsapp:9665{i:08d}")
+            return request["tracking_number"], created
         finally:
             db.conn.close()
 
-    numbers = _in_threads(50, confirm)
-    assert len(set(numbers)) == 50
-    assert all(TRACKING.match(n) for n in numbers)
-    assert count(store.open_db(db_file), "requests") == 50
+    results = _in_threads(50, confirm)
+    assert len({number for number, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    db = store.open_db(db_file)
+    assert count(db, "requests") == 1
+    assert count(db, "request_events") == 1
+
+
+def test_another_conversation_gets_the_open_request(db, ids):
+    first, _ = new_request(db, ids, conversation="web:aaaa")
+    again, created = new_request(db, ids, conversation="telegram:7000")
+    assert created is False and again["tracking_number"] == first["tracking_number"]
+    assert again["conversation_id"] == "web:aaaa"  # the caller can tell it was made elsewhere
+
+
+@pytest.mark.parametrize("closed", store.CLOSED_STATUSES)
+def test_a_closed_request_does_not_block_a_new_one(db, ids, closed):
+    first, _ = new_request(db, ids)
+    store.set_request_status(db, first["tracking_number"], closed, actor="agent")
+    assert store.open_request(db, "renew_resident_id", ids["amal"]) is None
+    second, created = new_request(db, ids)
+    assert created is True and second["tracking_number"] != first["tracking_number"]
+    assert store.open_request(db, "renew_resident_id", ids["amal"])["tracking_number"] == second["tracking_number"]
+
+
+def test_the_database_itself_refuses_a_second_open_request(db, ids):
+    import sqlite3
+
+    first, _ = new_request(db, ids)
+    row = dict(first, tracking_number="MSD-00000001", idempotency_key="MSD-00000001",
+               conversation_id="elsewhere")
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction(db):
+            store._insert(db, "requests", row)
+    assert count(db, "requests") == 1
+
+
+def test_migration_keeps_the_oldest_of_duplicate_open_requests(tmp_path, ids):
+    """A database made before the rule, holding two open requests for one beneficiary."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(store._M001_INITIAL)
+    conn.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    conn.execute("INSERT INTO _migrations VALUES (1, '2026-11-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO people (national_id, name, kind, birth_date) VALUES (?, 'x', 'citizen', '1980-01-01')",
+                 [ids["khalid"]])
+    for n, (conv, at) in enumerate([("a", "2026-11-02"), ("b", "2026-11-03")], start=1):
+        conn.execute("INSERT INTO requests VALUES (?, 'renew_national_id', ?, ?, 'submitted', NULL, '{}', ?, ?, ?, ?)",
+                     [f"MSD-0000000{n}", ids["khalid"], ids["khalid"], conv, f"{conv}|k", at, at])
+    conn.close()
+    db = store.open_db(path)
+    assert store.schema_version(db) == 2
+    assert store.get_request(db, "MSD-00000001")["status"] == "submitted"
+    assert store.get_request(db, "MSD-00000002")["status"] == "cancelled"
+    assert [e["status"] for e in store.request_events(db, "MSD-00000002")] == ["cancelled"]
 
 
 # -- status history ----------------------------------------------------------
@@ -215,7 +271,8 @@ def test_head_of_family_sees_request_made_by_someone_else_for_a_dependent(db, id
 def test_requests_visible_to_lists_newest_first(db, ids):
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
     old, _ = new_request(db, ids, conversation="a", now=t0)
-    new, _ = new_request(db, ids, conversation="b", now=t0 + timedelta(days=1))
+    new, _ = new_request(db, ids, conversation="b", service="minor_national_id", beneficiary="saud",
+                         now=t0 + timedelta(days=1))
     numbers = [r["tracking_number"] for r in store.requests_visible_to(db, ids["khalid"])]
     assert numbers == [new["tracking_number"], old["tracking_number"]]
 

@@ -1,0 +1,69 @@
+"""Rasa's REST channel for trusted callers: tests, `make chat`, curl, back offices.
+
+What differs from ``rasa.core.channels.rest.RestInput``:
+
+- The conversation is ``rest:<sender>`` (channels/ids.py), so a REST caller
+  never reaches a WhatsApp, Telegram or web conversation, whatever sender it
+  names; ``input_channel`` is always ``rest``, never what the caller claims.
+- With ``MUSAED_REST_TOKEN`` set, every call must carry
+  ``Authorization: Bearer <token>`` (compared in constant time) or gets 401
+  and reaches no conversation. Without it REST is open, which is only safe on
+  loopback: `make run` refuses a wider interface then (scripts/run.py).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels.ids import conversation_id
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "MUSAED_REST_TOKEN"
+DEFAULT_SENDER = "default"  # Rasa's own name for a message without a sender
+
+
+def bearer_ok(token: Optional[str], header: Optional[str]) -> bool:
+    """Whether an Authorization header carries `token` (no token configured: always)."""
+    if not token:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class RestInput(RasaRestInput):
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(token=os.environ.get(TOKEN_ENV) or None)
+
+    def __init__(self, token: Optional[str] = None) -> None:
+        self.token = token
+
+    async def _extract_sender(self, req: Request) -> Optional[Text]:
+        sender = req.json.get("sender")
+        return conversation_id(self.name(), sender if sender not in (None, "") else DEFAULT_SENDER)
+
+    def _extract_input_channel(self, req: Request) -> Text:
+        return self.name()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        bp = super().blueprint(on_new_message)
+
+        @bp.middleware("request")
+        async def authorize(request: Request) -> Optional[HTTPResponse]:
+            if not bearer_ok(self.token, request.headers.get("Authorization")):
+                logger.warning("REST call without the right token refused")
+                return response.json({"error": "unauthorized"}, status=401)
+            if request.method == "POST" and not isinstance(request.json, dict):
+                return response.json({"error": "expected a JSON object"}, status=400)
+            return None
+
+        return bp
