@@ -12,9 +12,10 @@ Each conversation has its own sender id and walks one whole path:
 
 A reply that does not move the flow on (an HTTP error, a timeout, or an
 answer without what the step expects) counts as an error and ends that
-conversation.  Codes are per person, so the identity steps of one person are
-serialised with a lock; `people()` makes one person per conversation slot,
-so at any level no two live conversations share a person.
+conversation.  Each conversation is a new person, as on a real morning: a
+person gets at most 3 codes in 15 minutes and has one open request per
+service, so `people()` makes as many people as the run has conversations
+and each is used once.
 
 Everything is bounded: a level stops starting messages at its time limit or
 after `max_conversations` conversations, whichever comes first.  Only
@@ -28,7 +29,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from urllib.parse import urlparse
 
 import aiohttp
@@ -65,7 +66,7 @@ class FlowError(Exception):
 
 
 def people(db_path, n: int) -> List[Person]:
-    """At least n people who can request a lost-ID replacement (and some a renewal).
+    """n people who can request a lost-ID replacement (and some a renewal): one per conversation.
 
     The demo people whose checks pass come first (Khalid, Sara, Fahd,
     Abdullah); past them, copies of Khalid with new valid ids and mobiles are
@@ -79,12 +80,12 @@ def people(db_path, n: int) -> List[Person]:
     if n > len(out):
         db = store.open_db(db_path)
         khalid = store.get_person(db, ids["khalid"])
+        new = []
         for i in range(n - len(out)):
             nid = seed.with_check_digit(f"1099{i:05d}")
-            if store.get_person(db, nid) is None:
-                db["people"].insert({**khalid, "national_id": nid, "name": f"مستخدم اختبار {i}",
-                                     "mobile": f"05590{i:05d}"})
+            new.append({**khalid, "national_id": nid, "name": f"مستخدم اختبار {i}", "mobile": f"05590{i:05d}"})
             out.append(Person(f"bench{i}", nid, LOST_ID + RENEW_ID))
+        db["people"].insert_all(new, ignore=True)  # already there from an earlier call: kept
     return out[:max(n, 1)]
 
 
@@ -129,8 +130,7 @@ class Conversation:
         return replies
 
 
-async def run_flow(conv: Conversation, person: Person, script: tuple, db_path,
-                   lock: asyncio.Lock) -> bool:
+async def run_flow(conv: Conversation, person: Person, script: tuple, db_path) -> bool:
     """One whole conversation; True when it reached the end before the deadline."""
     first, followup = script
     has_offer = lambda rs: bool(rs) and any(b.get("payload") == "/affirm" for b in rs[-1].get("buttons") or [])  # noqa: E731
@@ -140,14 +140,13 @@ async def run_flow(conv: Conversation, person: Person, script: tuple, db_path,
         return False
     if await conv.say("affirm", "نعم", lambda rs: "رقم هويتك" in text_of(rs)) is None:
         return False
-    async with lock:  # one pending code per person at a time
-        if await conv.say("national_id", person.national_id, lambda rs: "رمز تحقق" in text_of(rs)) is None:
-            return False
-        code = await asyncio.to_thread(latest_code, db_path, person.national_id)
-        if code is None:
-            raise FlowError("otp", "no code in otp_outbox")
-        if await conv.say("otp", code, lambda rs: "ملخص الطلب" in text_of(rs)) is None:
-            return False
+    if await conv.say("national_id", person.national_id, lambda rs: "رمز تحقق" in text_of(rs)) is None:
+        return False
+    code = await asyncio.to_thread(latest_code, db_path, person.national_id)
+    if code is None:
+        raise FlowError("otp", "no code in otp_outbox")
+    if await conv.say("otp", code, lambda rs: "ملخص الطلب" in text_of(rs)) is None:
+        return False
     created = await conv.say("confirm", "نعم", lambda rs: bool(TRACKING.search(text_of(rs))))
     if created is None:
         return False
@@ -161,7 +160,7 @@ def check_loopback(url: str) -> None:
         raise ValueError(f"the load generator only talks to loopback addresses, not {host!r}")
 
 
-async def run_level(base_url: str, db_path, persons: Sequence[Person], concurrency: int,
+async def run_level(base_url: str, db_path, persons: Iterable[Person], concurrency: int,
                     duration_s: float, max_conversations: int, timeout_s: float = 60,
                     cpu_of: Optional[Dict[str, Callable[[], float]]] = None) -> dict:
     """`concurrency` conversations at once, each worker starting a new one when its last ends.
@@ -174,22 +173,25 @@ async def run_level(base_url: str, db_path, persons: Sequence[Person], concurren
     samples: List[dict] = []
     errors: List[dict] = []
     started = done = 0
-    locks = {p.national_id: asyncio.Lock() for p in persons}
+    fresh = iter(persons)  # shared by the workers: each conversation takes the next person
     cpu_before = {k: f() for k, f in (cpu_of or {}).items()}
     begin = time.monotonic()
     deadline = begin + duration_s
 
     async def worker(w: int, session: aiohttp.ClientSession) -> None:
         nonlocal started, done
-        person = persons[w % len(persons)]
         n = 0
         while time.monotonic() < deadline and started < max_conversations:
+            person = next(fresh, None)
+            if person is None:
+                errors.append({"step": "start", "kind": "no fresh person left", "detail": ""})
+                return
             started += 1
             script = person.scripts[(w + n) % len(person.scripts)]
             n += 1
             conv = Conversation(session, url, deadline, samples)
             try:
-                if await run_flow(conv, person, script, db_path, locks[person.national_id]):
+                if await run_flow(conv, person, script, db_path):
                     done += 1
             except FlowError as e:
                 errors.append({"step": e.step, "kind": e.kind, "detail": e.detail})
@@ -210,7 +212,7 @@ async def run_levels(base_url: str, db_path, levels: Sequence[int], duration_s: 
                      max_conversations: int, warmup_conversations: int = 2,
                      cpu_of=None, log=print) -> List[dict]:
     """Warm up (TensorFlow builds its graphs on the first calls), then each level in turn."""
-    persons = people(db_path, max(levels))
+    persons = iter(people(db_path, warmup_conversations + len(levels) * max_conversations))
     if warmup_conversations:
         await run_level(base_url, db_path, persons, 1, 120, warmup_conversations)
     results = []

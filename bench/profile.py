@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     env = dict(kv.split("=", 1) for kv in args.server_env)
     servers = rig.start(env=env, tracker_store=args.tracker_store, work_dir=work)
     try:
-        persons = load.people(servers.db_file, args.concurrency)
+        # One person per conversation (codes and open requests are per person).
+        persons = iter(load.people(servers.db_file, 3000))
         asyncio.run(load.run_level(servers.url, servers.db_file, persons, 1, 60, 2))  # warm-up
         spies = {name: subprocess.Popen(
             [spy, "record", "--format", "raw", "-r", str(args.rate), "-d", str(args.seconds),

@@ -96,7 +96,7 @@ def seed(db, today: Optional[date] = None) -> dict:
         ("khalid", 300, "مخالفة مرورية", 1),  # paid: does not block
     ]
     # A demo reset, not a business write: sqlite-utils' insert_all commits per table.
-    for table in ("request_events", "requests", "otp_outbox", "identity_locks", "fines",
+    for table in ("request_events", "requests", "otp_outbox", "code_requests", "identity_locks", "fines",
                   "family_records", "health_insurance", "passports", "family_links", "people"):
         db.execute(f"DELETE FROM {table}")
     db["people"].insert_all(people)

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_two_concurrent_conversations_run_whole_flows(servers):
-    persons = load.people(servers.db_file, 2)
-    assert len({p.national_id for p in persons}) == 2  # no two live conversations share a person
+    persons = load.people(servers.db_file, 4)
+    assert len({p.national_id for p in persons}) == 4  # each conversation is its own person
     result = await load.run_level(servers.url, servers.db_file, persons, concurrency=2,
                                   duration_s=8, max_conversations=4)
     assert result["errors"] == 0, result["error_samples"]

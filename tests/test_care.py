@@ -483,7 +483,7 @@ def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, 
                      headers=agent(), timeout=30).json()["requests"]
     [mine] = [r for r in found if r["tracking_number"] == number]
     assert mine["status"] == "submitted" and mine["applicant_id"] == ID["khalid"]
-    assert mine["conversation_id"] == chat.sender
+    assert mine["conversation_id"] == chat.conversation_id
     refused = http.post(f"{care_api.url}/care/requests/{number}/status", json={"status": "rejected"},
                         headers=agent(), timeout=30)
     assert refused.status_code == 400 and refused.json()["message"] == CAT.labels["care_reason_required"]
@@ -499,7 +499,7 @@ def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, 
     assert number in tracking and CAT.status_text("approved") in tracking
 
     # The transcript of that conversation: the person's messages with intents, the bot's replies.
-    r = http.get(f"{care_api.url}/care/conversations/{chat.sender}", headers=agent("omar"), timeout=30)
+    r = http.get(f"{care_api.url}/care/conversations/{chat.conversation_id}", headers=agent("omar"), timeout=30)
     messages = r.json()["messages"]
     users = [m for m in messages if m["role"] == "user"]
     assert users[0]["text"] == "ضاعت هويتي وش اسوي" and users[0]["intent"] == "report_lost_id"
@@ -521,7 +521,7 @@ def test_a_request_for_a_person_appears_in_handovers(servers, care_api):
     person = Conversation(servers.url)
     assert CAT.call_centre["phone"] in joined(person.say("ابي اكلم موظف"))
     found = http.get(f"{care_api.url}/care/handovers", headers=agent(), timeout=30).json()["conversations"]
-    assert found[0]["sender_id"] == person.sender and found[0]["text"] == "ابي اكلم موظف"
+    assert found[0]["sender_id"] == person.conversation_id and found[0]["text"] == "ابي اكلم موظف"
     assert found[0]["intent"] == "request_human"
 
 
@@ -532,7 +532,7 @@ def test_a_message_the_bot_did_not_understand_appears_in_fallbacks(servers, care
     person = Conversation(servers.url)
     person.say("زززز قققق")
     found = http.get(f"{care_api.url}/care/fallbacks", headers=agent(), timeout=30).json()["messages"]
-    assert found[0]["sender_id"] == person.sender and found[0]["text"] == "زززز قققق"
+    assert found[0]["sender_id"] == person.conversation_id and found[0]["text"] == "زززز قققق"
     assert found[0]["original_intent"]["name"] not in (None, "nlu_fallback")
 
 

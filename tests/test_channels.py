@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 import credentials  # scripts/, put on sys.path by conftest
 from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
 from musaed import catalogue, seed, store
+from channels import telegram
 from servers import MODEL, Servers, free_port
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +29,8 @@ WA_TOKEN = "EAAGfakeAccessToken"
 WA_PHONE_ID = "106540352242922"
 WA_APP_SECRET = "fake-app-secret"
 WA_VERIFY = "musaed-verify-token"
-TG_SECRET = "tg-secret_Token-123"
+REST_TOKEN = "rest-token-for-trusted-callers"
+REGISTERED = object()  # tg_post: the secret token the bot registered with setWebhook
 SIGNATURE = "X-Hub-Signature-256"
 TG_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -48,7 +51,7 @@ def bot(tmp_path_factory):
         "TELEGRAM_VERIFY": BOT_USERNAME,
         "TELEGRAM_WEBHOOK_URL": webhook_url,
         "TELEGRAM_API_URL": tg.url,
-        "TELEGRAM_SECRET_TOKEN": TG_SECRET,
+        # No TELEGRAM_SECRET_TOKEN: the bot derives one and registers it.
         "WHATSAPP_ACCESS_TOKEN": WA_TOKEN,
         "WHATSAPP_PHONE_NUMBER_ID": WA_PHONE_ID,
         "WHATSAPP_APP_SECRET": WA_APP_SECRET,
@@ -64,11 +67,12 @@ def bot(tmp_path_factory):
         action_port=free_port(),
         credentials=creds_file,
         log_dir=tmp_path_factory.mktemp("channel-server-logs"),
-        env={"MUSAED_DB": str(db_file)},
+        env={"MUSAED_DB": str(db_file), "MUSAED_REST_TOKEN": REST_TOKEN},
     )
     try:
         servers.start()
         servers.telegram, servers.graph, servers.webhook_url = tg, graph, webhook_url
+        servers.db_file = db_file
         yield servers
     finally:
         servers.stop()
@@ -109,7 +113,10 @@ def tg_button_update(chat_id: int, data: str) -> dict:
     }}
 
 
-def tg_post(bot, update: dict, secret: str = TG_SECRET) -> requests.Response:
+def tg_post(bot, update: dict, secret=REGISTERED) -> requests.Response:
+    """POST an Update as Telegram does: with the secret token given to setWebhook."""
+    if secret is REGISTERED:
+        secret = bot.telegram.calls_to("setWebhook")[0]["secret_token"]
     headers = {TG_SECRET_HEADER: secret} if secret is not None else {}
     return requests.post(f"{bot.url}/webhooks/telegram/webhook", json=update,
                          headers=headers, timeout=60)
@@ -124,7 +131,10 @@ def test_telegram_webhook_is_set_at_start_up(bot):
     calls = bot.telegram.calls_to("setWebhook")
     assert calls, "setWebhook was not called"
     assert calls[0]["url"] == bot.webhook_url
-    assert calls[0]["secret_token"] == TG_SECRET
+    # None configured: one derived from the bot token, unguessable without it.
+    assert calls[0]["secret_token"] == telegram.derived_secret_token(BOT_TOKEN)
+    assert re.fullmatch(r"[0-9a-f]{64}", calls[0]["secret_token"])
+    assert telegram.derived_secret_token(BOT_TOKEN + "x") != calls[0]["secret_token"]
     assert requests.get(f"{bot.url}/webhooks/telegram/", timeout=10).json() == {"status": "ok"}
 
 
@@ -170,8 +180,21 @@ def test_telegram_update_without_the_secret_token_is_refused(bot):
     chat = 700000004
     assert tg_post(bot, tg_text_update(chat, "ضاعت هويتي"), secret=None).status_code == 403
     assert tg_post(bot, tg_text_update(chat, "ضاعت هويتي"), secret="wrong").status_code == 403
-    time.sleep(1)
-    assert tg_sent(bot, chat) == []
+    assert tg_post(bot, tg_text_update(chat, "ضاعت هويتي"), secret=BOT_TOKEN).status_code == 403
+    # The same chat, as Telegram posts it, is answered: so the refused ones reached nothing.
+    assert tg_post(bot, tg_text_update(chat, "/start")).status_code == 200
+    sent = bot.telegram.wait_for(lambda _: tg_sent(bot, chat))
+    assert [m["text"] for m in sent] == [GREETING]
+
+
+def test_a_configured_telegram_secret_token_is_the_one_registered_and_checked():
+    channel = telegram.TelegramInput.from_credentials(
+        {"access_token": BOT_TOKEN, "verify": BOT_USERNAME, "webhook_url": "https://x/webhook",
+         "secret_token": "tg-secret_Token-123"})
+    assert channel.secret_token == "tg-secret_Token-123"
+    derived = telegram.TelegramInput.from_credentials(
+        {"access_token": BOT_TOKEN, "verify": BOT_USERNAME, "webhook_url": "https://x/webhook"})
+    assert derived.secret_token == telegram.derived_secret_token(BOT_TOKEN) != BOT_TOKEN
 
 
 # -- WhatsApp ----------------------------------------------------------------------
@@ -314,3 +337,133 @@ def test_whatsapp_redelivered_message_and_statuses_get_no_second_answer(bot):
     assert wa_post(bot, status).status_code == 200
     time.sleep(1)
     assert len(bot.graph.messages_to(wa_id)) == len(first)
+
+
+# -- one conversation per channel identity (issue 14) ----------------------------
+
+ASK_ID = "رقم هويتك"
+KHALID = seed.ids()["khalid"]
+
+
+def rest_say(bot, sender: str, text: str, token: object = REST_TOKEN) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(f"{bot.url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                         headers=headers, timeout=60)
+
+
+def rest_text(bot, sender: str, text: str) -> str:
+    r = rest_say(bot, sender, text)
+    assert r.status_code == 200, r.text
+    return "\n".join(m.get("text", "") for m in r.json())
+
+
+class WebClient:
+    """A socket.io client as the widget is one: session_request, then user_uttered."""
+
+    def __init__(self, url: str, claim) -> None:
+        import socketio
+
+        self.events, self.token = [], None
+        self.sio = socketio.Client()
+        self.sio.on("session_confirm", lambda token: setattr(self, "token", token))
+        self.sio.on("bot_uttered", lambda m: self.events.append(m))
+        self.sio.connect(url, transports=["polling"])
+        self.sio.emit("session_request", {"session_id": claim})
+        self._wait(lambda: self.token)
+
+    @staticmethod
+    def _wait(predicate, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "no answer from the socket.io channel"
+            time.sleep(0.05)
+
+    def say(self, text: str, session_id=None) -> str:
+        before = len(self.events)
+        self.sio.emit("user_uttered", {"message": text, "session_id": session_id or self.token})
+        self._wait(lambda: len(self.events) > before)
+        time.sleep(0.5)  # the rest of this turn's messages
+        return "\n".join(m.get("text", "") for m in self.events[before:])
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+def wa_say(bot, wa_id: str, payload: dict) -> list:
+    before = len(bot.graph.messages_to(wa_id))
+    assert wa_post(bot, payload).status_code == 200
+    return bot.graph.wait_for(lambda _: bot.graph.messages_to(wa_id)[before:])
+
+
+def wa_all_text(messages: list) -> str:
+    return "\n".join(wa_texts(messages) + [m["interactive"]["body"]["text"]
+                                           for m in messages if m["type"] == "interactive"])
+
+
+def test_a_whatsapp_verified_session_cannot_be_reached_from_rest_or_socketio(bot):
+    """The attack: verify and renew on WhatsApp, then act as that number elsewhere."""
+    wa_id = new_wa_id()
+    wa_say(bot, wa_id, wa_text(wa_id, "ابي اجدد هويتي الوطنية"))
+    assert ASK_ID in wa_all_text(wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم")))
+    wa_say(bot, wa_id, wa_text(wa_id, KHALID))
+    code = store.latest_code(store.open_db(bot.db_file), KHALID)["code"]
+    assert "ملخص الطلب" in wa_all_text(wa_say(bot, wa_id, wa_text(wa_id, code)))
+    created = wa_all_text(wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم")))
+    number = re.search(r"MSD-\d{8}", created).group()
+    db = store.open_db(bot.db_file)
+    assert store.get_request(db, number)["conversation_id"] == f"whatsapp:{wa_id}"
+    codes_before = db.execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0]
+
+    # A trusted REST caller naming the number, or the WhatsApp conversation itself.
+    for sender in (wa_id, f"whatsapp:{wa_id}"):
+        mine = rest_text(bot, sender, "طلباتي")
+        assert ASK_ID in mine and number not in mine and "خالد" not in mine
+        rest_text(bot, sender, "ابي اجدد اقامة زوجتي")
+        step = rest_text(bot, sender, "نعم")
+        assert ASK_ID in step and "لمن الطلب" not in step and "أمل" not in step
+    # A socket.io client claiming it as its session id.
+    for claim in (wa_id, f"whatsapp:{wa_id}"):
+        web = WebClient(bot.url, claim)
+        try:
+            assert web.token != claim
+            mine = web.say("طلباتي")
+            assert ASK_ID in mine and number not in mine and "خالد" not in mine
+        finally:
+            web.close()
+    # Nothing was made or sent for that person, and WhatsApp heard nothing of it.
+    assert [r["tracking_number"] for r in store.requests_visible_to(db, KHALID)] == [number]
+    assert db.execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0] == codes_before
+    assert "طلباتك" in wa_all_text(wa_say(bot, wa_id, wa_text(wa_id, "طلباتي")))  # still verified there
+
+
+def test_rest_needs_the_token_when_one_is_set(bot):
+    sender = f"token-test-{uuid.uuid4().hex[:8]}"
+    for token in (None, "wrong", REST_TOKEN + "x"):
+        r = rest_say(bot, sender, "مرحبا", token=token)
+        assert r.status_code == 401 and "recipient_id" not in r.text
+    bad_scheme = requests.post(f"{bot.url}/webhooks/rest/webhook", json={"sender": sender, "message": "مرحبا"},
+                               headers={"Authorization": f"Basic {REST_TOKEN}"}, timeout=30)
+    assert bad_scheme.status_code == 401
+    ok = rest_say(bot, sender, "مرحبا")
+    assert ok.status_code == 200 and ok.json()[0]["recipient_id"] == f"rest:{sender}"
+
+
+def test_a_second_conversation_gets_the_open_request_not_a_new_one(bot):
+    """Khalid renews on WhatsApp, then again over REST: «لديك طلب قائم», one request."""
+    wa_id = new_wa_id()
+    wa_say(bot, wa_id, wa_text(wa_id, "ابي اجدد هويتي الوطنية"))
+    wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم"))
+    wa_say(bot, wa_id, wa_text(wa_id, KHALID))
+    wa_say(bot, wa_id, wa_text(wa_id, store.latest_code(store.open_db(bot.db_file), KHALID)["code"]))
+    number = re.search(r"MSD-\d{8}", wa_all_text(
+        wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم")))).group()
+    sender = f"second-{uuid.uuid4().hex[:8]}"
+    rest_text(bot, sender, "ابي اجدد هويتي الوطنية")
+    rest_text(bot, sender, "نعم")
+    rest_text(bot, sender, KHALID)
+    answer = rest_text(bot, sender, store.latest_code(store.open_db(bot.db_file), KHALID)["code"])
+    assert "لديك طلب قائم" in answer and number in answer and CAT.status_text("submitted") in answer
+    assert "هل تؤكد" not in answer
+    db = store.open_db(bot.db_file)
+    assert [r["tracking_number"] for r in db.query(
+        "SELECT tracking_number FROM requests WHERE service_id = 'renew_national_id'")] == [number]

@@ -69,7 +69,7 @@ def test_resident_id_for_the_wife_named_in_the_first_message(chat, servers):
     assert "أمل حسين" in summary  # picked from "زوجتي" without asking
     created = joined(chat.say("نعم"))
     assert TRACKING.search(created)
-    mine = [r for r in requests_of(servers, ID["amal"]) if r["conversation_id"] == chat.sender]
+    mine = [r for r in requests_of(servers, ID["amal"]) if r["conversation_id"] == chat.conversation_id]
     assert [r["applicant_id"] for r in mine] == [ID["khalid"]]
 
 
@@ -81,7 +81,7 @@ def test_resident_head_of_family_chooses_a_dependent(chat, servers):
     assert set(payloads) == {ID["maryam"], ID["yousef"], ID["layla"], ID["fatima"]}
     assert "ليلى أحمد" in joined(chat.say(ID["layla"]))
     assert TRACKING.search(joined(chat.say("نعم")))
-    assert len([r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.sender]) == 1
+    assert len([r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.conversation_id]) == 1
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_a_failing_requirement_says_what_to_do_and_creates_nothing(chat, servers
         reply = joined(chat.say(ID[beneficiary]))
     assert CAT.checks[check].remedy in reply
     assert "ملخص الطلب" not in reply
-    assert not [r for r in requests_of(servers, ID[beneficiary or who]) if r["conversation_id"] == chat.sender]
+    assert not [r for r in requests_of(servers, ID[beneficiary or who]) if r["conversation_id"] == chat.conversation_id]
 
 
 def test_report_lost_id(chat, servers):
@@ -132,7 +132,7 @@ def test_minor_national_id_books_an_appointment(chat, servers):
         reply = joined(chat.say(ID["saud"]))
     created = joined(chat.say("نعم"))
     assert TRACKING.search(created) and "حضور الأب أو الأم" in created
-    [mine] = [r for r in requests_of(servers, ID["saud"]) if r["conversation_id"] == chat.sender]
+    [mine] = [r for r in requests_of(servers, ID["saud"]) if r["conversation_id"] == chat.conversation_id]
     assert mine["status"] == "appointment_requested"
 
 
@@ -146,7 +146,6 @@ def test_bad_ids_and_codes_get_a_reason_and_another_try(chat, servers):
     start(chat, "ضاعت هويتي")
     assert "10 أرقام" in joined(chat.say("12345"))
     assert "خانة التحقق" in joined(chat.say("1010000015"))
-    assert "لم أجد سجلًا" in joined(chat.say("1000000008"))
     assert "رمز تحقق" in joined(chat.say(ID["fahd"]))
     assert "باقي لك 2" in joined(chat.say("000000" if latest_code(servers, ID["fahd"]) != "000000" else "111111"))
     # "I don't know / not sure" is not a no: the hint again, the request kept.
@@ -154,6 +153,42 @@ def test_bad_ids_and_codes_get_a_reason_and_another_try(chat, servers):
     assert "6 أرقام" in joined(chat.say("ماني متأكد"))
     # The right code at last: verified, and a lost ID does not depend on the photo.
     assert "ملخص الطلب" in joined(chat.say(latest_code(servers, ID["fahd"])))
+
+
+def test_an_id_not_on_file_is_answered_word_for_word_like_one_that_is(servers):
+    """No enumeration: the replies never tell whether a number is registered."""
+    from conftest import Conversation
+
+    unknown = seed.with_check_digit("109999999")
+    assert store.get_person(store.open_db(servers.db_file), unknown) is None
+    replies = {}
+    for who, nid in (("known", ID["fahd"]), ("unknown", unknown)):
+        chat = Conversation(servers.url)
+        start(chat, "ضاعت هويتي")
+        first = chat.say(nid)
+        wrong = "000000" if who == "unknown" or latest_code(servers, nid) != "000000" else "111111"
+        replies[who] = [first, chat.say(wrong)]
+        for turn in replies[who]:
+            for message in turn:
+                message.pop("recipient_id")
+    assert replies["known"] == replies["unknown"]
+    assert "إذا كان هذا الرقم مسجلًا" in joined(replies["known"][0])
+    assert "باقي لك 2" in joined(replies["known"][1])
+
+
+def test_a_fourth_code_in_fifteen_minutes_is_refused_across_conversations(servers):
+    from conftest import Conversation
+
+    for _ in range(3):
+        chat = Conversation(servers.url)
+        start(chat, "ضاعت هويتي")
+        assert "رمز تحقق" in joined(chat.say(ID["fahd"]))
+    sent = store.open_db(servers.db_file).execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0]
+    chat = Conversation(servers.url)
+    start(chat, "ضاعت هويتي")
+    refused = joined(chat.say(ID["fahd"]))
+    assert "وهذا الحد" in refused and "15 دقيقة" in refused and "بعد 15 دقيقة" in refused
+    assert store.open_db(servers.db_file).execute("SELECT COUNT(*) FROM otp_outbox").fetchone()[0] == sent
 
 
 def test_three_wrong_codes_lock_the_id(chat, servers):
@@ -173,7 +208,7 @@ def test_cancel_midway_leaves_nothing_and_can_start_again(chat, servers):
     start(chat, "ابي اجدد اقامة زوجتي")
     assert "رمز تحقق" in joined(chat.say(ID["khalid"]))
     assert "تم الإلغاء" in joined(chat.say("لا"))
-    assert not [r for r in requests_of(servers, ID["amal"]) if r["conversation_id"] == chat.sender]
+    assert not [r for r in requests_of(servers, ID["amal"]) if r["conversation_id"] == chat.conversation_id]
 
 
 def test_confirming_twice_makes_one_request(chat, servers):
@@ -182,11 +217,11 @@ def test_confirming_twice_makes_one_request(chat, servers):
     first = TRACKING.search(joined(chat.say("نعم"))).group()
     chat.say("نعم")  # a second yes: nothing to confirm
     chat.say("ضاعت هويتي")  # the same form again in this conversation
-    assert "ملخص الطلب" in joined(chat.say("نعم"))  # still verified: straight to the summary
+    # Still verified, and the request is open: said at once, with no summary to confirm.
     again = joined(chat.say("نعم"))
-    assert CAT.labels["already_created"].split("\n")[0] in again
+    assert CAT.labels["already_created"].split("\n")[0] in again and "ملخص الطلب" not in again
     rows = [r for r in requests_of(servers, ID["abdullah"])
-            if r["service_id"] == "report_lost_id" and r["conversation_id"] == chat.sender]
+            if r["service_id"] == "report_lost_id" and r["conversation_id"] == chat.conversation_id]
     assert len(rows) == 1 and rows[0]["tracking_number"] == first
     assert first in again
 
@@ -223,7 +258,7 @@ def test_fifty_concurrent_confirmations_make_one_request(chat, servers):
     assert "ملخص الطلب" in reply
     with ThreadPoolExecutor(max_workers=50) as pool:
         list(pool.map(lambda _: chat.say("نعم"), range(50)))
-    mine = [r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.sender]
+    mine = [r for r in requests_of(servers, ID["layla"]) if r["conversation_id"] == chat.conversation_id]
     assert len(mine) == 1
 
 
@@ -232,3 +267,18 @@ def test_yes_after_a_followup_starts_the_request(chat):
     fees = chat.say("كم الرسوم؟")
     assert fees[-1]["buttons"][0]["payload"] == "/affirm"
     assert "رقم هويتك" in joined(chat.say("ايوه"))
+
+
+def test_no_code_and_no_full_national_id_in_any_log_after_a_whole_flow(chat, servers):
+    start(chat, "ضاعت هويتي")
+    chat.say(ID["fahd"])
+    code = latest_code(servers, ID["fahd"])
+    chat.say("000000" if code != "000000" else "111111")  # a wrong one too
+    assert "ملخص الطلب" in joined(chat.say(code))
+    assert TRACKING.search(joined(chat.say("نعم")))
+    logs = {p.name: p.read_text(errors="replace") for p in servers.log_dir.glob("*.log")}
+    assert {"actions.log", "rasa.log"} <= set(logs)
+    assert "one-time code sent" in logs["actions.log"]  # the sending is logged
+    for name, text in logs.items():
+        assert code not in text, name
+        assert ID["fahd"] not in text, name
