@@ -52,6 +52,8 @@ class Servers:
     tracker_db: Optional[Path] = None
     # Loopback by default; a deployment behind a proxy may listen wider.
     interface: str = "127.0.0.1"
+    # Both servers at debug level (they then log what people type: musaed/logsafe.py).
+    debug: bool = False
     procs: List[subprocess.Popen] = field(default_factory=list)
     startup_seconds: float = 0.0
 
@@ -76,7 +78,7 @@ class Servers:
             # rasa_sdk directly, not `rasa run actions`: the same server
             # without importing Rasa (63 MB instead of 126 MB, starts in 1 s).
             [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
-             "--port", str(self.action_port)],
+             "--port", str(self.action_port)] + (["--debug"] if self.debug else []),
             # The action server trusts the tracker it is sent (slots included):
             # only the Rasa server may reach it, so it listens on loopback
             # (rasa_sdk reads SANIC_HOST; its default is every interface).
@@ -86,7 +88,7 @@ class Servers:
             [str(BIN / "rasa"), "run", "--model", str(self.model),
              "--port", str(self.rasa_port), "--interface", self.interface,
              "--credentials", str(self.credentials), "--endpoints", str(endpoints),
-             "--cors", "*"],
+             "--cors", "*"] + (["--debug"] if self.debug else []),
             env, log_dir / "rasa.log",
         )
         try:
