@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from typing import Callable, List, Optional
@@ -90,6 +91,9 @@ class Client:
         self.webhook = f"{self.url}/webhooks/rest/webhook"
         self.sender = sender
         self.session = requests.Session()
+        token = os.environ.get("MUSAED_REST_TOKEN")
+        if token:  # the server then refuses REST calls without it
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def check(self) -> None:
         """Fail early, before the first prompt, when nothing answers at the URL."""
