@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -90,13 +89,10 @@ def people(db_path, n: int) -> List[Person]:
 
 
 def latest_code(db_path, national_id: str) -> Optional[str]:
-    conn = sqlite3.connect(str(db_path), timeout=10)
-    try:
-        row = conn.execute("SELECT code FROM otp_outbox WHERE national_id = ? AND used_at IS NULL "
-                           "ORDER BY id DESC LIMIT 1", [national_id]).fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
+    from musaed import store
+
+    row = store.pending_code(store.open_db(db_path), national_id)
+    return row["code"] if row else None
 
 
 def text_of(replies: list) -> str:

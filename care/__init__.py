@@ -1,6 +1,6 @@
 """Customer care for Musaed: the agents' HTTP API and page (server.py) and command line (cli.py).
 
-The logic lives in musaed/care.py; this package only loads the model, checks
+The logic lives in musaed/help_desk.py and musaed/conversations.py; this package only loads the model, checks
 agents' tokens, and speaks HTTP or argparse.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from care import default_model, default_tracker_db
-from musaed import care, store
+from musaed import conversations, help_desk, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -96,7 +96,7 @@ def cmd_ask(args) -> int:
     ranker = Ranker(args.model or default_model())
     results = []
     for question in args.question:
-        result = {"question": question, **care.answer(asyncio.run(ranker.rank(question)),
+        result = {"question": question, **help_desk.answer(asyncio.run(ranker.rank(question)),
                                                       threshold=args.threshold)}
         results.append(result)
         log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
@@ -111,7 +111,7 @@ def cmd_request(args) -> int:
     if not (args.tracking_number or args.national_id):
         print("اكتب --tracking-number أو --national-id", file=sys.stderr)
         return 2
-    found = care.find_requests(store.open_db(args.db), tracking_number=args.tracking_number,
+    found = help_desk.find_requests(store.open_db(args.db), tracking_number=args.tracking_number,
                                national_id=args.national_id)
     log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found", _who(args),
              "given" if args.tracking_number else "-", mask_id(args.national_id) if args.national_id else "-", len(found))
@@ -121,9 +121,9 @@ def cmd_request(args) -> int:
 
 def cmd_status(args) -> int:
     try:
-        changed = care.change_status(store.open_db(args.db), args.tracking_number, args.status,
+        changed = help_desk.change_status(store.open_db(args.db), args.tracking_number, args.status,
                                      args.agent, reason=args.reason)
-    except care.CareError as e:
+    except help_desk.CareError as e:
         log.info("agent %s: status change refused (%s)", args.agent, e.code)
         if args.json:
             print(json.dumps({"error": e.code, "message": e.message}, ensure_ascii=False))
@@ -139,7 +139,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_conversation(args) -> int:
-    messages = care.transcript(args.tracker_db or default_tracker_db(), args.sender_id)
+    messages = conversations.transcript(args.tracker_db or default_tracker_db(), args.sender_id)
     log.info("agent %s: read conversation %s (%d messages)", _who(args), mask_id(args.sender_id), len(messages))
     _print(args, {"sender_id": args.sender_id, "messages": messages},
            "\n".join(map(format_message, messages)) or NO_CONVERSATION)
@@ -147,7 +147,7 @@ def cmd_conversation(args) -> int:
 
 
 def cmd_handovers(args) -> int:
-    found = care.handovers(args.tracker_db or default_tracker_db(), limit=args.limit)
+    found = conversations.handovers(args.tracker_db or default_tracker_db(), limit=args.limit)
     log.info("agent %s: listed %d handovers", _who(args), len(found))
     _print(args, {"conversations": found}, "\n".join(
         f"• {_at(c['time'])} — {c['sender_id']} — «{c['text'] or ''}»" for c in found) or NO_HANDOVERS)
@@ -155,7 +155,7 @@ def cmd_handovers(args) -> int:
 
 
 def cmd_fallbacks(args) -> int:
-    found = care.fallbacks(args.tracker_db or default_tracker_db(), limit=args.limit)
+    found = conversations.fallbacks(args.tracker_db or default_tracker_db(), limit=args.limit)
     log.info("agent %s: listed %d fallbacks", _who(args), len(found))
 
     def line(m: dict) -> str:
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common, who], help="the services a question matches, and the answer")
     p.add_argument("question", nargs="+", help="the question, in Arabic (several: one answer each)")
     p.add_argument("--model", type=Path, default=None, help="default: models/musaed.tar.gz")
-    p.add_argument("--threshold", type=float, default=care.THRESHOLD)
+    p.add_argument("--threshold", type=float, default=help_desk.THRESHOLD)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("request", parents=[common, who, app_db], help="find requests with their history")
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common, app_db], help="move a request to a new status")
     p.add_argument("tracking_number")
-    p.add_argument("status", help="one of: " + ", ".join(care.AGENT_STATUSES))
+    p.add_argument("status", help="one of: " + ", ".join(help_desk.AGENT_STATUSES))
     p.add_argument("--reason", help="required for rejected")
     p.add_argument("--agent", required=True, help="your name: it signs the event")
     p.set_defaults(func=cmd_status)

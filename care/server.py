@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, Dict, Optional
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import care, store
+from musaed import conversations, help_desk, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -104,14 +104,14 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return _error(400, "question_required", "اكتب السؤال.")
         if ranker is None:
             return _error(503, "no_model", "النموذج غير محمّل.")
-        result = care.answer(await ranker.rank(question[:MAX_QUESTION]))
+        result = help_desk.answer(await ranker.rank(question[:MAX_QUESTION]))
         # The question itself is not logged: people paste ids and numbers into it.
         log.info("agent %s: answer lookup → %s (%s)", agent,
                  result["service"] or "not matched", result["confidence"] or result["top_intent"]["confidence"])
         return _json({"question": question, **result})
 
     async def statuses(_: web.Request) -> web.Response:
-        return _json({"statuses": care.agent_statuses()})
+        return _json({"statuses": help_desk.agent_statuses()})
 
     async def find(request: web.Request) -> web.Response:
         agent = request["agent"]
@@ -119,7 +119,7 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
         nid = (request.query.get("national_id") or "").strip() or None
         if not (number or nid):
             return _error(400, "query_required", "اكتب رقم الطلب أو رقم الهوية.")
-        found = care.find_requests(db, tracking_number=number, national_id=nid)
+        found = help_desk.find_requests(db, tracking_number=number, national_id=nid)
         log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found",
                  agent, _safe(number) if number else "-", mask_id(nid) if nid else "-", len(found))
         return _json({"requests": found})
@@ -135,9 +135,9 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return _error(400, "status_required", "اختر الحالة الجديدة.")
         reason = body.get("reason")
         try:
-            changed = care.change_status(db, number, body["status"], agent,
+            changed = help_desk.change_status(db, number, body["status"], agent,
                                          reason=reason if isinstance(reason, str) else None)
-        except care.CareError as e:
+        except help_desk.CareError as e:
             log.info("agent %s: status change of %s refused (%s)", agent, _safe(number), e.code)
             return _error(404 if e.code == "not_found" else 400, e.code, e.message)
         log.info("agent %s: %s moved to %s at %s", agent, changed["tracking_number"], changed["status"],
@@ -147,7 +147,7 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
     async def conversation(request: web.Request) -> web.Response:
         agent = request["agent"]
         sender = request.match_info["sender_id"]
-        messages = care.transcript(tracker_db, sender)
+        messages = conversations.transcript(tracker_db, sender)
         log.info("agent %s: read conversation %s (%d messages)", agent, mask_id(sender), len(messages))
         if not messages:
             return _error(404, "not_found", "لا توجد محادثة بهذا المعرّف.")
@@ -160,12 +160,12 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return 100
 
     async def handed_over(request: web.Request) -> web.Response:
-        found = care.handovers(tracker_db, limit=_limit(request))
+        found = conversations.handovers(tracker_db, limit=_limit(request))
         log.info("agent %s: listed %d handovers", request["agent"], len(found))
         return _json({"conversations": found})
 
     async def not_understood(request: web.Request) -> web.Response:
-        found = care.fallbacks(tracker_db, limit=_limit(request))
+        found = conversations.fallbacks(tracker_db, limit=_limit(request))
         log.info("agent %s: listed %d fallbacks", request["agent"], len(found))
         return _json({"messages": found})
 

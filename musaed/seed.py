@@ -96,9 +96,7 @@ def seed(db, today: Optional[date] = None) -> dict:
         ("khalid", 300, "مخالفة مرورية", 1),  # paid: does not block
     ]
     # A demo reset, not a business write: sqlite-utils' insert_all commits per table.
-    for table in ("request_events", "requests", "otp_outbox", "code_requests", "identity_locks", "fines",
-                  "family_records", "health_insurance", "passports", "family_links", "people"):
-        db.execute(f"DELETE FROM {table}")
+    store.clear_records(db)
     db["people"].insert_all(people)
     db["family_links"].insert_all(
         {"head_id": i[h], "member_id": i[m], "relation": r} for h, m, r in links)

@@ -1,9 +1,10 @@
 """The application database: people's records and service requests, in SQLite.
 
-Plain functions that take a `db` (sqlite_utils.Database), numbered
-migrations recorded in a table, one transaction per write that belongs
-together.  Everything the actions need goes through this narrow interface,
-so moving to PostgreSQL is a new adapter for these functions, not a rewrite.
+Plain functions that take a `db` (sqlite_utils.Database), named migrations
+recorded in a table, one transaction per write that belongs together. This
+is the only module that speaks SQL to the application data: identity,
+eligibility, customer care, the seed and the scripts call these functions,
+so moving to PostgreSQL is a new adapter for them, not a rewrite.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,18 +31,45 @@ def db_path() -> Path:
     return Path(os.environ.get("MUSAED_DB") or DEFAULT_PATH)
 
 
+# One connection per thread and database file, opened and migrated once: an
+# action server turn used to open a connection and re-check the migrations
+# (under BEGIN IMMEDIATE) for every action call.
+_connections = threading.local()
+
+
 def open_db(path: Optional[os.PathLike] = None) -> Database:
-    """Open (creating and migrating if needed) the database at `path` or MUSAED_DB."""
+    """The database at `path` or MUSAED_DB, created and migrated on first use in this thread.
+
+    ``:memory:`` is a new, empty database at every call.
+    """
     if path is None:
         path = db_path()
-    if str(path) != ":memory:":
+    if str(path) == ":memory:":
+        return _connect(":memory:")
+    key = str(Path(path).resolve())
+    cache = _connections.__dict__
+    db = cache.get(key)
+    if db is None or not _alive(db):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = cache[key] = _connect(key)
+    return db
+
+
+def _alive(db: Database) -> bool:
+    try:
+        db.execute("SELECT 1")
+        return True
+    except sqlite3.ProgrammingError:  # closed by its user
+        return False
+
+
+def _connect(path: str) -> Database:
     # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE),
     # so two writers never deadlock upgrading a read lock.
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
-    if str(path) != ":memory:":
+    if path != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
     db = Database(conn)
     migrate(db)
@@ -194,22 +223,44 @@ def _run_script(db: Database, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: List[str] = [_M001_INITIAL, _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST]
+# Named, in order; each applies whole (one transaction) and is recorded by name.
+MIGRATIONS: Tuple[Tuple[str, str], ...] = (
+    ("001_initial", _M001_INITIAL),
+    ("002_code_limit_and_one_open_request", _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST),
+)
 
 
 def migrate(db: Database) -> None:
-    """Apply the migrations not yet recorded in `_migrations`, each in one transaction."""
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    """Apply the migrations not yet recorded in `_migrations`, each in its own transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(_migrations)").fetchall()}
+    if "version" in columns:  # recorded by number before migrations had names
+        with transaction(db):
+            old = db.execute("SELECT version, applied_at FROM _migrations").fetchall()
+            db.execute("DROP TABLE _migrations")
+            db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+            for version, at in old:
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", [MIGRATIONS[version - 1][0], at])
+    for name, script in MIGRATIONS:
+        with transaction(db):
+            # Checked inside the transaction: another process may have applied it meanwhile.
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
+                continue
+            _run_script(db, script)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now_iso()])
+
+
+def applied_migrations(db: Database) -> List[str]:
+    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def clear_records(db: Database) -> None:
+    """Empty every table of people's records and requests (the demo seed starts over)."""
     with transaction(db):
-        done = {row[0] for row in db.execute("SELECT version FROM _migrations").fetchall()}
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version not in done:
-                _run_script(db, script)
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", [version, now_iso()])
-
-
-def schema_version(db: Database) -> int:
-    return db.execute("SELECT COALESCE(MAX(version), 0) FROM _migrations").fetchone()[0]
+        for table in ("request_events", "requests", "otp_outbox", "code_requests", "identity_locks",
+                      "fines", "family_records", "health_insurance", "passports", "family_links",
+                      "people"):
+            db.execute(f"DELETE FROM {table}")
 
 
 # -- people and their records ------------------------------------------------

@@ -1,6 +1,9 @@
+import json
 import shutil
+import sqlite3
 import sys
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from servers import MODEL, Servers, free_port  # noqa: E402
 
-from musaed import seed, store  # noqa: E402
+from musaed import catalogue, seed, store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +86,57 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield b
         b.close()
+
+
+# -- a hand-made Rasa tracker store (customer care's conversation reader) ---------
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
+
+
+def _user(text, intent, confidence, ranking=None):
+    return {"event": "user", "text": text, "parse_data": {
+        "text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
+        "intent_ranking": ranking or [{"name": intent, "confidence": confidence}]}}
+
+
+@pytest.fixture
+def tracker_db(tmp_path):
+    """The schema of Rasa's SQLTrackerStore, with three conversations."""
+    path = tmp_path / "trackers.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
+                 "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+                 "action_name VARCHAR(255), data TEXT)")
+    rows = [
+        ("alice", 0, {"event": "session_started"}),
+        ("alice", 1, _user("ضاعت هويتي", "report_lost_id", 0.98)),
+        ("alice", 2, {"event": "action", "name": "action_explain_service"}),
+        ("alice", 3, {"event": "bot", "text": catalogue.load().howto("report_lost_id"), "data": {}}),
+        ("alice", 4, {"event": "bot", "text": catalogue.load().labels["offer"], "data": {"buttons": [
+            {"title": catalogue.load().labels["button_start"], "payload": "/affirm"},
+            {"title": catalogue.load().labels["button_no"], "payload": "/deny"}]}}),
+        ("alice", 5, _user("ابي اكلم موظف", "request_human", 0.99)),
+        ("alice", 6, {"event": "bot", "text": catalogue.load().call_centre_text(), "data": {}}),
+        ("alice", 7, {"event": "slot", "name": "handed_over", "value": True}),
+        ("bob", 10, _user("زززز قققق", "nlu_fallback", 0.45, [
+            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
+            {"name": "affirm", "confidence": 0.24}])),
+        ("bob", 11, {"event": "bot", "text": catalogue.load().labels["not_understood"], "data": {}}),
+        # Handed over, then back with the bot: not waiting any more.
+        ("carol", 20, _user("ابي موظف", "request_human", 0.97)),
+        ("carol", 21, {"event": "slot", "name": "handed_over", "value": True}),
+        ("carol", 22, {"event": "slot", "name": "handed_over", "value": False}),
+        ("dave", 30, _user("ابغى احد يكلمني", "request_human", 0.95)),
+        ("dave", 31, {"event": "slot", "name": "handed_over", "value": True}),
+        ("dave", 32, _user("؟؟ ههه", "nlu_fallback", 0.45, [
+            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "greet", "confidence": 0.31}])),
+    ]
+    for sender, minutes, data in rows:
+        data = {**data, "timestamp": T0 + minutes * 60}
+        intent = data.get("parse_data", {}).get("intent", {}).get("name")
+        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)])
+    conn.commit()
+    conn.close()
+    return path

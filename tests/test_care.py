@@ -1,7 +1,7 @@
 """Customer care: answer lookup, request desk, conversation review, the API, the CLI and the page.
 
-Unit tests run the functions of musaed/care.py on a seeded temporary database
-and a small hand-made tracker store; the e2e ones drive the real model, the
+Unit tests run the help desk (musaed/help_desk.py) on a seeded temporary
+database (the conversation reader has its own, tests/test_conversation_reader.py); the e2e ones drive the real model, the
 real Rasa and action servers (the `servers` fixture), the care API in a
 subprocess and its page in headless Chromium.
 """
@@ -22,7 +22,7 @@ import requests as http
 
 from care import auth
 from care.server import make_app
-from musaed import care, catalogue, seed, store
+from musaed import catalogue, help_desk, seed, store
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "musaed.tar.gz"
@@ -43,7 +43,7 @@ def first_step(service_id: str) -> str:
 # -- answer lookup ---------------------------------------------------------------
 
 def test_a_confident_service_intent_gets_the_bots_answer_from_the_catalogue():
-    result = care.answer([{"name": "report_lost_id", "confidence": 0.97},
+    result = help_desk.answer([{"name": "report_lost_id", "confidence": 0.97},
                           {"name": "renew_national_id", "confidence": 0.02},
                           {"name": "thank", "confidence": 0.01}])
     assert result["matched"] and result["service"] == "report_lost_id"
@@ -70,7 +70,7 @@ def test_a_confident_service_intent_gets_the_bots_answer_from_the_catalogue():
       {"name": "digital_id", "confidence": 0.2}, {"name": "renew_national_id", "confidence": 0.1}], "thank"),
 ])
 def test_a_question_that_matches_nothing_well_says_so_and_lists_the_nearest(ranking, top):
-    result = care.answer(ranking)
+    result = help_desk.answer(ranking)
     assert not result["matched"] and result["service"] is None and result["answer"] is None
     assert [s["id"] for s in result["nearest"]] == [r["name"] for r in ranking if r["name"] in CAT.services][:3]
     assert result["text"].startswith(CAT.labels["care_not_matched"].split("(")[0])
@@ -82,9 +82,9 @@ def test_a_question_that_matches_nothing_well_says_so_and_lists_the_nearest(rank
 
 def test_the_threshold_is_a_parameter():
     ranking = [{"name": "digital_id", "confidence": 0.6}]
-    assert care.answer(ranking)["matched"]
-    assert not care.answer(ranking, threshold=0.7)["matched"]
-    assert not care.answer([])["matched"]
+    assert help_desk.answer(ranking)["matched"]
+    assert not help_desk.answer(ranking, threshold=0.7)["matched"]
+    assert not help_desk.answer([])["matched"]
 
 
 # -- request desk ------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_find_requests_by_tracking_number_and_by_national_id_with_history(db):
     own = new_request(db, service="report_lost_id", beneficiary="khalid")
     other = new_request(db, service="report_lost_id", applicant="sara", beneficiary="sara", conversation="c2")
 
-    [found] = care.find_requests(db, tracking_number=wife.lower())
+    [found] = help_desk.find_requests(db, tracking_number=wife.lower())
     assert found["tracking_number"] == wife and found["status"] == "submitted"
     assert found["status_text"] == CAT.status_text("submitted")
     assert found["service"] == CAT.services["renew_resident_id"].name
@@ -115,43 +115,43 @@ def test_find_requests_by_tracking_number_and_by_national_id_with_history(db):
     assert [(e["status"], e["actor"]) for e in found["history"]] == [("submitted", ID["khalid"])]
     # Arabic-Indic digits, and only the digits.
     arabic = wife[4:].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
-    assert [r["tracking_number"] for r in care.find_requests(db, tracking_number=arabic)] == [wife]
+    assert [r["tracking_number"] for r in help_desk.find_requests(db, tracking_number=arabic)] == [wife]
 
     # By national id: the head of family sees his own and his dependents' requests.
-    assert {r["tracking_number"] for r in care.find_requests(db, national_id=ID["khalid"])} == {wife, own}
-    assert [r["tracking_number"] for r in care.find_requests(db, national_id=ID["amal"])] == [wife]
-    assert [r["tracking_number"] for r in care.find_requests(db, national_id=ID["sara"])] == [other]
+    assert {r["tracking_number"] for r in help_desk.find_requests(db, national_id=ID["khalid"])} == {wife, own}
+    assert [r["tracking_number"] for r in help_desk.find_requests(db, national_id=ID["amal"])] == [wife]
+    assert [r["tracking_number"] for r in help_desk.find_requests(db, national_id=ID["sara"])] == [other]
     # Both given: the request only if that person may see it.
-    assert care.find_requests(db, tracking_number=other, national_id=ID["khalid"]) == []
-    assert care.find_requests(db, tracking_number="MSD-00000001") == []
+    assert help_desk.find_requests(db, tracking_number=other, national_id=ID["khalid"]) == []
+    assert help_desk.find_requests(db, tracking_number="MSD-00000001") == []
     with pytest.raises(ValueError):
-        care.find_requests(db)
+        help_desk.find_requests(db)
 
 
 def test_change_status_is_an_event_with_the_agent_and_the_time(db):
     number = new_request(db, service="report_lost_id", beneficiary="khalid")
-    changed = care.change_status(db, number, "approved", "huda")
+    changed = help_desk.change_status(db, number, "approved", "huda")
     assert changed["status"] == "approved" and store.get_request(db, number)["status"] == "approved"
     last = store.request_events(db, number)[-1]
     assert last["actor"] == "agent:huda" and last["status"] == "approved" and last["note"] is None
     assert abs(datetime.fromisoformat(last["at"]) - datetime.now(timezone.utc)).total_seconds() < 60
 
     for status in ("printed", "out_for_delivery", "returned_to_branch", "delivered"):
-        care.change_status(db, number, status, "omar")
-    assert [e["status"] for e in care.find_requests(db, tracking_number=number)[0]["history"]] == [
+        help_desk.change_status(db, number, status, "omar")
+    assert [e["status"] for e in help_desk.find_requests(db, tracking_number=number)[0]["history"]] == [
         "submitted", "approved", "printed", "out_for_delivery", "returned_to_branch", "delivered"]
 
 
 def test_rejecting_needs_a_reason_and_it_is_kept(db):
     number = new_request(db)
-    with pytest.raises(care.CareError) as refused:
-        care.change_status(db, number, "rejected", "huda", reason="  ")
+    with pytest.raises(help_desk.CareError) as refused:
+        help_desk.change_status(db, number, "rejected", "huda", reason="  ")
     assert refused.value.code == "reason_required"
     assert refused.value.message == CAT.labels["care_reason_required"]
     assert store.get_request(db, number)["status"] == "submitted"
     assert len(store.request_events(db, number)) == 1  # nothing written
 
-    changed = care.change_status(db, number, "rejected", "huda", reason="الصورة غير واضحة")
+    changed = help_desk.change_status(db, number, "rejected", "huda", reason="الصورة غير واضحة")
     assert changed["history"][-1]["note"] == "الصورة غير واضحة"
     assert changed["status_text"] == CAT.status_text("rejected")
 
@@ -159,113 +159,19 @@ def test_rejecting_needs_a_reason_and_it_is_kept(db):
 @pytest.mark.parametrize("status", ["cancelled", "submitted", "teleported", ""])
 def test_unknown_or_reserved_statuses_are_refused(db, status):
     number = new_request(db)
-    with pytest.raises(care.CareError) as refused:
-        care.change_status(db, number, status, "huda")
+    with pytest.raises(help_desk.CareError) as refused:
+        help_desk.change_status(db, number, status, "huda")
     assert refused.value.code == "unknown_status"
     assert CAT.status_text("approved") in refused.value.message
     assert store.get_request(db, number)["status"] == "submitted"
 
 
 def test_a_missing_request_cannot_be_moved(db):
-    with pytest.raises(care.CareError) as refused:
-        care.change_status(db, "MSD-00000001", "approved", "huda")
+    with pytest.raises(help_desk.CareError) as refused:
+        help_desk.change_status(db, "MSD-00000001", "approved", "huda")
     assert refused.value.code == "not_found"
-    with pytest.raises(care.CareError):
-        care.change_status(db, "not a number", "approved", "huda")
-
-
-# -- conversation review on a hand-made tracker store --------------------------------
-
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
-
-
-def _user(text, intent, confidence, ranking=None):
-    return {"event": "user", "text": text, "parse_data": {
-        "text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
-        "intent_ranking": ranking or [{"name": intent, "confidence": confidence}]}}
-
-
-@pytest.fixture
-def tracker_db(tmp_path):
-    """The schema of Rasa's SQLTrackerStore, with three conversations."""
-    path = tmp_path / "trackers.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-                 "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-                 "action_name VARCHAR(255), data TEXT)")
-    rows = [
-        ("alice", 0, {"event": "session_started"}),
-        ("alice", 1, _user("ضاعت هويتي", "report_lost_id", 0.98)),
-        ("alice", 2, {"event": "action", "name": "action_explain_service"}),
-        ("alice", 3, {"event": "bot", "text": CAT.howto("report_lost_id"), "data": {}}),
-        ("alice", 4, {"event": "bot", "text": CAT.labels["offer"], "data": {"buttons": [
-            {"title": CAT.labels["button_start"], "payload": "/affirm"},
-            {"title": CAT.labels["button_no"], "payload": "/deny"}]}}),
-        ("alice", 5, _user("ابي اكلم موظف", "request_human", 0.99)),
-        ("alice", 6, {"event": "bot", "text": CAT.call_centre_text(), "data": {}}),
-        ("alice", 7, {"event": "slot", "name": "handed_over", "value": True}),
-        ("bob", 10, _user("زززز قققق", "nlu_fallback", 0.45, [
-            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
-            {"name": "affirm", "confidence": 0.24}])),
-        ("bob", 11, {"event": "bot", "text": CAT.labels["not_understood"], "data": {}}),
-        # Handed over, then back with the bot: not waiting any more.
-        ("carol", 20, _user("ابي موظف", "request_human", 0.97)),
-        ("carol", 21, {"event": "slot", "name": "handed_over", "value": True}),
-        ("carol", 22, {"event": "slot", "name": "handed_over", "value": False}),
-        ("dave", 30, _user("ابغى احد يكلمني", "request_human", 0.95)),
-        ("dave", 31, {"event": "slot", "name": "handed_over", "value": True}),
-        ("dave", 32, _user("؟؟ ههه", "nlu_fallback", 0.45, [
-            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "greet", "confidence": 0.31}])),
-    ]
-    for sender, minutes, data in rows:
-        data = {**data, "timestamp": T0 + minutes * 60}
-        intent = data.get("parse_data", {}).get("intent", {}).get("name")
-        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)])
-    conn.commit()
-    conn.close()
-    return path
-
-
-def test_transcript_has_each_message_with_intent_and_the_bots_replies(tracker_db):
-    messages = care.transcript(tracker_db, "alice")
-    assert [m["role"] for m in messages] == ["user", "bot", "bot", "user", "bot", "handover"]
-    assert messages[0] == {"role": "user", "time": "2026-11-23T09:01:00+00:00", "text": "ضاعت هويتي",
-                           "intent": "report_lost_id", "confidence": 0.98, "entities": []}
-    assert messages[1]["text"] == CAT.howto("report_lost_id")
-    assert messages[2]["buttons"] == [CAT.labels["button_start"], CAT.labels["button_no"]]
-    assert messages[3]["intent"] == "request_human"
-    assert care.transcript(tracker_db, "nobody") == []
-
-
-def test_handovers_are_the_conversations_still_handed_over_newest_first(tracker_db):
-    found = care.handovers(tracker_db)
-    assert [c["sender_id"] for c in found] == ["dave", "alice"]  # carol went back to the bot
-    assert found[1]["text"] == "ابي اكلم موظف" and found[1]["intent"] == "request_human"
-    assert found[1]["time"] == "2026-11-23T09:07:00+00:00"
-
-
-def test_fallbacks_show_the_original_top_intent_newest_first(tracker_db):
-    found = care.fallbacks(tracker_db)
-    assert [(m["sender_id"], m["text"]) for m in found] == [("dave", "؟؟ ههه"), ("bob", "زززز قققق")]
-    assert found[1]["original_intent"] == {"name": "thank", "confidence": 0.28}
-    assert found[1]["confidence"] == 0.45
-    assert len(care.fallbacks(tracker_db, limit=1)) == 1
-    # The bot's fallback is shown as such in the transcript too.
-    assert care.transcript(tracker_db, "bob")[0]["original_intent"]["name"] == "thank"
-
-
-def test_the_tracker_store_is_only_read(tracker_db, tmp_path):
-    before = tracker_db.read_bytes()
-    care.transcript(tracker_db, "alice"), care.handovers(tracker_db), care.fallbacks(tracker_db)
-    assert tracker_db.read_bytes() == before
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        care._connect_ro(tracker_db).execute("DELETE FROM events")
-    # No tracker store yet (nobody has talked to the bot): empty lists, no file created.
-    missing = tmp_path / "none.db"
-    assert care.handovers(missing) == care.fallbacks(missing) == care.transcript(missing, "x") == []
-    assert not missing.exists()
+    with pytest.raises(help_desk.CareError):
+        help_desk.change_status(db, "not a number", "approved", "huda")
 
 
 # -- tokens and the API in-process (a stand-in ranker) ------------------------------
@@ -572,7 +478,7 @@ def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     page.fill("#req-nid", ID["khalid"])
     page.click("#req-form button")
     page.wait_for_selector("#req-result .request")
-    assert page.locator("#req-result .request").first.locator("select.status option").count() == len(care.AGENT_STATUSES)
+    assert page.locator("#req-result .request").first.locator("select.status option").count() == len(help_desk.AGENT_STATUSES)
 
     page.wait_for_selector("#handovers li[data-sender]")
     page.wait_for_selector("#fallbacks li")

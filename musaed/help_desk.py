@@ -1,33 +1,28 @@
-"""Customer care: answer lookup, the request desk and conversation review.
+"""The customer-care help desk: answer lookup and the request desk.
 
 Plain functions, no Rasa imports: the HTTP API (care/server.py) and the
-command line (care/cli.py) are thin layers over these.
+command line (care/cli.py) are thin layers over these, and over
+musaed/conversations.py for reading conversations.
 
 - `answer(ranking)` turns an NLU intent ranking into the matched services and
   the catalogue's answer for the best one: the same text the bot gives.
 - `find_requests` and `change_status` read and move requests in the
   application database (musaed/store.py); every change is an event with the
   agent and the time, so the person sees it at once when tracking.
-- `transcript`, `handovers` and `fallbacks` read Rasa's SQL tracker store
-  (table `events`), opened read-only.
 """
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from contextlib import closing
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from musaed import catalogue, store
 from musaed.arabic import to_ascii_digits
+from musaed.conversations import FALLBACK_INTENT
 
 # Below this, the best service is only a guess: say so and list the nearest.
 THRESHOLD = 0.5
 NEAREST = 3
-FALLBACK_INTENT = "nlu_fallback"
 # The statuses an agent may move a request to, in their usual order.
 AGENT_STATUSES = ("approved", "printed", "out_for_delivery", "delivered",
                   "returned_to_branch", "rejected")
@@ -196,128 +191,3 @@ def agent_statuses() -> List[Dict[str, str]]:
     cat = catalogue.load()
     return [{"id": s, "text": cat.status_text(s), "reason_required": s in REASON_REQUIRED}
             for s in AGENT_STATUSES]
-
-
-# -- conversation review (Rasa's tracker store) ---------------------------------
-
-def _connect_ro(tracker_db) -> Optional[sqlite3.Connection]:
-    """The tracker store opened read-only; None when there is none yet."""
-    path = Path(tracker_db)
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
-
-
-def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[sqlite3.Row]:
-    conn = _connect_ro(tracker_db)
-    if conn is None:
-        return []
-    with closing(conn):
-        try:
-            return conn.execute(sql, list(params)).fetchall()
-        except sqlite3.OperationalError as e:
-            if "no such table" in str(e):  # Rasa has not stored a conversation yet
-                return []
-            raise
-
-
-def _time(timestamp) -> Optional[str]:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(float(timestamp), timezone.utc).isoformat(timespec="seconds")
-
-
-def _data(row) -> dict:
-    try:
-        return json.loads(row["data"] or "{}")
-    except ValueError:
-        return {}
-
-
-def _original_intent(parse_data: dict) -> Optional[dict]:
-    """The top intent behind nlu_fallback (the classifier's own first choice)."""
-    for r in parse_data.get("intent_ranking") or []:
-        if r.get("name") and r["name"] != FALLBACK_INTENT:
-            return {"name": r["name"], "confidence": round(float(r.get("confidence") or 0.0), 4)}
-    return None
-
-
-def _user_message(row, data: dict) -> dict:
-    parse = data.get("parse_data") or {}
-    intent = parse.get("intent") or {}
-    message = {
-        "role": "user", "time": _time(row["timestamp"]), "text": data.get("text"),
-        "intent": intent.get("name") or row["intent_name"],
-        "confidence": round(float(intent.get("confidence") or 0.0), 4),
-        "entities": [{"entity": e.get("entity"), "value": e.get("value")}
-                     for e in parse.get("entities") or []],
-    }
-    if message["intent"] == FALLBACK_INTENT:
-        message["original_intent"] = _original_intent(parse)
-    return message
-
-
-def transcript(tracker_db, sender_id: str) -> List[dict]:
-    """The conversation of `sender_id`, every session: the person's messages with
-    intent and confidence, the bot's replies, and where it was handed over."""
-    messages: List[dict] = []
-    for row in _rows(tracker_db, "SELECT * FROM events WHERE sender_id = ? "
-                                 "AND type_name IN ('user', 'bot', 'slot', 'session_started') "
-                                 "ORDER BY id", [sender_id]):
-        data = _data(row)
-        kind = row["type_name"]
-        if kind == "user":
-            messages.append(_user_message(row, data))
-        elif kind == "bot":
-            extra = data.get("data") or {}
-            messages.append({
-                "role": "bot", "time": _time(row["timestamp"]), "text": data.get("text"),
-                "buttons": [b.get("title") for b in extra.get("buttons") or []],
-            })
-        elif kind == "slot" and data.get("name") == "handed_over" and data.get("value"):
-            messages.append({"role": "handover", "time": _time(row["timestamp"])})
-        elif kind == "session_started" and messages:
-            messages.append({"role": "session", "time": _time(row["timestamp"])})
-    return messages
-
-
-def handovers(tracker_db, limit: int = 100) -> List[dict]:
-    """Conversations whose `handed_over` slot was last set true: newest first,
-    with the message that asked for a person."""
-    latest: Dict[str, sqlite3.Row] = {}
-    for row in _rows(tracker_db, "SELECT * FROM events WHERE type_name = 'slot' "
-                                 "AND data LIKE '%\"handed_over\"%' ORDER BY id"):
-        if _data(row).get("name") == "handed_over":
-            latest[row["sender_id"]] = row
-    found = []
-    for sender, row in latest.items():
-        if not _data(row).get("value"):
-            continue
-        asked = _rows(tracker_db, "SELECT * FROM events WHERE sender_id = ? AND type_name = 'user' "
-                                  "AND id < ? ORDER BY id DESC LIMIT 1", [sender, row["id"]])
-        entry = {"sender_id": sender, "time": _time(row["timestamp"]), "text": None,
-                 "intent": None, "_order": (row["timestamp"] or 0, row["id"])}
-        if asked:
-            message = _user_message(asked[0], _data(asked[0]))
-            entry.update(text=message["text"], intent=message["intent"])
-        found.append(entry)
-    found.sort(key=lambda e: e.pop("_order"), reverse=True)
-    return found[:limit]
-
-
-def fallbacks(tracker_db, limit: int = 100) -> List[dict]:
-    """Messages the bot did not understand (intent nlu_fallback), newest first,
-    with the intent the classifier would otherwise have picked."""
-    rows = _rows(tracker_db, "SELECT * FROM events WHERE type_name = 'user' "
-                             "AND intent_name = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
-                 [FALLBACK_INTENT, int(limit)])
-    found = []
-    for row in rows:
-        message = _user_message(row, _data(row))
-        found.append({"sender_id": row["sender_id"], "time": message["time"], "text": message["text"],
-                      "confidence": message["confidence"],
-                      "original_intent": message.get("original_intent")})
-    return found
