@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train seed care chat code run test validate unit nlu-test core-test bench clean
+.PHONY: help browser install train rules seed care chat code run test validate unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
@@ -21,7 +21,7 @@ help:
 	@echo "make care   the customer-care API and agent page on :5080 (needs MUSAED_CARE_TOKENS)"
 	@echo "make chat [ARGS=--no-shape]   talk to the running bot in this terminal"
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
-	@echo "make install | train | seed | bench | clean"
+	@echo "make install | train | rules | seed | bench | clean"
 
 $(BIN)/.installed: requirements.txt pyproject.toml scripts/find-python310 web/package.json web/package-lock.json
 	@py=$$(scripts/find-python310) || exit 1; \
@@ -40,6 +40,10 @@ $(MODEL): $(BIN)/.installed $(TRAINING_INPUTS)
 	@touch $@
 
 train: $(MODEL)
+
+# data/rules/guidance.yml is made from the catalogue (tests fail when it differs).
+rules: $(BIN)/.installed
+	$(BIN)/python scripts/guidance_rules.py
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed

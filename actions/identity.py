@@ -12,6 +12,15 @@ from musaed import identity, store
 log = logging.getLogger(__name__)
 
 
+# What to say for each way a typed national id can be wrong (identity.ParsedId.error).
+NATIONAL_ID_ERRORS = {
+    "missing": "utter_national_id_missing",
+    "length": "utter_national_id_length",
+    "prefix": "utter_national_id_prefix",
+    "check_digit": "utter_national_id_check_digit",
+}
+
+
 def latest_intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
 
@@ -31,7 +40,7 @@ class IdentitySlots:
     ) -> Dict[Text, Any]:
         parsed = identity.parse_national_id(str(value))
         if parsed.error:
-            dispatcher.utter_message(response=f"utter_national_id_{parsed.error}")
+            dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error])
             return {"national_id": None}
         outcome = identity.send_code(store.open_db(), parsed.national_id)
         if not say_code_outcome(dispatcher, outcome):

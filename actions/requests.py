@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Text
+from contextvars import ContextVar
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
@@ -18,25 +19,37 @@ log = logging.getLogger(__name__)
 # Where people's devices (and Telegram/WhatsApp) fetch receipts: the web server.
 PUBLIC_URL = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
 
-# Slots a request form fills; cleared when it ends, whichever way it ends.
-# verified_id stays: verification lasts for the conversation session.
-FORM_SLOTS = ("national_id", "otp", "beneficiary", "record_kind", "documents_confirmed",
-              "confirm", "requested_slot")
+def form_slots() -> List[str]:
+    """Slots a request form fills; cleared when it ends, whichever way it ends.
+
+    verified_id stays: verification lasts for the conversation session.
+    """
+    steps = dict.fromkeys(step for s in catalogue.load().services.values() for step in s.form_steps)
+    return ["national_id", "otp", "beneficiary", *steps, "confirm", "requested_slot"]
 
 
 def clear_form_slots() -> List[Dict[Text, Any]]:
-    return [SlotSet(slot, None) for slot in FORM_SLOTS]
+    return [SlotSet(slot, None) for slot in form_slots()]
 
 
 def answers(tracker: Tracker) -> Dict[str, Any]:
-    return {"record_kind": tracker.get_slot("record_kind"),
-            "documents_confirmed": tracker.get_slot("documents_confirmed") == "yes"}
+    """The service's own form steps as answered so far (kept with the request)."""
+    service = catalogue.load().service(tracker.get_slot("service"))
+    return {step: tracker.get_slot(step) for step in (service.form_steps if service else ())}
+
+
+# One assessment per turn: a form turn asks for the required slots several
+# times (rasa-sdk's FormValidationAction.run does so three times), and each
+# assessment reads the records. A turn is one action call, which runs in its
+# own asyncio task, so a context variable holds it for that call only.
+_turn_assessment: ContextVar[Optional[Tuple[tuple, Optional[service_request.Assessment]]]] = \
+    ContextVar("turn_assessment", default=None)
 
 
 def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]:
     """The requirement checks for the form's answers so far, once all are given.
 
-    Re-read at each decision: records may change while the person talks.
+    Re-read at each turn: records may change while the person talks.
     """
     service = catalogue.load().service(tracker.get_slot("service"))
     applicant = tracker.get_slot("verified_id")
@@ -45,9 +58,16 @@ def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]
     beneficiary = tracker.get_slot("beneficiary")
     if service.beneficiary == "dependent" and not beneficiary:
         return None
-    if service.id == "replace_family_record" and tracker.get_slot("documents_confirmed") != "yes":
+    given = answers(tracker)
+    if any(value is None for value in given.values()):
         return None
-    return service_request.assess(store.open_db(), service.id, applicant, beneficiary, answers(tracker))
+    key = (tracker.sender_id, service.id, applicant, beneficiary, tuple(sorted(given.items())))
+    cached = _turn_assessment.get()
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    assessment = service_request.assess(store.open_db(), service.id, applicant, beneficiary, given)
+    _turn_assessment.set((key, assessment))
+    return assessment
 
 
 class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
@@ -62,8 +82,8 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         slots = self.identity_slots(tracker)
         if service and service.beneficiary == "dependent":
             slots.append("beneficiary")
-        if service and service.id == "replace_family_record":
-            slots += ["record_kind", "documents_confirmed"]
+        if service:
+            slots += service.form_steps
         assessment = current_assessment(tracker) if tracker.get_slot("verified_id") else None
         # Ask for confirmation only when every requirement passes and no request
         # is open; otherwise the form ends and action_submit_request says why.
@@ -187,7 +207,7 @@ class ActionAskConfirm(Action):
             dispatcher.utter_message(text=cat.labels["confirm"], buttons=yes_cancel_buttons(cat))
             return []
         text = "\n".join([
-            cat.eligibility_report(a.results),
+            cat.eligibility_report(a.service_id, a.results),
             cat.request_summary(a.service_id, a.beneficiary["name"], a.delivery_address),
             cat.labels["confirm"],
         ])
@@ -226,7 +246,7 @@ class ActionSubmitRequest(Action):
                     tracking_number=request["tracking_number"],
                     status=cat.status_text(request["status"])))
         elif not a.eligible:
-            dispatcher.utter_message(text=cat.eligibility_report(a.results))
+            dispatcher.utter_message(text=cat.eligibility_report(service_id, a.results))
         elif not result.created:
             dispatcher.utter_message(response="utter_request_cancelled")
         else:
@@ -237,8 +257,8 @@ class ActionSubmitRequest(Action):
                 tracking_number=number, delivery=cat.services[service_id].delivery))
             # The receipt (PNG with a QR code) from the web server, behind a signed link.
             dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number))
-            if service_id == "minor_national_id":
-                dispatcher.utter_message(text=cat.labels["minor_reminder"].format(name=a.beneficiary["name"]))
+            for label in cat.services[service_id].after_created:  # e.g. the parent reminder
+                dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
         return clear_form_slots()
 
 

@@ -92,9 +92,10 @@ def split_accuracy(wrong: set) -> dict:
 def seeded_config(config: Path, seed: int, out_dir: Path) -> Path:
     """A copy of config with `random_seed` set on DIET and ResponseSelector.
 
-    One training is one draw: on these splits two seeds of the same pipeline
-    differ by up to 2 points, more than two pipelines do (bench/NOTES.md).
-    The benchmark therefore compares means over a few seeds.
+    One training of a pipeline with DIET (Rasa's default) is one draw: its
+    seeds can differ by more than two pipelines do (bench/NOTES.md, rounds 2
+    and 3).  The benchmark therefore compares means over a few seeds; a
+    pipeline with nothing seeded, like ours, gives the same figure each time.
     """
     import yaml
 

@@ -27,7 +27,7 @@ import re
 import secrets
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Blueprint, response
@@ -58,7 +58,8 @@ def issue_token(secret: bytes) -> str:
 
 def session_of(token: Any, secret: bytes) -> Optional[str]:
     """The session id in `token` when this server signed it, else None."""
-    match = _TOKEN.match(token) if isinstance(token, str) else None
+    # fullmatch: `$` would also match before a trailing newline.
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
     if not match:
         return None
     session, sig = match.groups()
@@ -96,14 +97,18 @@ class SocketIOInput(RasaSocketIOInput):
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
-            return True
+            # As Rasa's own: with a jwt_key in the credentials, only a valid JWT connects.
+            if not self.jwt_key:
+                return True
+            token = auth.get("token") if isinstance(auth, dict) else None
+            return isinstance(token, str) and decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) is not None
 
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: Text) -> None:
             bound.pop(sid, None)
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+        async def session_request(sid: Text, data: Optional[Dict] = None) -> None:  # a bare emit has no data
             await start_session(sid, (data or {}).get("session_id") if isinstance(data, dict) else None)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)

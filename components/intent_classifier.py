@@ -1,19 +1,19 @@
 """Intent classifier: logistic regression over letter n-grams and a sentence vector.
 
 The two kinds of features know different things.  The letter n-grams
-(CountVectorsFeaturizer on the normalised lemmas) know our own ~1,700
+(CountVectorsFeaturizer on the normalised lemmas) know our own training
 examples in every spelling; the sentence vector (components/sentence_encoder.py)
 knows Arabic and English at large, dialect words our data lacks included.
 A linear model over both, with tf-idf weights on the n-grams and the sentence
-vectors centred on the training mean, scored 0.977 on the held-out splits
-against 0.965 for DIET on the same n-grams (bench/NOTES.md, round 4).  It is
-also deterministic (no seed spread), trains in seconds and answers in a
-few milliseconds.
+vectors centred on the training mean, did better on the held-out splits than
+DIET on the same n-grams (bench/NOTES.md, round 4).  It is also
+deterministic (no seed spread), trains in seconds and answers in a few
+milliseconds.
 
 Next to them, for each intent, how similar the message is to that intent's
 three most similar examples (in n-grams, and in the sentence vector): a
 nearest-neighbour view that lets one close example count where the linear
-weights average it away (cross-validation 0.904 -> 0.910, round 6).
+weights average it away (bench/NOTES.md, round 6).
 
 Rasa's own LogisticRegressionClassifier reads the same features but neither
 weights the counts nor centres the vectors, and fixes C=1; this one does the
@@ -218,7 +218,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         # Served, the classifier multiplies one message's vector by the
         # examples'.  OpenBLAS runs that on a thread per core, and its threads
         # spin on after each product, taking the CPU the sentence encoder
-        # needs for the next message: parse 8 -> 12 ms (bench/NOTES.md, round 6).
+        # needs for the next message (bench/NOTES.md, round 6).
         threadpool_limits(limits=1, user_api="blas")
         return cls(config, model_storage, resource, weights)
 

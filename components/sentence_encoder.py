@@ -1,6 +1,6 @@
 """Dense sentence features from a pretrained multilingual encoder.
 
-Rasa's sparse featurizers only know the letter n-grams of our own ~1,400
+Rasa's sparse featurizers only know the letter n-grams of our own
 training examples.  multilingual-e5-small (a 12-layer XLM-RoBERTa encoder
 trained on about 100 languages, Arabic and English among them) brings what
 those examples cannot: that «أبغى أجدد هويتي» and "renew my ID" ask the same

@@ -7,10 +7,10 @@ render their answers here, so a service's text exists exactly once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -45,6 +45,21 @@ class Service:
     requestable: bool
     # "self", or "dependent" when the request is for a family member.
     beneficiary: str = "self"
+    # Which family members it can be for (empty: any): relations and kinds.
+    dependent_relations: Tuple[str, ...] = ()
+    dependent_kinds: Tuple[str, ...] = ()
+    # The request form's own steps after identity and beneficiary (slot names).
+    form_steps: Tuple[str, ...] = ()
+    first_status: str = "submitted"
+    # Whether the result is a card posted to the applicant's national address.
+    posted: bool = False
+    # Labels said once the request is made ({name}: the beneficiary).
+    after_created: Tuple[str, ...] = ()
+    # The service's numbers (renewal window, age range): read by the checks
+    # and filled into its text, so each is written once.
+    numbers: Mapping[str, int] = field(default_factory=dict)
+    # The form its intent starts instead of a guide (track_request), if any.
+    flow: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -67,22 +82,12 @@ class Catalogue:
             cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()
         }
         self.services: Dict[str, Service] = {
-            sid: Service(
-                id=sid,
-                name=s["name"],
-                summary=s["summary"],
-                audience=s["audience"],
-                path=tuple(s["path"]),
-                steps=tuple(s["steps"]),
-                requirements=tuple(Requirement(r["check"], r["text"]) for r in s["requirements"]),
-                fees=s["fees"],
-                delivery=s["delivery"],
-                notes=tuple(s.get("notes") or ()),
-                requestable=bool(s.get("requestable", False)),
-                beneficiary=s.get("beneficiary", "self"),
-            )
-            for sid, s in data["services"].items()
+            sid: _service(sid, s) for sid, s in data["services"].items()
         }
+        for service in self.services.values():
+            unknown = [r.check for r in service.requirements if r.check not in self.checks]
+            if unknown:
+                raise ValueError(f"{service.id}: requirements name unknown checks {unknown}")
 
     # -- lookups -------------------------------------------------------------
 
@@ -156,16 +161,22 @@ class Catalogue:
 
     # -- requests --------------------------------------------------------------
 
-    def eligibility_report(self, results) -> str:
+    def check_text(self, check_id: str, service_id: str) -> Check:
+        """A check's label and remedy with the service's numbers filled in."""
+        c, numbers = self.checks[check_id], self.services[service_id].numbers
+        return Check(c.id, c.label.format(**numbers), c.remedy.format(**numbers))
+
+    def eligibility_report(self, service_id: str, results) -> str:
         """Passed checks, then every failing one with what to do about it."""
         failed = [r for r in results if not r.passed]
         if not failed:
             return self.labels["checks_passed"] + "\n" + "\n".join(
-                self.labels["check_passed_line"].format(label=self.checks[r.check].label)
+                self.labels["check_passed_line"].format(label=self.check_text(r.check, service_id).label)
                 for r in results)
         lines = [self.labels["checks_failed"]]
-        lines += [self.labels["check_failed_line"].format(
-            label=self.checks[r.check].label, remedy=self.checks[r.check].remedy) for r in failed]
+        for r in failed:
+            check = self.check_text(r.check, service_id)
+            lines.append(self.labels["check_failed_line"].format(label=check.label, remedy=check.remedy))
         lines.append(self.labels["retry_after_fix"])
         return "\n".join(lines)
 
@@ -175,6 +186,37 @@ class Catalogue:
             return self.labels["summary"].format(
                 service=s.name, beneficiary=beneficiary, address=address, fees=s.fees)
         return self.labels["summary_no_address"].format(service=s.name, beneficiary=beneficiary, fees=s.fees)
+
+
+def _service(sid: str, s: dict) -> Service:
+    numbers = dict(s.get("numbers") or {})
+
+    def text(value: str) -> str:
+        return value.format(**numbers)  # "{renewal_window_days} يومًا" → "180 يومًا"
+
+    dependents = s.get("dependents") or {}
+    return Service(
+        id=sid,
+        name=s["name"],
+        summary=text(s["summary"]),
+        audience=s["audience"],
+        path=tuple(s["path"]),
+        steps=tuple(text(t) for t in s["steps"]),
+        requirements=tuple(Requirement(r["check"], text(r["text"])) for r in s["requirements"]),
+        fees=text(s["fees"]),
+        delivery=text(s["delivery"]),
+        notes=tuple(text(t) for t in s.get("notes") or ()),
+        requestable=bool(s.get("requestable", False)),
+        beneficiary=s.get("beneficiary", "self"),
+        dependent_relations=tuple(dependents.get("relations") or ()),
+        dependent_kinds=tuple(dependents.get("kinds") or ()),
+        form_steps=tuple(s.get("form_steps") or ()),
+        first_status=s.get("first_status", "submitted"),
+        posted=bool(s.get("posted", False)),
+        after_created=tuple(s.get("after_created") or ()),
+        numbers=numbers,
+        flow=s.get("flow"),
+    )
 
 
 def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
@@ -204,8 +246,12 @@ def _bulleted(lines) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
+def load(path: Optional[Path] = None) -> Catalogue:
+    """The catalogue at `path` (default CATALOGUE_PATH), parsed once per process (read-only data)."""
+    return _parsed(Path(path or CATALOGUE_PATH))
+
+
 @lru_cache(maxsize=None)
-def load(path: Path = CATALOGUE_PATH) -> Catalogue:
-    """The catalogue, parsed once per process (it is read-only data)."""
+def _parsed(path: Path) -> Catalogue:
     with open(path, encoding="utf-8") as f:
         return Catalogue(yaml.safe_load(f))

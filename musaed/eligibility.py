@@ -15,11 +15,6 @@ from sqlite_utils import Database
 
 from musaed import catalogue, store
 
-# The national ID may be renewed when it has expired or expires within this many days.
-RENEWAL_WINDOW_DAYS = 180
-MINOR_AGES = (10, 15)
-
-
 @dataclass
 class Case:
     """What a check looks at: who applies, for whom, and the answers given."""
@@ -30,6 +25,10 @@ class Case:
     beneficiary: dict
     today: date
     answers: Dict[str, object] = field(default_factory=dict)
+
+    def number(self, name: str) -> int:
+        """One of the service's numbers in the catalogue (renewal window, ages)."""
+        return catalogue.load().services[self.service_id].numbers[name]
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,21 @@ def _insurance_valid(c: Case) -> bool:
 
 def _id_expiring_soon(c: Case) -> bool:
     expiry = _date(c.beneficiary["id_expiry"])
-    return expiry is None or (expiry - c.today).days <= RENEWAL_WINDOW_DAYS
+    return expiry is None or (expiry - c.today).days <= c.number("renewal_window_days")
 
 
 def _parent_attends(c: Case) -> bool:
     # The applicant must be the child's father or mother: their link is son/daughter.
     rel = store.relation(c.db, c.applicant["national_id"], c.beneficiary["national_id"])
     return rel in ("son", "daughter")
+
+
+def _age_in_range(c: Case) -> bool:
+    return c.number("min_age") <= age_on(c.beneficiary["birth_date"], c.today) <= c.number("max_age")
+
+
+def _documents_confirmed(c: Case) -> bool:
+    return c.answers.get("documents_confirmed") == "yes"
 
 
 CHECKS: Dict[str, Callable[[Case], bool]] = {
@@ -89,11 +96,17 @@ CHECKS: Dict[str, Callable[[Case], bool]] = {
     "health_insurance_valid": _insurance_valid,
     "medical_exam": lambda c: bool(c.beneficiary["medical_exam_ok"]),
     "contact_valid": lambda c: bool(c.applicant["mobile"]),
-    "id_copy_uploaded": lambda c: bool(c.answers.get("documents_confirmed")),
-    "record_report": lambda c: bool(c.answers.get("documents_confirmed")),
-    "terms_accepted": lambda c: bool(c.answers.get("documents_confirmed")),
+    # The documents step of the form confirms all three.
+    "id_copy_uploaded": _documents_confirmed,
+    "record_report": _documents_confirmed,
+    "terms_accepted": _documents_confirmed,
     "card_received": lambda c: bool(c.beneficiary["card_pending_activation"]),
-    "age_10_to_15": lambda c: MINOR_AGES[0] <= age_on(c.beneficiary["birth_date"], c.today) <= MINOR_AGES[1],
+    "age_in_range": _age_in_range,
+    # An Absher account is opened on the mobile number on file, which the
+    # person has just proven with a code.
+    "absher_account": lambda c: bool(c.applicant["mobile"]),
+    # Tracking needs a request the person may see.
+    "request_exists": lambda c: bool(store.requests_visible_to(c.db, c.applicant["national_id"])),
     # The request Musaed creates for a minor is the appointment booking itself.
     "appointment_booked": lambda c: True,
     "parent_attends": _parent_attends,

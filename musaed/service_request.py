@@ -18,12 +18,6 @@ from musaed import catalogue, eligibility, store
 from musaed.arabic import normalize
 from musaed.identity import parse_national_id
 
-# A minor's national ID starts as an appointment, every other request as submitted.
-FIRST_STATUS = {"minor_national_id": "appointment_requested"}
-# Services whose result is a card posted to the applicant's national address.
-POSTED = {"renew_national_id", "renew_resident_id", "report_lost_id", "replace_family_record"}
-
-
 @dataclass
 class Assessment:
     service_id: str
@@ -44,7 +38,8 @@ class Assessment:
 
     @property
     def delivery_address(self) -> Optional[str]:
-        return self.applicant["national_address"] if self.service_id in POSTED else None
+        posted = catalogue.load().services[self.service_id].posted
+        return self.applicant["national_address"] if posted else None
 
 
 def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Optional[str],
@@ -79,19 +74,17 @@ def submit(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
         db, service_id=service_id, applicant_id=applicant_id,
         beneficiary_id=a.beneficiary["national_id"], conversation_id=conversation_id,
         delivery_address=a.delivery_address, details=answers,
-        status=FIRST_STATUS.get(service_id, "submitted"),
+        status=catalogue.load().services[service_id].first_status,
     )
     return Submission(a, request, created)
 
 
 def eligible_dependents(db: Database, service_id: str, head_id: str) -> List[dict]:
     """The family members this service can be requested for."""
-    deps = store.dependents(db, head_id)
-    if service_id == "renew_resident_id":
-        return [d for d in deps if d["kind"] == "resident"]
-    if service_id == "minor_national_id":
-        return [d for d in deps if d["relation"] in ("son", "daughter")]
-    return deps
+    service = catalogue.load().services[service_id]
+    return [d for d in store.dependents(db, head_id)
+            if (not service.dependent_kinds or d["kind"] in service.dependent_kinds)
+            and (not service.dependent_relations or d["relation"] in service.dependent_relations)]
 
 
 def match_dependent(text: str, dependents: List[dict]) -> Optional[dict]:

@@ -5,14 +5,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musaed import catalogue
+import guidance_rules  # scripts/, put on sys.path by conftest
+from actions.requests import ValidateServiceRequestForm
+from musaed import catalogue, eligibility
 
-SERVICE_IDS = [
-    "renew_national_id", "renew_resident_id", "report_lost_id", "replace_family_record",
-    "digital_id", "activate_national_id", "minor_national_id", "track_request",
-]
 ROOT = Path(__file__).resolve().parent.parent
 ARABIC = re.compile(r"[\u0600-\u06FF]")
+SERVICE_IDS = list(catalogue.load().services)
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+
+
+def _rules():
+    for path in (ROOT / "data" / "rules").glob("*.yml"):
+        yield from yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+
+
+def _nlu_intents():
+    found = set()
+    for path in (ROOT / "data" / "nlu").glob("*.yml"):
+        found |= {b["intent"] for b in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu") or []
+                  if "intent" in b}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +33,66 @@ def cat():
     return catalogue.load()
 
 
-def test_every_contract_service_is_catalogued(cat):
-    assert list(cat.services) == SERVICE_IDS
+# -- the catalogue and the Rasa data agree -------------------------------------------
+
+@pytest.mark.parametrize("sid", SERVICE_IDS)
+def test_every_service_is_an_intent_with_examples(sid):
+    assert sid in DOMAIN["intents"]
+    assert sid in _nlu_intents()
+
+
+def test_every_requirement_names_a_check_the_code_decides(cat):
+    used = {r.check for s in cat.services.values() for r in s.requirements}
+    assert used <= set(eligibility.CHECKS), used - set(eligibility.CHECKS)
+    assert set(cat.checks) - {"citizen"} <= set(eligibility.CHECKS)
+
+
+def test_the_guidance_rules_are_what_the_catalogue_makes():
+    assert (ROOT / "data" / "rules" / "guidance.yml").read_text(encoding="utf-8") == \
+        guidance_rules.render(catalogue.load()), "run `make rules`"
+
+
+@pytest.mark.parametrize("sid", SERVICE_IDS)
+def test_every_service_intent_has_its_rule(cat, sid):
+    flow = cat.services[sid].flow or "action_explain_service"
+    assert any(r["steps"][0] == {"intent": sid} and {"action": flow} in r["steps"] for r in _rules()), sid
+
+
+def test_every_form_step_is_a_slot_the_form_asks_and_validates(cat):
+    steps = {step for s in cat.services.values() for step in s.form_steps}
+    form = DOMAIN["forms"]["service_request_form"]["required_slots"]
+    for step in steps:
+        assert step in DOMAIN["slots"] and step in form, step
+        assert f"action_ask_{step}" in DOMAIN["actions"] or f"utter_ask_{step}" in DOMAIN["responses"], step
+        assert callable(getattr(ValidateServiceRequestForm, f"validate_{step}", None)), step
+
+
+def test_every_label_a_service_says_after_creation_exists(cat):
+    for s in cat.services.values():
+        for label in s.after_created:
+            assert "{name}" in cat.labels[label], (s.id, label)
+
+
+def test_a_requirement_naming_an_unknown_check_is_refused():
+    import copy
+
+    data = yaml.safe_load(catalogue.CATALOGUE_PATH.read_text(encoding="utf-8"))
+    broken = copy.deepcopy(data)
+    broken["services"]["digital_id"]["requirements"].append({"check": "no_such_check", "text": "x"})
+    with pytest.raises(ValueError, match="no_such_check"):
+        catalogue.Catalogue(broken)
+
+
+def test_numbers_are_written_once_and_filled_into_the_text(cat):
+    renew, minor = cat.services["renew_national_id"], cat.services["minor_national_id"]
+    days = renew.numbers["renewal_window_days"]
+    assert any(f"{days} يومًا" in r.text for r in renew.requirements)
+    assert f"{days} يومًا" in cat.check_text("id_expiring_soon", "renew_national_id").remedy
+    ages = (minor.numbers["min_age"], minor.numbers["max_age"])
+    assert f"{ages[0]} و{ages[1]}" in cat.check_text("age_in_range", "minor_national_id").label
+    raw = catalogue.CATALOGUE_PATH.read_text(encoding="utf-8")
+    assert raw.count(str(days)) == 1  # in `numbers:` only
+    assert "{" not in cat.howto("renew_national_id") + cat.howto("minor_national_id")
 
 
 @pytest.mark.parametrize("sid", SERVICE_IDS)
@@ -65,7 +136,8 @@ def test_digital_id_warns_about_airports(cat):
 
 def test_minor_id_says_parent_must_attend(cat):
     text = cat.howto("minor_national_id")
-    assert "10" in text and "15" in text and "الأب أو الأم" in text
+    numbers = cat.services["minor_national_id"].numbers
+    assert str(numbers["min_age"]) in text and str(numbers["max_age"]) in text and "الأب أو الأم" in text
 
 
 def test_labels_used_by_actions_exist(cat):

@@ -6,7 +6,7 @@ import pytest
 from musaed import seed, service_request, store
 
 TODAY = date(2026, 11, 23)
-DOCS = {"documents_confirmed": True}
+DOCS = {"documents_confirmed": "yes"}
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def failing(db, service, applicant, beneficiary=None, answers=None):
     ("renew_resident_id", "ahmed", "yousef", ["health_insurance_valid"]),
     ("renew_resident_id", "ahmed", "fatima", ["fines_paid"]),
     ("minor_national_id", "khalid", "saud", []),
-    ("minor_national_id", "khalid", "reem", ["age_10_to_15"]),
+    ("minor_national_id", "khalid", "reem", ["age_in_range"]),
     ("activate_national_id", "abdullah", None, []),
     ("activate_national_id", "khalid", None, ["card_received"]),
     ("replace_family_record", "khalid", None, ["id_copy_uploaded", "record_report", "terms_accepted"]),
@@ -48,7 +48,7 @@ def test_demo_population(db, service, applicant, beneficiary, expected_failing):
 
 def test_replace_family_record_passes_once_documents_are_confirmed(db):
     assert failing(db, "replace_family_record", "khalid", answers=DOCS) == []
-    assert failing(db, "replace_family_record", "khalid", answers={"documents_confirmed": False}) != []
+    assert failing(db, "replace_family_record", "khalid", answers={"documents_confirmed": None}) != []
 
 
 def test_paid_fine_does_not_block(db):

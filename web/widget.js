@@ -74,7 +74,14 @@
     socket.emit("session_request", { session_id: state.sessionId });
   });
   socket.on("session_confirm", function (sessionId) {
-    state.sessionId = typeof sessionId === "string" ? sessionId : sessionId.session_id;
+    var issued = typeof sessionId === "string" ? sessionId : sessionId.session_id;
+    if (state.sessionId && issued !== state.sessionId) {
+      // The server started a new conversation (the stored token was not one it
+      // issued, or has been replaced): the old transcript is not this one's.
+      state.log = [];
+      log.textContent = "";
+    }
+    state.sessionId = issued;
     save();
     root.dataset.ready = "true";
   });

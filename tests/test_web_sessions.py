@@ -1,0 +1,480 @@
+"""Web sessions on the socket.io channel (channels/socketio.py) against the real servers.
+
+The client is python-socketio's AsyncClient over HTTP long-polling, the one
+combination that works with the versions installed: the AsyncClient's
+websocket transport needs aiohttp.ClientWSTimeout (aiohttp 3.11; Rasa 3.6
+pins 3.9), and the sync Client has no websocket-client package and runs each
+event it receives in a thread of its own, so replies could arrive out of
+order. The last test drives the widget itself in Chromium, over its websocket.
+
+A turn has a definite end: `Tab.say` asks the server to acknowledge the
+message, and the server does so once Rasa has handled it, after the replies,
+on the same socket, in order. `Tab.flush` does the same for a socket that
+sent nothing: what it has not received by then, the server never sent it.
+"""
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import socketio
+
+from channels import socketio as web
+from musaed import keys, seed, store
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parent.parent
+ID = seed.ids()
+KHALID = ID["khalid"]  # 1010000014: every check of a national id renewal passes
+TIMEOUT = 20  # seconds for a connection or a session_confirm
+TURN = 60  # seconds for one message to be handled
+ASKS_FOR_ID = "رقم هويتك"
+CODE_SENT = "رمز تحقق"
+TRACKING = re.compile(r"MSD-\d{8}")
+SECRET = b"a test secret, not the server's"
+
+
+def joined(replies) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def codes_sent(servers, national_id: str) -> int:
+    db = store.open_db(servers.db_file)
+    return db.execute("SELECT count(*) FROM otp_outbox WHERE national_id = ?", [national_id]).fetchone()[0]
+
+
+def latest_code(servers, national_id: str) -> str:
+    db = store.open_db(servers.db_file)
+    return db.execute("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
+                      [national_id]).fetchone()[0]
+
+
+def user_texts(servers, conversation: str) -> list:
+    """What the person said in `conversation`, as Rasa's tracker store has it."""
+    with contextlib.closing(sqlite3.connect(f"file:{servers.tracker_db}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
+                          [conversation]).fetchall()
+    return [json.loads(data)["text"] for (data,) in rows]
+
+
+def flip(text: str, index: int) -> str:
+    """`text` with the hex digit at `index` changed."""
+    i = index % len(text)
+    return text[:i] + ("1" if text[i] == "0" else "0") + text[i + 1:]
+
+
+class Tab:
+    """One browser tab of the widget: a socket on the web channel."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.replies: list = []  # every bot_uttered this socket received, in order
+        self.confirms: asyncio.Queue = asyncio.Queue()
+        self.token = None
+
+        @self.client.on("bot_uttered")
+        def bot_uttered(message):
+            self.replies.append(message)
+
+        @self.client.on("session_confirm")
+        def session_confirm(token):
+            self.confirms.put_nowait(token)
+
+    @property
+    def session(self) -> str:
+        return self.token.split(".")[0]
+
+    @property
+    def conversation(self) -> str:
+        return f"web:{self.session}"
+
+    async def connect(self) -> None:
+        await self.client.connect(self.url, transports=["polling"], wait_timeout=TIMEOUT)
+
+    async def open(self, presented=None) -> str:
+        """Connect and ask for a session as the widget does: the token confirmed."""
+        await self.connect()
+        await self.client.emit("session_request", {"session_id": presented})
+        return await self.confirmed()
+
+    async def confirmed(self) -> str:
+        self.token = await asyncio.wait_for(self.confirms.get(), TIMEOUT)
+        return self.token
+
+    async def say(self, text: str, **fields) -> list:
+        """Send a message as the widget does; the bot's replies this socket received."""
+        start = len(self.replies)
+        await self.client.call("user_uttered", {"message": text, "session_id": self.token, **fields},
+                               timeout=TURN)
+        return self.replies[start:]
+
+    async def flush(self) -> None:
+        """A round trip (the widget's own session_request again): whatever the
+        server sent this socket before has arrived when it returns."""
+        await self.client.call("session_request", {"session_id": self.token}, timeout=TIMEOUT)
+        assert await self.confirmed() == self.token
+
+    async def close(self) -> None:
+        # python-socketio 5.9 disconnects without waiting for its polling
+        # tasks: wait here, or the test's event loop closes under them.
+        tasks = [t for t in (self.client.eio.read_loop_task, self.client.eio.write_loop_task) if t]
+        await self.client.disconnect()
+        if tasks:
+            await asyncio.wait(tasks, timeout=TIMEOUT)
+
+
+@pytest.fixture
+async def tab(servers):
+    """Opens tabs on the real server; all closed after the test."""
+    opened = []
+
+    def new() -> Tab:
+        opened.append(Tab(servers.url))
+        return opened[-1]
+
+    yield new
+    for t in opened:
+        await t.close()
+
+
+@pytest.fixture(scope="module")
+def server_secret(servers):
+    """The secret the Rasa server signs session tokens with (musaed/keys.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSAED_DB", str(servers.db_file))
+        return keys.shared_secret(web.SECRET_ENV, web.SECRET_FILE)
+
+
+async def start_renewal(tab: Tab) -> None:
+    """Start a national id renewal: the form then waits for the national id."""
+    offer = await tab.say("ابي اجدد هويتي")
+    assert offer and offer[-1]["quick_replies"][0]["payload"] == "/affirm", joined(offer)
+    assert ASKS_FOR_ID in joined(await tab.say("نعم"))
+
+
+async def victim_mid_form(tab) -> Tab:
+    victim = tab()
+    await victim.open(None)
+    await start_renewal(victim)
+    return victim
+
+
+# --- tokens ---------------------------------------------------------------
+
+def test_issued_tokens_are_distinct_random_and_accepted():
+    tokens = [web.issue_token(SECRET) for _ in range(1000)]
+    assert len(set(tokens)) == len(tokens)
+    sessions = [web.session_of(t, SECRET) for t in tokens]
+    assert sessions == [t.split(".")[0] for t in tokens]  # each accepted, its id returned
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s) for s in sessions)
+    # 128 random bits: each bit of the id is set in about half of the ids (a
+    # counter, a clock or a constant part would leave bits fixed).
+    ints = [int(s, 16) for s in sessions]
+    for bit in range(128):
+        share = sum(n >> bit & 1 for n in ints) / len(ints)
+        assert 0.35 < share < 0.65, f"bit {bit} is set in {share:.0%} of the ids"
+
+
+SIGNED = web.issue_token(SECRET)
+SIGNED_ID = SIGNED.split(".")[0]
+
+
+NOT_ISSUED = {
+    "id changed": flip(SIGNED, 0),
+    "last id digit changed": flip(SIGNED, 31),
+    "signature changed": flip(SIGNED, -1),
+    "first signature digit changed": flip(SIGNED, 33),
+    "another id, this signature": f"{secrets.token_hex(16)}.{SIGNED.split('.')[1]}",
+    "bare id": SIGNED_ID,
+    "web conversation id": f"web:{SIGNED_ID}",
+    "token as a conversation id": f"web:{SIGNED}",
+    "upper case": SIGNED.upper(),  # a spelling the server never issues
+    "trailing newline": SIGNED + "\n",
+    "leading space": " " + SIGNED,
+    "extra part": SIGNED + ".00",
+    "truncated signature": SIGNED[:-2],
+    "WhatsApp number": "966501234567",
+    "WhatsApp conversation id": "whatsapp:966501234567",
+    "Telegram conversation id": "telegram:700000001",
+    "REST conversation id": "rest:x",
+    "word": "x",
+    "empty": "",
+    "None": None,
+    "zero": 0,
+    "number": 12345,
+    "bytes": SIGNED.encode(),
+    "list": [SIGNED],
+    "dict": {"session_id": SIGNED},
+}
+
+
+@pytest.mark.parametrize("token", NOT_ISSUED.values(), ids=NOT_ISSUED.keys())
+def test_session_of_refuses_what_this_server_did_not_issue(token):
+    assert web.session_of(token, SECRET) is None
+
+
+def test_a_token_signed_with_another_secret_is_refused():
+    other = web.issue_token(b"another server's secret")
+    assert web.session_of(other, b"another server's secret")
+    assert web.session_of(other, SECRET) is None
+
+
+async def test_a_jwt_key_in_the_credentials_still_guards_connect(monkeypatch):
+    """Rasa's own channel lets only a client with a valid JWT connect when
+    credentials.yml names a jwt_key: this one must not drop that."""
+    monkeypatch.setenv(web.SECRET_ENV, "test")
+    key = "a jwt key of at least 32 bytes for HS256"
+    channel = web.SocketIOInput.from_credentials({"jwt_key": key, "session_persistence": True})
+    channel.blueprint(lambda message: None)
+    connect = channel.sio.handlers["/"]["connect"]
+    good = jwt.encode({"user": "someone"}, key, algorithm="HS256")
+    bad = jwt.encode({"user": "someone"}, key.replace("jwt", "JWT"), algorithm="HS256")
+    assert await connect("sid", {}, {"token": good}) is True
+    assert await connect("sid", {}, {"token": bad}) is False
+    assert await connect("sid", {}, {}) is False
+    assert await connect("sid", {}, None) is False
+    open_channel = web.SocketIOInput.from_credentials({"session_persistence": True})
+    open_channel.blueprint(lambda message: None)
+    assert await open_channel.sio.handlers["/"]["connect"]("sid", {}, None) is True
+
+
+# --- sessions on the real server ------------------------------------------
+
+@pytest.mark.parametrize("request_args", [(), ({},), ({"session_id": None},), ({"session_id": ""},)],
+                         ids=["no data", "empty", "null id", "empty id"])
+async def test_a_tab_without_a_session_gets_a_new_signed_token(tab, server_secret, request_args):
+    first, second = tab(), tab()
+    for t in (first, second):
+        await t.connect()
+        await t.client.emit("session_request", *request_args)
+        await t.confirmed()
+    assert web.session_of(first.token, server_secret) == first.session
+    assert web.session_of(second.token, server_secret) == second.session
+    assert first.token != second.token
+
+
+async def test_a_reload_with_the_token_continues_the_form(tab, servers, server_secret):
+    first = tab()
+    token = await first.open(None)  # the widget with nothing stored yet
+    assert web.session_of(token, server_secret)
+    await start_renewal(first)
+    await first.close()  # the page is reloaded
+
+    reloaded = tab()
+    assert await reloaded.open(token) == token
+    codes = codes_sent(servers, KHALID)
+    sent = joined(await reloaded.say(KHALID))
+    # The form survived the reload: the national id it waited for sends a code.
+    assert CODE_SENT in sent, sent
+    assert codes_sent(servers, KHALID) == codes + 1
+    assert user_texts(servers, first.conversation) == ["ابي اجدد هويتي", "نعم", KHALID]
+
+
+async def test_tabs_of_one_session_both_see_its_replies(tab):
+    """Two tabs with one token share the conversation, so the flushes of the
+    tests below would show a reply that reached another tab."""
+    one = tab()
+    await one.open(None)
+    other = tab()
+    assert await other.open(one.token) == one.token
+    said = await one.say("السلام عليكم")
+    await other.flush()
+    assert said and other.replies == said
+
+
+FORGERIES = {
+    "random id": lambda victim: secrets.token_hex(16),
+    "random token": lambda victim: f"{secrets.token_hex(16)}.{secrets.token_hex(32)}",
+    "victim's bare id": lambda victim: victim.session,
+    "victim's conversation id": lambda victim: victim.conversation,
+    "victim's token, a signature digit changed": lambda victim: flip(victim.token, -1),
+    "victim's token, an id digit changed": lambda victim: flip(victim.token, 5),
+    "victim's id signed with another secret":
+        lambda victim: f"{victim.session}.{web._signature(victim.session, b'guessed secret')}",
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+async def test_a_forged_or_guessed_web_id_gets_a_fresh_session(tab, servers, server_secret, forge):
+    victim = await victim_mid_form(tab)
+    victim_said, victim_got = user_texts(servers, victim.conversation), list(victim.replies)
+    presented = forge(victim)
+    filed_under = {c: user_texts(servers, c) for c in (presented, f"web:{presented}")}
+
+    attacker = tab()
+    token = await attacker.open(presented)
+    assert token not in (presented, victim.token)
+    assert web.session_of(token, server_secret) not in (None, victim.session)
+    codes = codes_sent(servers, KHALID)
+    # The national id the victim's form waits for: in a fresh conversation it
+    # answers no question, and the bot answers on the attacker's own socket.
+    reply = joined(await attacker.say(KHALID))
+    assert reply and CODE_SENT not in reply, reply
+    mine = joined(await attacker.say("طلباتي"))
+    assert ASKS_FOR_ID in mine and not TRACKING.search(mine), mine
+    assert codes_sent(servers, KHALID) == codes
+
+    await victim.flush()
+    assert victim.replies == victim_got  # nothing reached the victim's tab
+    assert user_texts(servers, victim.conversation) == victim_said
+    assert user_texts(servers, attacker.conversation) == [KHALID, "طلباتي"]
+    assert {c: user_texts(servers, c) for c in filed_under} == filed_under  # nothing new under the id shown
+    # The victim's form is where it was: its national id sends the code.
+    assert CODE_SENT in joined(await victim.say(KHALID))
+
+
+def verified_rest_conversation(chat, servers) -> str:
+    """A REST conversation that has a request of Khalid's and verified him: its tracking number."""
+    request, _ = store.create_request(
+        store.open_db(servers.db_file), service_id="report_lost_id", applicant_id=KHALID,
+        beneficiary_id=KHALID, conversation_id=chat.conversation_id)
+    assert ASKS_FOR_ID in joined(chat.say("طلباتي"))
+    assert CODE_SENT in joined(chat.say(KHALID))
+    listing = joined(chat.say(latest_code(servers, KHALID)))
+    # What a session sharing this conversation would see.
+    assert request["tracking_number"] in listing, listing
+    return request["tracking_number"]
+
+
+OTHER_CHANNELS = {
+    "REST conversation id": lambda chat: chat.conversation_id,
+    "REST sender": lambda chat: chat.sender,
+    "WhatsApp number": lambda chat: "966501234567",
+    "WhatsApp conversation id": lambda chat: "whatsapp:966501234567",
+    "Telegram conversation id": lambda chat: "telegram:700000001",
+}
+
+
+@pytest.mark.parametrize("other", OTHER_CHANNELS.values(), ids=OTHER_CHANNELS.keys())
+async def test_another_channels_id_gets_a_fresh_session(tab, chat, servers, server_secret, other):
+    number = verified_rest_conversation(chat, servers)
+    rest_said = user_texts(servers, chat.conversation_id)
+    presented = other(chat)
+
+    attacker = tab()
+    token = await attacker.open(presented)
+    assert token != presented and web.session_of(token, server_secret)
+    mine = joined(await attacker.say("طلباتي"))
+    # Not verified here, so asked who they are; never the REST conversation's requests.
+    assert ASKS_FOR_ID in mine and number not in mine and not TRACKING.search(mine), mine
+    assert user_texts(servers, attacker.conversation) == ["طلباتي"]
+    assert user_texts(servers, chat.conversation_id) == rest_said
+    if not presented.startswith("rest:"):
+        assert user_texts(servers, presented) == []
+    # The REST conversation is still verified: it is asked nothing.
+    theirs = joined(chat.say("طلباتي"))
+    assert number in theirs and ASKS_FOR_ID not in theirs
+
+
+CLAIMS = {
+    "victim's token": lambda victim: victim.token,
+    "victim's conversation id": lambda victim: victim.conversation,
+    "victim's bare id": lambda victim: victim.session,
+}
+
+
+@pytest.mark.parametrize("asked_first", [True, False], ids=["after its session_request", "without one"])
+async def test_a_message_naming_another_session_stays_in_its_sockets_conversation(
+        tab, servers, server_secret, asked_first):
+    victim = await victim_mid_form(tab)
+    victim_said, victim_got = user_texts(servers, victim.conversation), list(victim.replies)
+    codes = codes_sent(servers, KHALID)
+
+    attacker = tab()
+    if asked_first:
+        await attacker.open(None)
+    else:
+        await attacker.connect()
+    for claim in CLAIMS.values():
+        # The national id the victim's form waits for, sent as the victim's session.
+        reply = joined(await attacker.say(KHALID, session_id=claim(victim)))
+        assert reply and CODE_SENT not in reply, reply
+    if not asked_first:
+        await attacker.confirmed()  # a socket that asked for no session is given one
+    assert attacker.confirms.empty()  # one session, kept for every message
+    assert web.session_of(attacker.token, server_secret) not in (None, victim.session)
+    assert codes_sent(servers, KHALID) == codes
+
+    await victim.flush()
+    assert victim.replies == victim_got  # the victim's socket received nothing
+    assert user_texts(servers, victim.conversation) == victim_said
+    assert user_texts(servers, attacker.conversation) == [KHALID] * len(CLAIMS)
+    assert CODE_SENT in joined(await victim.say(KHALID))  # its form untouched
+
+
+# --- the widget (last in this module: the browser fixture holds Playwright's
+# event loop until the module ends, and the async tests above must not meet it)
+
+@pytest.fixture(scope="module")
+def widget_url(servers):
+    """web/serve.py: the widget's page, talking to the test's Rasa server."""
+    from servers import free_port, wait_until_up
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
+        env={**os.environ, "MUSAED_DB": str(servers.db_file)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc, TIMEOUT)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def stored_token(page) -> str:
+    return page.evaluate("JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId")
+
+
+def widget_says(page, text: str, expect: str) -> None:
+    page.fill(".musaed-input", text)
+    page.press(".musaed-input", "Enter")
+    page.wait_for_function(
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=expect, timeout=TURN * 1000)
+
+
+def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(
+        browser, widget_url, servers, server_secret):
+    page = browser.new_page()
+    page.goto(widget_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    token = stored_token(page)  # what session_confirm sent
+    session = web.session_of(token, server_secret)
+    assert session
+    widget_says(page, "ابي اجدد هويتي", "هل تريد أن أتحقق")
+    widget_says(page, "نعم", ASKS_FOR_ID)
+
+    page.reload()  # the widget presents its token in session_request
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    assert stored_token(page) == token
+    widget_says(page, KHALID, CODE_SENT)  # the form waited for the national id
+    # Rasa saves the tracker just after it sends the replies: poll, bounded.
+    said = ["ابي اجدد هويتي", "نعم", KHALID]
+    deadline = time.monotonic() + TIMEOUT
+    while user_texts(servers, f"web:{session}") != said and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert user_texts(servers, f"web:{session}") == said
+
+    # A token the server did not sign (here: tampered with in storage) is
+    # replaced by a new session, and the widget keeps the new token.
+    page.evaluate("t => { const s = JSON.parse(localStorage.getItem('musaed.chat.v1'));"
+                  " s.sessionId = t; localStorage.setItem('musaed.chat.v1', JSON.stringify(s)); }",
+                  flip(token, -1))
+    page.reload()
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    fresh = stored_token(page)
+    assert fresh != token and web.session_of(fresh, server_secret) not in (None, session)
+    page.close()
