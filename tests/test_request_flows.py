@@ -129,8 +129,7 @@ def test_replace_damaged_family_record(chat, servers):
 def test_minor_national_id_books_an_appointment(chat, servers):
     start(chat, "ولدي عمره 12 ابي اسوي له هوية")
     reply = verify(chat, servers, "khalid")
-    if "لمن الطلب" in reply:
-        reply = joined(chat.say(ID["saud"]))
+    assert "لمن الطلب" not in reply and "سعود" in reply  # "ولدي": his one son, without asking
     created = joined(chat.say("نعم"))
     assert TRACKING.search(created) and "حضور الأب أو الأم" in created
     [mine] = [r for r in requests_of(servers, ID["saud"]) if r["conversation_id"] == chat.conversation_id]
@@ -254,8 +253,8 @@ def test_fifty_concurrent_confirmations_make_one_request(chat, servers):
     chat.say("نعم")
     chat.say(ID["ahmed"])
     reply = joined(chat.say(latest_code(servers, ID["ahmed"])))
-    if "لمن الطلب" in reply:
-        reply = joined(chat.say(ID["layla"]))
+    assert "لمن الطلب" in reply  # a first name is not a relative the NLU tags: the bot asks
+    reply = joined(chat.say(ID["layla"]))
     assert "ملخص الطلب" in reply
     with ThreadPoolExecutor(max_workers=50) as pool:
         list(pool.map(lambda _: chat.say("نعم"), range(50)))

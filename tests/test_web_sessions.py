@@ -29,14 +29,13 @@ import pytest
 import socketio
 
 from channels import socketio as web
+from web_client import TIMEOUT, TURN, Tab
 from musaed import keys, seed, store
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 ID = seed.ids()
 KHALID = ID["khalid"]  # 1010000014: every check of a national id renewal passes
-TIMEOUT = 20  # seconds for a connection or a session_confirm
-TURN = 60  # seconds for one message to be handled
 ASKS_FOR_ID = "رقم هويتك"
 CODE_SENT = "رمز تحقق"
 TRACKING = re.compile(r"MSD-\d{8}")
@@ -70,67 +69,6 @@ def flip(text: str, index: int) -> str:
     """`text` with the hex digit at `index` changed."""
     i = index % len(text)
     return text[:i] + ("1" if text[i] == "0" else "0") + text[i + 1:]
-
-
-class Tab:
-    """One browser tab of the widget: a socket on the web channel."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.replies: list = []  # every bot_uttered this socket received, in order
-        self.confirms: asyncio.Queue = asyncio.Queue()
-        self.token = None
-
-        @self.client.on("bot_uttered")
-        def bot_uttered(message):
-            self.replies.append(message)
-
-        @self.client.on("session_confirm")
-        def session_confirm(token):
-            self.confirms.put_nowait(token)
-
-    @property
-    def session(self) -> str:
-        return self.token.split(".")[0]
-
-    @property
-    def conversation(self) -> str:
-        return f"web:{self.session}"
-
-    async def connect(self) -> None:
-        await self.client.connect(self.url, transports=["polling"], wait_timeout=TIMEOUT)
-
-    async def open(self, presented=None) -> str:
-        """Connect and ask for a session as the widget does: the token confirmed."""
-        await self.connect()
-        await self.client.emit("session_request", {"session_id": presented})
-        return await self.confirmed()
-
-    async def confirmed(self) -> str:
-        self.token = await asyncio.wait_for(self.confirms.get(), TIMEOUT)
-        return self.token
-
-    async def say(self, text: str, **fields) -> list:
-        """Send a message as the widget does; the bot's replies this socket received."""
-        start = len(self.replies)
-        await self.client.call("user_uttered", {"message": text, "session_id": self.token, **fields},
-                               timeout=TURN)
-        return self.replies[start:]
-
-    async def flush(self) -> None:
-        """A round trip (the widget's own session_request again): whatever the
-        server sent this socket before has arrived when it returns."""
-        await self.client.call("session_request", {"session_id": self.token}, timeout=TIMEOUT)
-        assert await self.confirmed() == self.token
-
-    async def close(self) -> None:
-        # python-socketio 5.9 disconnects without waiting for its polling
-        # tasks: wait here, or the test's event loop closes under them.
-        tasks = [t for t in (self.client.eio.read_loop_task, self.client.eio.write_loop_task) if t]
-        await self.client.disconnect()
-        if tasks:
-            await asyncio.wait(tasks, timeout=TIMEOUT)
 
 
 @pytest.fixture
