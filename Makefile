@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train rules seed care chat code run test validate unit nlu-test core-test bench clean
+.PHONY: help browser install train rules seed care chat code run test validate lint unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
@@ -65,6 +65,12 @@ run: $(MODEL)
 validate: $(BIN)/.installed
 	$(BIN)/rasa data validate --fail-on-warnings
 
+# ruff (lint and format check) over the whole tree, mypy over the core (pyproject.toml).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 browser:
 	@scripts/ensure-chromium
 
@@ -78,7 +84,7 @@ nlu-test: $(MODEL)
 core-test: $(MODEL)
 	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml --out results/core --fail-on-prediction-errors
 
-test: validate unit nlu-test core-test
+test: validate lint unit nlu-test core-test
 
 bench: $(MODEL)
 	$(BIN)/python -m bench.run

@@ -3,6 +3,7 @@
 rasa-sdk imports every module of this package, so each flow lives in its own
 module and registers its actions by defining them.
 """
+
 from musaed import logsafe
 
 # rasa-sdk logs the trackers it gets at debug level: what people typed, codes included.

@@ -1,4 +1,5 @@
 """How-to answers, follow-ups and the service menu, all rendered by the catalogue."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -39,9 +40,7 @@ class ActionExplainService(Action):
         if cat.service(service_id) is None:
             service_id = tracker.get_slot("service")
         if cat.service(service_id) is None:
-            dispatcher.utter_message(
-                text=cat.labels["which_service"], buttons=service_buttons(cat)
-            )
+            dispatcher.utter_message(text=cat.labels["which_service"], buttons=service_buttons(cat))
             return []
 
         pending = tracker.get_slot("pending_followup")
@@ -87,9 +86,7 @@ class ActionAnswerFollowup(Action):
         if cat.service(service_id) is None:
             # Remember the question; action_explain_service answers it once
             # the person picks a service from the buttons.
-            dispatcher.utter_message(
-                text=cat.labels["which_service"], buttons=service_buttons(cat)
-            )
+            dispatcher.utter_message(text=cat.labels["which_service"], buttons=service_buttons(cat))
             return [SlotSet("pending_followup", question)]
         dispatcher.utter_message(text=cat.followup(service_id, question))
         if cat.services[service_id].requestable:

@@ -1,4 +1,5 @@
 """Hand the conversation over to a person at the unified call centre."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text

@@ -1,4 +1,5 @@
 """Identity slots shared by every form that touches personal records."""
+
 from __future__ import annotations
 
 import logging
@@ -85,9 +86,14 @@ def say_code_outcome(dispatcher: CollectingDispatcher, outcome: identity.Outcome
         dispatcher.utter_message(response="utter_code_sent", minutes=identity.CODE_TTL_MINUTES)
         return True
     if outcome.status == "limited":
-        dispatcher.utter_message(response="utter_code_limit", limit=identity.MAX_CODES,
-                                 window=identity.CODE_WINDOW_MINUTES, minutes=outcome.minutes_left)
+        dispatcher.utter_message(
+            response="utter_code_limit",
+            limit=identity.MAX_CODES,
+            window=identity.CODE_WINDOW_MINUTES,
+            minutes=outcome.minutes_left,
+        )
     else:  # locked
-        dispatcher.utter_message(response="utter_identity_locked", attempts=identity.MAX_WRONG_CODES,
-                                 minutes=outcome.minutes_left)
+        dispatcher.utter_message(
+            response="utter_identity_locked", attempts=identity.MAX_WRONG_CODES, minutes=outcome.minutes_left
+        )
     return False

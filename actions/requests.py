@@ -1,4 +1,5 @@
 """The service request flow: verify, choose whom it is for, check, confirm, create."""
+
 from __future__ import annotations
 
 import logging
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # Where people's devices (and Telegram/WhatsApp) fetch receipts: the web server.
 PUBLIC_URL = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
+
 
 def form_slots() -> List[str]:
     """Slots a request form fills; cleared when it ends, whichever way it ends.
@@ -42,8 +44,9 @@ def answers(tracker: Tracker) -> Dict[str, Any]:
 # times (rasa-sdk's FormValidationAction.run does so three times), and each
 # assessment reads the records. A turn is one action call, which runs in its
 # own asyncio task, so a context variable holds it for that call only.
-_turn_assessment: ContextVar[Optional[Tuple[tuple, Optional[service_request.Assessment]]]] = \
-    ContextVar("turn_assessment", default=None)
+_turn_assessment: ContextVar[Optional[Tuple[tuple, Optional[service_request.Assessment]]]] = ContextVar(
+    "turn_assessment", default=None
+)
 
 
 def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]:
@@ -75,8 +78,11 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         return "validate_service_request_form"
 
     async def required_slots(
-        self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
-        tracker: Tracker, domain: DomainDict,
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
     ) -> List[Text]:
         service = catalogue.load().service(tracker.get_slot("service"))
         slots = self.identity_slots(tracker)
@@ -105,12 +111,10 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         db = store.open_db()
-        deps = service_request.eligible_dependents(
-            db, tracker.get_slot("service"), tracker.get_slot("verified_id"))
+        deps = service_request.eligible_dependents(db, tracker.get_slot("service"), tracker.get_slot("verified_id"))
         match = service_request.match_dependent(str(value), deps)
         if match is None:
-            dispatcher.utter_message(text=catalogue.load().labels["not_a_dependent"],
-                                     buttons=dependent_buttons(deps))
+            dispatcher.utter_message(text=catalogue.load().labels["not_a_dependent"], buttons=dependent_buttons(deps))
             return {"beneficiary": None}
         return {"beneficiary": match["national_id"]}
 
@@ -119,8 +123,7 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
     ) -> Dict[Text, Any]:
         kind = catalogue.load().record_kind_in(str(value))
         if kind is None:
-            dispatcher.utter_message(text=catalogue.load().labels["record_kind_unclear"],
-                                     buttons=record_kind_buttons())
+            dispatcher.utter_message(text=catalogue.load().labels["record_kind_unclear"], buttons=record_kind_buttons())
         return {"record_kind": kind}
 
     def validate_documents_confirmed(
@@ -144,8 +147,7 @@ def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Track
 
 def dependent_buttons(deps: List[dict]) -> List[Dict[str, str]]:
     labels = catalogue.load().relations
-    return [{"title": f"{d['name']} ({labels[d['relation']]['label']})", "payload": d["national_id"]}
-            for d in deps]
+    return [{"title": f"{d['name']} ({labels[d['relation']]['label']})", "payload": d["national_id"]} for d in deps]
 
 
 def record_kind_buttons() -> List[Dict[str, str]]:
@@ -160,12 +162,14 @@ class ActionAskBeneficiary(Action):
     async def run(self, dispatcher, tracker, domain):
         cat = catalogue.load()
         deps = service_request.eligible_dependents(
-            store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id"))
+            store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id")
+        )
         if deps:
             dispatcher.utter_message(text=cat.labels["choose_dependent"], buttons=dependent_buttons(deps))
         else:
-            dispatcher.utter_message(text=cat.labels["no_dependents"],
-                                     buttons=[{"title": cat.labels["button_cancel"], "payload": "/deny"}])
+            dispatcher.utter_message(
+                text=cat.labels["no_dependents"], buttons=[{"title": cat.labels["button_cancel"], "payload": "/deny"}]
+            )
         return []
 
 
@@ -174,8 +178,7 @@ class ActionAskRecordKind(Action):
         return "action_ask_record_kind"
 
     async def run(self, dispatcher, tracker, domain):
-        dispatcher.utter_message(text=catalogue.load().labels["choose_record_kind"],
-                                 buttons=record_kind_buttons())
+        dispatcher.utter_message(text=catalogue.load().labels["choose_record_kind"], buttons=record_kind_buttons())
         return []
 
 
@@ -190,8 +193,10 @@ class ActionAskDocumentsConfirmed(Action):
 
 
 def yes_cancel_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
-    return [{"title": cat.labels["button_confirm"], "payload": "/affirm"},
-            {"title": cat.labels["button_cancel"], "payload": "/deny"}]
+    return [
+        {"title": cat.labels["button_confirm"], "payload": "/affirm"},
+        {"title": cat.labels["button_cancel"], "payload": "/deny"},
+    ]
 
 
 class ActionAskConfirm(Action):
@@ -206,11 +211,13 @@ class ActionAskConfirm(Action):
         if a is None:  # cannot happen in the form's order; say something useful anyway
             dispatcher.utter_message(text=cat.labels["confirm"], buttons=yes_cancel_buttons(cat))
             return []
-        text = "\n".join([
-            cat.eligibility_report(a.service_id, a.results),
-            cat.request_summary(a.service_id, a.beneficiary["name"], a.delivery_address),
-            cat.labels["confirm"],
-        ])
+        text = "\n".join(
+            [
+                cat.eligibility_report(a.service_id, a.results),
+                cat.request_summary(a.service_id, a.beneficiary["name"], a.delivery_address),
+                cat.labels["confirm"],
+            ]
+        )
         dispatcher.utter_message(text=text, buttons=yes_cancel_buttons(cat))
         return []
 
@@ -230,8 +237,9 @@ class ActionSubmitRequest(Action):
             return clear_form_slots()
         db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
         if tracker.get_slot("confirm") == "yes":
-            result = service_request.submit(db, service_id, applicant, beneficiary,
-                                            conversation_id=tracker.sender_id, answers=answers(tracker))
+            result = service_request.submit(
+                db, service_id, applicant, beneficiary, conversation_id=tracker.sender_id, answers=answers(tracker)
+            )
         else:  # the form ended before a yes: say why, create nothing
             assessment = service_request.assess(db, service_id, applicant, beneficiary, answers(tracker))
             result = service_request.Submission(assessment, assessment.open_request)
@@ -239,22 +247,30 @@ class ActionSubmitRequest(Action):
         request = result.request
         if request is not None and not result.created:
             if request["conversation_id"] == tracker.sender_id:
-                dispatcher.utter_message(text=cat.labels["already_created"].format(
-                    tracking_number=request["tracking_number"]))
+                dispatcher.utter_message(
+                    text=cat.labels["already_created"].format(tracking_number=request["tracking_number"])
+                )
             else:  # made in another conversation or channel
-                dispatcher.utter_message(text=cat.labels["open_request_exists"].format(
-                    tracking_number=request["tracking_number"],
-                    status=cat.status_text(request["status"])))
+                dispatcher.utter_message(
+                    text=cat.labels["open_request_exists"].format(
+                        tracking_number=request["tracking_number"], status=cat.status_text(request["status"])
+                    )
+                )
         elif not a.eligible:
             dispatcher.utter_message(text=cat.eligibility_report(service_id, a.results))
         elif not result.created:
             dispatcher.utter_message(response="utter_request_cancelled")
         else:
-            log.info("request %s created: %s for %s", result.request["tracking_number"],
-                     service_id, identity.mask_id(a.beneficiary["national_id"]))
+            log.info(
+                "request %s created: %s for %s",
+                result.request["tracking_number"],
+                service_id,
+                identity.mask_id(a.beneficiary["national_id"]),
+            )
             number = result.request["tracking_number"]
-            dispatcher.utter_message(text=cat.labels["created"].format(
-                tracking_number=number, delivery=cat.services[service_id].delivery))
+            dispatcher.utter_message(
+                text=cat.labels["created"].format(tracking_number=number, delivery=cat.services[service_id].delivery)
+            )
             # The receipt (PNG with a QR code) from the web server, behind a signed link.
             dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number))
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
@@ -268,7 +284,7 @@ SURE_DENY = 0.9
 
 
 class ActionCancelForm(Action):
-    """"لا" or "الغاء" inside a form: stop it and keep nothing half-made."""
+    """ "لا" or "الغاء" inside a form: stop it and keep nothing half-made."""
 
     def name(self) -> Text:
         return "action_cancel_form"

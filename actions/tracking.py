@@ -1,4 +1,5 @@
 """Tracking requests: only the verified owner, or their head of family, sees one."""
+
 from __future__ import annotations
 
 from typing import List, Text
@@ -17,8 +18,11 @@ class ValidateTrackRequestForm(IdentitySlots, FormValidationAction):
         return "validate_track_request_form"
 
     async def required_slots(
-        self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
-        tracker: Tracker, domain: DomainDict,
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
     ) -> List[Text]:
         return self.identity_slots(tracker)
 
@@ -27,10 +31,15 @@ def describe(db, cat: catalogue.Catalogue, request: dict, template: str) -> str:
     beneficiary = store.get_person(db, request["beneficiary_id"])
     history = "\n".join(
         cat.labels["history_line"].format(n=n, status=cat.status_text(e["status"]), at=e["at"][:16].replace("T", " "))
-        for n, e in enumerate(store.request_events(db, request["tracking_number"]), start=1))
+        for n, e in enumerate(store.request_events(db, request["tracking_number"]), start=1)
+    )
     return cat.labels[template].format(
-        tracking_number=request["tracking_number"], service=cat.services[request["service_id"]].name,
-        beneficiary=beneficiary["name"], status=cat.status_text(request["status"]), history=history)
+        tracking_number=request["tracking_number"],
+        service=cat.services[request["service_id"]].name,
+        beneficiary=beneficiary["name"],
+        status=cat.status_text(request["status"]),
+        history=history,
+    )
 
 
 class ActionShowTracking(Action):
@@ -40,8 +49,12 @@ class ActionShowTracking(Action):
     async def run(self, dispatcher, tracker, domain):
         cat = catalogue.load()
         viewer = tracker.get_slot("verified_id")
-        reset = [SlotSet("tracking_query", None), SlotSet("national_id", None),
-                 SlotSet("otp", None), SlotSet("requested_slot", None)]
+        reset = [
+            SlotSet("tracking_query", None),
+            SlotSet("national_id", None),
+            SlotSet("otp", None),
+            SlotSet("requested_slot", None),
+        ]
         if not viewer:
             return reset
         db = store.open_db()
@@ -60,6 +73,9 @@ class ActionShowTracking(Action):
         if not requests:
             dispatcher.utter_message(text=cat.labels["no_requests"])
         else:
-            dispatcher.utter_message(text="\n".join(
-                [cat.labels["your_requests"]] + [describe(db, cat, r, "request_line") for r in requests[:10]]))
+            dispatcher.utter_message(
+                text="\n".join(
+                    [cat.labels["your_requests"]] + [describe(db, cat, r, "request_line") for r in requests[:10]]
+                )
+            )
         return reset

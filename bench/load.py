@@ -21,6 +21,7 @@ Everything is bounded: a level stops starting messages at its time limit or
 after `max_conversations` conversations, whichever comes first.  Only
 loopback URLs are accepted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,7 +86,7 @@ def people(db_path, n: int) -> List[Person]:
             new.append({**khalid, "national_id": nid, "name": f"مستخدم اختبار {i}", "mobile": f"05590{i:05d}"})
             out.append(Person(f"bench{i}", nid, LOST_ID + RENEW_ID))
         db["people"].insert_all(new, ignore=True)  # already there from an earlier call: kept
-    return out[:max(n, 1)]
+    return out[: max(n, 1)]
 
 
 def latest_code(db_path, national_id: str) -> Optional[str]:
@@ -100,8 +101,7 @@ def text_of(replies: list) -> str:
 
 
 class Conversation:
-    def __init__(self, session: aiohttp.ClientSession, url: str, deadline: float,
-                 samples: List[dict]) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, deadline: float, samples: List[dict]) -> None:
         self.session, self.url, self.deadline, self.samples = session, url, deadline, samples
         self.sender = f"bench-{uuid.uuid4().hex[:12]}"
 
@@ -156,9 +156,16 @@ def check_loopback(url: str) -> None:
         raise ValueError(f"the load generator only talks to loopback addresses, not {host!r}")
 
 
-async def run_level(base_url: str, db_path, persons: Iterable[Person], concurrency: int,
-                    duration_s: float, max_conversations: int, timeout_s: float = 60,
-                    cpu_of: Optional[Dict[str, Callable[[], float]]] = None) -> dict:
+async def run_level(
+    base_url: str,
+    db_path,
+    persons: Iterable[Person],
+    concurrency: int,
+    duration_s: float,
+    max_conversations: int,
+    timeout_s: float = 60,
+    cpu_of: Optional[Dict[str, Callable[[], float]]] = None,
+) -> dict:
     """`concurrency` conversations at once, each worker starting a new one when its last ends.
 
     cpu_of: {name: () -> CPU seconds of a server}; the level then reports
@@ -200,13 +207,21 @@ async def run_level(base_url: str, db_path, persons: Iterable[Person], concurren
     result = aggregate_level(concurrency, samples, elapsed, done, errors)
     if cpu_of:
         result["cpu_ms_per_message"] = {
-            k: round((f() - cpu_before[k]) * 1000 / max(len(samples), 1), 1) for k, f in cpu_of.items()}
+            k: round((f() - cpu_before[k]) * 1000 / max(len(samples), 1), 1) for k, f in cpu_of.items()
+        }
     return result
 
 
-async def run_levels(base_url: str, db_path, levels: Sequence[int], duration_s: float,
-                     max_conversations: int, warmup_conversations: int = 2,
-                     cpu_of=None, log=print) -> List[dict]:
+async def run_levels(
+    base_url: str,
+    db_path,
+    levels: Sequence[int],
+    duration_s: float,
+    max_conversations: int,
+    warmup_conversations: int = 2,
+    cpu_of=None,
+    log=print,
+) -> List[dict]:
     """Warm up (TensorFlow builds its graphs on the first calls), then each level in turn."""
     persons = iter(people(db_path, warmup_conversations + len(levels) * max_conversations))
     if warmup_conversations:
@@ -215,8 +230,10 @@ async def run_levels(base_url: str, db_path, levels: Sequence[int], duration_s: 
     for c in levels:
         r = await run_level(base_url, db_path, persons, c, duration_s, max_conversations, cpu_of=cpu_of)
         lat = r["latency"]
-        log(f"  {c:>3} conversations: {r['messages']} messages in {r['elapsed_s']} s, "
+        log(
+            f"  {c:>3} conversations: {r['messages']} messages in {r['elapsed_s']} s, "
             f"{r['messages_per_s']} msg/s, p50 {lat['p50_ms']} / p95 {lat['p95_ms']} / "
-            f"p99 {lat['p99_ms']} ms, {r['errors']} errors")
+            f"p99 {lat['p99_ms']} ms, {r['errors']} errors"
+        )
         results.append(r)
     return results

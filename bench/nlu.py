@@ -4,6 +4,7 @@
 JSON; bench/run.py runs it in a child process so that each model's
 TensorFlow stays out of the load generator's process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,16 +44,18 @@ def _run(cmd: List[str], log: Path, env: Optional[dict] = None) -> float:
     return seconds
 
 
-def train(out_dir: Path, config: Path = ROOT / "config.yml", nlu_only: bool = False,
-          name: str = "model") -> tuple:
+def train(out_dir: Path, config: Path = ROOT / "config.yml", nlu_only: bool = False, name: str = "model") -> tuple:
     """`rasa train [nlu] --force` into out_dir; (model path, seconds).
 
     With an empty training cache of its own (RASA_CACHE_DIRECTORY): `--force`
     alone still restores unchanged components from .rasa/cache, which would
     time a cache hit, not a training.
     """
-    cmd = [str(BIN / "rasa"), "train"] + (["nlu"] if nlu_only else ["--force"]) + [
-        "--config", str(config), "--out", str(out_dir), "--fixed-model-name", name]
+    cmd = (
+        [str(BIN / "rasa"), "train"]
+        + (["nlu"] if nlu_only else ["--force"])
+        + ["--config", str(config), "--out", str(out_dir), "--fixed-model-name", name]
+    )
     cache = out_dir / f"{name}-cache"
     seconds = _run(cmd, out_dir / f"{name}-train.log", env={"RASA_CACHE_DIRECTORY": str(cache)})
     return out_dir / f"{name}.tar.gz", seconds
@@ -61,8 +64,10 @@ def train(out_dir: Path, config: Path = ROOT / "config.yml", nlu_only: bool = Fa
 def evaluate(model: Path, out_dir: Path) -> dict:
     """`rasa test nlu` on the held-out splits; accuracy and F1 from intent_report.json,
     plus accuracy per split file and on the examples not also in the training data."""
-    _run([str(BIN / "rasa"), "test", "nlu", "--model", str(model), "--nlu", str(TEST_SPLIT),
-          "--out", str(out_dir)], out_dir / "test.log")
+    _run(
+        [str(BIN / "rasa"), "test", "nlu", "--model", str(model), "--nlu", str(TEST_SPLIT), "--out", str(out_dir)],
+        out_dir / "test.log",
+    )
     quality = read_intent_report(out_dir / "intent_report.json")
     errors = json.loads((out_dir / "intent_errors.json").read_text(encoding="utf-8"))
     quality.update(split_accuracy({(e["text"], e["intent"]) for e in errors}))
@@ -83,8 +88,10 @@ def split_accuracy(wrong: set) -> dict:
     novel = {ex for examples in splits.values() for ex in examples if ex[0] not in seen}
 
     def acc(examples: set) -> dict:
-        return {"examples": len(examples),
-                "accuracy": round(1 - len(examples & wrong) / len(examples), 4) if examples else None}
+        return {
+            "examples": len(examples),
+            "accuracy": round(1 - len(examples & wrong) / len(examples), 4) if examples else None,
+        }
 
     return {"splits": {name: acc(ex) for name, ex in splits.items()}, "novel": acc(novel)}
 
@@ -111,17 +118,18 @@ def seeded_config(config: Path, seed: int, out_dir: Path) -> Path:
 
 def mean_quality(runs: List[dict]) -> dict:
     """The mean of several trainings' `evaluate` results; each one's accuracy under "runs"."""
+
     def mean(values) -> float:
         return round(statistics.fmean(values), 4)
 
     first = runs[0]
     out = {k: mean(r[k] for r in runs) for k in ("accuracy", "macro_f1", "weighted_f1")}
     out.update(examples=first["examples"], intents=first["intents"], runs=[r["accuracy"] for r in runs])
-    out["splits"] = {name: {"examples": split["examples"],
-                            "accuracy": mean(r["splits"][name]["accuracy"] for r in runs)}
-                     for name, split in first["splits"].items()}
-    out["novel"] = {"examples": first["novel"]["examples"],
-                    "accuracy": mean(r["novel"]["accuracy"] for r in runs)}
+    out["splits"] = {
+        name: {"examples": split["examples"], "accuracy": mean(r["splits"][name]["accuracy"] for r in runs)}
+        for name, split in first["splits"].items()
+    }
+    out["novel"] = {"examples": first["novel"]["examples"], "accuracy": mean(r["novel"]["accuracy"] for r in runs)}
     return out
 
 
@@ -133,8 +141,9 @@ def read_intent_report(path: Path) -> dict:
         "macro_f1": round(macro["f1-score"], 4),
         "weighted_f1": round(report["weighted avg"]["f1-score"], 4),
         "examples": int(macro["support"]),
-        "intents": sum(1 for k, v in report.items()
-                       if isinstance(v, dict) and "f1-score" in v and not k.endswith(" avg")),
+        "intents": sum(
+            1 for k, v in report.items() if isinstance(v, dict) and "f1-score" in v and not k.endswith(" avg")
+        ),
     }
 
 
@@ -175,9 +184,10 @@ def main(argv=None) -> int:
     p.add_argument("model")
     p.add_argument("--limit", type=int)
     args = parser.parse_args(argv)
+    import logging
+
     from bench.stats import summarize
 
-    import logging
     logging.disable(logging.WARNING)
     timings = asyncio.run(_time_parses(Path(args.model), test_texts(args.limit)))
     print(json.dumps(summarize(timings)))

@@ -10,6 +10,7 @@ by the share of samples in each part of the code.  py-spy samples Python
 stacks of busy threads; time inside TensorFlow's C++ kernels is attributed
 to the Python call that runs them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,20 +102,50 @@ def main(argv=None) -> int:
         # One person per conversation (codes and open requests are per person).
         persons = iter(load.people(servers.db_file, 3000))
         asyncio.run(load.run_level(servers.url, servers.db_file, persons, 1, 60, 2))  # warm-up
-        spies = {name: subprocess.Popen(
-            [spy, "record", "--format", "raw", "-r", str(args.rate), "-d", str(args.seconds),
-             "-o", str(work / f"{name}.txt"), "--pid", str(servers.pid(name))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("rasa", "actions")}
-        result = asyncio.run(load.run_level(
-            servers.url, servers.db_file, persons, args.concurrency, args.seconds + 2, 10_000,
-            cpu_of=servers.cpu_probes()))
+        spies = {
+            name: subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--format",
+                    "raw",
+                    "-r",
+                    str(args.rate),
+                    "-d",
+                    str(args.seconds),
+                    "-o",
+                    str(work / f"{name}.txt"),
+                    "--pid",
+                    str(servers.pid(name)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name in ("rasa", "actions")
+        }
+        result = asyncio.run(
+            load.run_level(
+                servers.url,
+                servers.db_file,
+                persons,
+                args.concurrency,
+                args.seconds + 2,
+                10_000,
+                cpu_of=servers.cpu_probes(),
+            )
+        )
         for proc in spies.values():
             proc.wait(timeout=120)
     finally:
         servers.stop()
-    out = {"concurrency": args.concurrency, "messages": result["messages"],
-           "messages_per_s": result["messages_per_s"], "latency": result["latency"],
-           "cpu_ms_per_message": result["cpu_ms_per_message"], "servers": {}}
+    out = {
+        "concurrency": args.concurrency,
+        "messages": result["messages"],
+        "messages_per_s": result["messages_per_s"],
+        "latency": result["latency"],
+        "cpu_ms_per_message": result["cpu_ms_per_message"],
+        "servers": {},
+    }
     for name, parts in (("rasa", RASA_PARTS), ("actions", ACTION_PARTS)):
         raw = (work / f"{name}.txt").read_text()
         cpu = result["cpu_ms_per_message"][name]

@@ -1,4 +1,5 @@
 """Targets, the Markdown table for the README, and the latency plot."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,10 +28,16 @@ def verdicts(results: dict) -> dict:
     one, twenty = level(results, 1), level(results, 20)
     rss = (results.get("memory") or {}).get("rasa", {}).get("peak_rss_mb")
     return {
-        "accuracy": None if not ours else (
-            ours["accuracy"] >= TARGETS["accuracy_min"] and (
-                None if not default else
-                round(ours["accuracy"] - default["accuracy"], 4) >= TARGETS["accuracy_over_default_min"])),
+        "accuracy": None
+        if not ours
+        else (
+            ours["accuracy"] >= TARGETS["accuracy_min"]
+            and (
+                None
+                if not default
+                else round(ours["accuracy"] - default["accuracy"], 4) >= TARGETS["accuracy_over_default_min"]
+            )
+        ),
         "one_user_p95": None if not one else one["latency"]["p95_ms"] < TARGETS["one_user_p95_ms_max"],
         "throughput_20": None if not twenty else twenty["messages_per_s"] >= TARGETS["msgs_per_s_at_20_min"],
         "rasa_rss": None if not rss else rss < TARGETS["rasa_rss_mb_max"],
@@ -62,28 +69,37 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     n = oq.get("examples", "—")
-    acc_target = (f"≥ {TARGETS['accuracy_min']:.2f} and ≥ default "
-                  f"+ {TARGETS['accuracy_over_default_min'] * 100:.0f} pts")
+    acc_target = f"≥ {TARGETS['accuracy_min']:.2f} and ≥ default + {TARGETS['accuracy_over_default_min'] * 100:.0f} pts"
     how = ours.get("trained_with") or "rasa train nlu"
     how = f"`{how}`" if how.startswith("rasa train") else "`rasa train`"
     if ours.get("seeds"):
         how = f"mean of {ours['seeds']} trainings with {how}"
-    rows.append(f"| intent accuracy, held-out splits ({n} examples; {how}) | {oq.get('accuracy', '—')} | "
-                f"{dq.get('accuracy', '—')} (Rasa default pipeline) | {acc_target} | {_mark(v['accuracy'])} |")
+    rows.append(
+        f"| intent accuracy, held-out splits ({n} examples; {how}) | {oq.get('accuracy', '—')} | "
+        f"{dq.get('accuracy', '—')} (Rasa default pipeline) | {acc_target} | {_mark(v['accuracy'])} |"
+    )
     rows.append(f"| intent macro F1 | {oq.get('macro_f1', '—')} | {dq.get('macro_f1', '—')} | | |")
     for name, split in (oq.get("splits") or {}).items():
         d = (dq.get("splits") or {}).get(name) or {}
-        rows.append(f"| … split `tests/nlu/{name}.yml` ({split['examples']}) | {split['accuracy']} | "
-                    f"{d.get('accuracy', '—')} | | |")
+        rows.append(
+            f"| … split `tests/nlu/{name}.yml` ({split['examples']}) | {split['accuracy']} | "
+            f"{d.get('accuracy', '—')} | | |"
+        )
     if oq.get("novel"):
-        rows.append(f"| … only examples not word for word in the training data ({oq['novel']['examples']}) | "
-                    f"{oq['novel']['accuracy']} | {(dq.get('novel') or {}).get('accuracy', '—')} | | |")
+        rows.append(
+            f"| … only examples not word for word in the training data ({oq['novel']['examples']}) | "
+            f"{oq['novel']['accuracy']} | {(dq.get('novel') or {}).get('accuracy', '—')} | | |"
+        )
     sq = (nlu.get("served") or {}).get("quality")
     if sq and ours.get("trained_with") == "rasa train nlu":
-        rows.append(f"| the served model (`rasa train`, NLU with dialogue): accuracy / macro F1 | "
-                    f"{sq['accuracy']} / {sq['macro_f1']} | | | |")
-    rows.append(f"| NLU parse p50 / p95, in-process | {_ms(op.get('p50_ms'), op.get('p95_ms'))} | "
-                f"{_ms(dp.get('p50_ms'), dp.get('p95_ms'))} | | |")
+        rows.append(
+            f"| the served model (`rasa train`, NLU with dialogue): accuracy / macro F1 | "
+            f"{sq['accuracy']} / {sq['macro_f1']} | | | |"
+        )
+    rows.append(
+        f"| NLU parse p50 / p95, in-process | {_ms(op.get('p50_ms'), op.get('p95_ms'))} | "
+        f"{_ms(dp.get('p50_ms'), dp.get('p95_ms'))} | | |"
+    )
     for r in results.get("load", []):
         c, lat = r["concurrency"], r["latency"]
         who = "1 conversation" if c == 1 else f"{c} concurrent conversations"
@@ -95,21 +111,27 @@ def markdown(results: dict) -> str:
             base = f"{REFERENCE['msgs_per_s_at_20']} msg/s (`rasa init` bot)"
             target, mark = f"≥ {TARGETS['msgs_per_s_at_20_min']:.0f} msg/s", _mark(v["throughput_20"])
         errors = f", {r['errors']} errors" if r["errors"] else ""
-        rows.append(f"| REST, {who}: p50 / p95 / p99, throughput | "
-                    f"{_ms(lat['p50_ms'], lat['p95_ms'], lat['p99_ms'])}, {r['messages_per_s']} msg/s"
-                    f"{errors} | {base} | {target} | {mark} |")
+        rows.append(
+            f"| REST, {who}: p50 / p95 / p99, throughput | "
+            f"{_ms(lat['p50_ms'], lat['p95_ms'], lat['p99_ms'])}, {r['messages_per_s']} msg/s"
+            f"{errors} | {base} | {target} | {mark} |"
+        )
     t = results.get("training_s")
     rows.append(f"| training, `rasa train --force` | {'—' if t is None else f'{t:.0f} s'} | | | |")
     s = results.get("server_startup_s")
     rows.append(f"| server start-up (both servers, model loaded) | {'—' if s is None else f'{s:.0f} s'} | | | |")
-    rows.append(f"| peak memory (VmHWM), Rasa server | {_gb(mem.get('rasa', {}).get('peak_rss_mb'))} | "
-                f"{REFERENCE['rss_gb']} GB (`rasa init` bot) | < 1 GB | {_mark(v['rasa_rss'])} |")
+    rows.append(
+        f"| peak memory (VmHWM), Rasa server | {_gb(mem.get('rasa', {}).get('peak_rss_mb'))} | "
+        f"{REFERENCE['rss_gb']} GB (`rasa init` bot) | < 1 GB | {_mark(v['rasa_rss'])} |"
+    )
     rows.append(f"| peak memory (VmHWM), action server | {_gb(mem.get('actions', {}).get('peak_rss_mb'))} | | | |")
     meta = results.get("machine", {})
-    note = (f"\nMeasured {meta.get('date', '')} on {meta.get('cpus', '?')} cores "
-            f"(load average {meta.get('loadavg_before', '?')} before the run); each conversation runs a "
-            f"whole flow over REST: how-to question, follow-up, «نعم», national id, one-time code, "
-            f"confirmation, tracking. `make bench` writes bench/results.json and bench/latency.png.")
+    note = (
+        f"\nMeasured {meta.get('date', '')} on {meta.get('cpus', '?')} cores "
+        f"(load average {meta.get('loadavg_before', '?')} before the run); each conversation runs a "
+        f"whole flow over REST: how-to question, follow-up, «نعم», national id, one-time code, "
+        f"confirmation, tracking. `make bench` writes bench/results.json and bench/latency.png."
+    )
     return "\n".join(rows) + "\n" + note + "\n"
 
 
@@ -126,16 +148,27 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for key, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^--")):
         ax.plot(xs, [r["latency"][key] for r in load], style, label=key.replace("_ms", ""))
-    ax.axhline(TARGETS["one_user_p95_ms_max"], color="grey", lw=0.8, ls=":",
-               label=f"{TARGETS['one_user_p95_ms_max']:.0f} ms (1-user p95 target)")
+    ax.axhline(
+        TARGETS["one_user_p95_ms_max"],
+        color="grey",
+        lw=0.8,
+        ls=":",
+        label=f"{TARGETS['one_user_p95_ms_max']:.0f} ms (1-user p95 target)",
+    )
     ax.set_xlabel("concurrent conversations")
     ax.set_ylabel("REST round trip (ms)")
     ax.set_yscale("log")
     ax.set_xticks(xs)
     ax.grid(True, which="both", alpha=0.3)
     ax2 = ax.twinx()
-    ax2.bar(xs, [r["messages_per_s"] for r in load], width=[max(0.6, x * 0.12) for x in xs],
-            alpha=0.2, color="tab:green", label="messages/s")
+    ax2.bar(
+        xs,
+        [r["messages_per_s"] for r in load],
+        width=[max(0.6, x * 0.12) for x in xs],
+        alpha=0.2,
+        color="tab:green",
+        label="messages/s",
+    )
     ax2.set_ylabel("messages per second", color="tab:green")
     lines, labels = ax.get_legend_handles_labels()
     l2, lab2 = ax2.get_legend_handles_labels()

@@ -1,4 +1,5 @@
 """Memory and CPU of running processes, read from /proc (no psutil needed)."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,7 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of pid, in seconds (0 if gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     except (OSError, ValueError, IndexError):
         return 0.0

@@ -1,4 +1,5 @@
 """The rig the load runs against: both real servers on free loopback ports and a temporary seeded database."""
+
 from __future__ import annotations
 
 import re
@@ -46,15 +47,15 @@ class BenchServers(Servers):
         raise LookupError(which)
 
     def cpu_probes(self) -> Dict[str, callable]:
-        return {name: (lambda pid=self.pid(name): resources.tree_cpu_seconds(pid))
-                for name in ("rasa", "actions")}
+        return {name: (lambda pid=self.pid(name): resources.tree_cpu_seconds(pid)) for name in ("rasa", "actions")}  # noqa: B008 - bind each pid now
 
     def memory(self) -> Dict[str, dict]:
         return {name: resources.memory(self.pid(name)) for name in ("rasa", "actions")}
 
 
-def start(model: Path = MODEL, env: Optional[dict] = None, tracker_store: str = "sql",
-          work_dir: Optional[Path] = None) -> BenchServers:
+def start(
+    model: Path = MODEL, env: Optional[dict] = None, tracker_store: str = "sql", work_dir: Optional[Path] = None
+) -> BenchServers:
     """Seed a temporary database and start both servers against it (caller stops them)."""
     from musaed import seed, store
 
@@ -62,8 +63,11 @@ def start(model: Path = MODEL, env: Optional[dict] = None, tracker_store: str = 
     db_file = work_dir / "musaed.db"
     seed.seed(store.open_db(db_file))
     servers = BenchServers(
-        rasa_port=free_port(), action_port=free_port(), model=Path(model),
-        log_dir=work_dir / "logs", env={"MUSAED_DB": str(db_file), **(env or {})},
+        rasa_port=free_port(),
+        action_port=free_port(),
+        model=Path(model),
+        log_dir=work_dir / "logs",
+        env={"MUSAED_DB": str(db_file), **(env or {})},
         tracker_store=tracker_store,
     )
     servers.db_file = db_file

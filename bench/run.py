@@ -14,6 +14,7 @@ Writes DIR/results.json, DIR/results.md (the README's table, also printed)
 and DIR/latency.png.  --quick: tiny counts, no default-pipeline training (a
 check that the harness works, not a measurement).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,33 +40,51 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     import rasa
 
-    return {"date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
-            "loadavg_before": round(os.getloadavg()[0], 2), "commit": commit, "rasa": rasa.__version__}
+    return {
+        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpus": os.cpu_count(),
+        "loadavg_before": round(os.getloadavg()[0], 2),
+        "commit": commit,
+        "rasa": rasa.__version__,
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="tiny counts, skip training the default pipeline (checks the harness)")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny counts, skip training the default pipeline (checks the harness)"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.* and latency.png go")
     p.add_argument("--levels", default=None, help="concurrency levels, comma-separated (default 1,10,20,50)")
     p.add_argument("--duration", type=float, default=None, help="time limit per level, s (default 30)")
-    p.add_argument("--max-conversations", type=int, default=None,
-                   help="conversations per level at most (default 600)")
-    p.add_argument("--skip-train", action="store_true",
-                   help="no training: evaluate --model instead, no default pipeline, no training time")
+    p.add_argument("--max-conversations", type=int, default=None, help="conversations per level at most (default 600)")
+    p.add_argument(
+        "--skip-train",
+        action="store_true",
+        help="no training: evaluate --model instead, no default pipeline, no training time",
+    )
     p.add_argument("--skip-nlu", action="store_true", help="no NLU evaluation")
-    p.add_argument("--seeds", type=int, default=3,
-                   help="trainings per pipeline for the accuracy comparison, DIET seeds 1..N (default 3)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="trainings per pipeline for the accuracy comparison, DIET seeds 1..N (default 3)",
+    )
     p.add_argument("--skip-load", action="store_true", help="no servers, no load")
     p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
     p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
-    p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment of both servers (TF threads, Sanic workers ...); repeatable")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of both servers (TF threads, Sanic workers ...); repeatable",
+    )
     args = p.parse_args(argv)
     args.levels = [int(x) for x in (args.levels or ("1,2" if args.quick else "1,10,20,50")).split(",")]
     args.duration = args.duration or (5.0 if args.quick else 30.0)
@@ -85,8 +104,11 @@ def measure_nlu(args, work: Path, trained_model) -> dict:
     limit = 30 if args.quick else None
     full_run = not (args.quick or args.skip_train)
     log(f"NLU: rasa test nlu on {nlu.TEST_SPLIT.name}, served model ({served.name})")
-    out["served"] = {"config": "config.yml", "trained_with": "rasa train" if trained_model else str(served),
-                     "quality": nlu.evaluate(served, work / "nlu-served")}
+    out["served"] = {
+        "config": "config.yml",
+        "trained_with": "rasa train" if trained_model else str(served),
+        "quality": nlu.evaluate(served, work / "nlu-served"),
+    }
     log(f"  {out['served']['quality']}")
     if full_run:
         out["ours"], ours_model = train_and_evaluate(work, nlu.ROOT / "config.yml", "ours", args.seeds)
@@ -109,43 +131,69 @@ def train_and_evaluate(work: Path, config: Path, name: str, seeds: int) -> tuple
     runs, models, seconds = [], [], []
     for seed in range(1, seeds + 1):
         log(f"NLU: training {name} ({config.relative_to(nlu.ROOT)}), seed {seed} of {seeds}")
-        model, s = nlu.train(work, nlu.seeded_config(config, seed, work), nlu_only=True,
-                             name=f"{name}-nlu-seed{seed}")
+        model, s = nlu.train(work, nlu.seeded_config(config, seed, work), nlu_only=True, name=f"{name}-nlu-seed{seed}")
         runs.append(nlu.evaluate(model, work / f"nlu-{name}-seed{seed}"))
         models.append(model)
         seconds.append(s)
         log(f"  seed {seed}: accuracy {runs[-1]['accuracy']}")
-    return ({"config": str(config.relative_to(nlu.ROOT)), "trained_with": "rasa train nlu",
-             "seeds": seeds, "training_nlu_s": round(sum(seconds) / len(seconds), 1),
-             "quality": nlu.mean_quality(runs)}, models[0])
+    return (
+        {
+            "config": str(config.relative_to(nlu.ROOT)),
+            "trained_with": "rasa train nlu",
+            "seeds": seeds,
+            "training_nlu_s": round(sum(seconds) / len(seconds), 1),
+            "quality": nlu.mean_quality(runs),
+        },
+        models[0],
+    )
 
 
 def measure_load(args, work: Path) -> dict:
     env = dict(kv.split("=", 1) for kv in args.server_env)
-    log(f"load: starting both servers ({args.model.name}, tracker store {args.tracker_store}"
-        f"{', env ' + str(env) if env else ''})")
+    log(
+        f"load: starting both servers ({args.model.name}, tracker store {args.tracker_store}"
+        f"{', env ' + str(env) if env else ''})"
+    )
     servers = rig.start(args.model, env=env, tracker_store=args.tracker_store, work_dir=work / "servers")
     try:
         memory_at_start = servers.memory()
-        log(f"  up in {servers.startup_seconds:.1f} s; levels {args.levels}, "
-            f"≤ {args.duration:.0f} s and ≤ {args.max_conversations} conversations each")
-        levels = asyncio.run(load.run_levels(
-            servers.url, servers.db_file, args.levels, args.duration, args.max_conversations,
-            cpu_of=servers.cpu_probes(), log=log))
+        log(
+            f"  up in {servers.startup_seconds:.1f} s; levels {args.levels}, "
+            f"≤ {args.duration:.0f} s and ≤ {args.max_conversations} conversations each"
+        )
+        levels = asyncio.run(
+            load.run_levels(
+                servers.url,
+                servers.db_file,
+                args.levels,
+                args.duration,
+                args.max_conversations,
+                cpu_of=servers.cpu_probes(),
+                log=log,
+            )
+        )
         memory = servers.memory()
     finally:
         servers.stop()
-    return {"server_startup_s": round(servers.startup_seconds, 1), "load": levels, "memory": memory,
-            "memory_at_start": memory_at_start,
-            "server_env": env, "tracker_store": args.tracker_store}
+    return {
+        "server_startup_s": round(servers.startup_seconds, 1),
+        "load": levels,
+        "memory": memory,
+        "memory_at_start": memory_at_start,
+        "server_env": env,
+        "tracker_store": args.tracker_store,
+    }
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="musaed-bench-"))
-    results = {"machine": machine(), "quick": args.quick, "settings": {
-        "levels": args.levels, "duration_s": args.duration, "max_conversations": args.max_conversations}}
+    results = {
+        "machine": machine(),
+        "quick": args.quick,
+        "settings": {"levels": args.levels, "duration_s": args.duration, "max_conversations": args.max_conversations},
+    }
     try:
         trained = None
         if not args.skip_train:

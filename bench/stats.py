@@ -1,4 +1,5 @@
 """Percentiles and per-level aggregation of measured latencies (pure Python, unit-tested)."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ def summarize(latencies_ms: Sequence[float]) -> Dict[str, Optional[float]]:
     }
 
 
-def aggregate_level(concurrency: int, samples: List[dict], elapsed_s: float,
-                    conversations_done: int, errors: List[dict]) -> dict:
+def aggregate_level(
+    concurrency: int, samples: List[dict], elapsed_s: float, conversations_done: int, errors: List[dict]
+) -> dict:
     """One concurrency level's result from its samples.
 
     `samples` are {"step": name, "ms": latency} for every answered message;

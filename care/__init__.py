@@ -3,6 +3,7 @@
 The logic lives in musaed/help_desk.py and musaed/conversations.py; this package only loads the model, checks
 agents' tokens, and speaks HTTP or argparse.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Agents' tokens: MUSAED_CARE_TOKENS="name1:token1,name2:token2"; the name signs events and logs."""
+
 from __future__ import annotations
 
 import os

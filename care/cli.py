@@ -1,13 +1,14 @@
 """musaed-care: customer care on the command line (Arabic text; --json for machines).
 
-    musaed-care ask "ضاعت هويتي"
-    musaed-care request --tracking-number MSD-12345678 | --national-id 1010000014
-    musaed-care status MSD-12345678 approved --agent huda
-    musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة" --agent huda
-    musaed-care conversation <sender id>
-    musaed-care handovers
-    musaed-care fallbacks
+musaed-care ask "ضاعت هويتي"
+musaed-care request --tracking-number MSD-12345678 | --national-id 1010000014
+musaed-care status MSD-12345678 approved --agent huda
+musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة" --agent huda
+musaed-care conversation <sender id>
+musaed-care handovers
+musaed-care fallbacks
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,14 +91,17 @@ def _who(args) -> str:
 
 # -- subcommands ---------------------------------------------------------------
 
+
 def cmd_ask(args) -> int:
     from care.model import Ranker
 
     ranker = Ranker(args.model or default_model())
     results = []
     for question in args.question:
-        result = {"question": question, **help_desk.answer(asyncio.run(ranker.rank(question)),
-                                                      threshold=args.threshold)}
+        result = {
+            "question": question,
+            **help_desk.answer(asyncio.run(ranker.rank(question)), threshold=args.threshold),
+        }
         results.append(result)
         log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
     if args.json:
@@ -111,18 +115,25 @@ def cmd_request(args) -> int:
     if not (args.tracking_number or args.national_id):
         print("اكتب --tracking-number أو --national-id", file=sys.stderr)
         return 2
-    found = help_desk.find_requests(store.open_db(args.db), tracking_number=args.tracking_number,
-                               national_id=args.national_id)
-    log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found", _who(args),
-             "given" if args.tracking_number else "-", mask_id(args.national_id) if args.national_id else "-", len(found))
+    found = help_desk.find_requests(
+        store.open_db(args.db), tracking_number=args.tracking_number, national_id=args.national_id
+    )
+    log.info(
+        "agent %s: request lookup tracking_number=%s national_id=%s → %d found",
+        _who(args),
+        "given" if args.tracking_number else "-",
+        mask_id(args.national_id) if args.national_id else "-",
+        len(found),
+    )
     _print(args, {"requests": found}, "\n\n".join(map(format_request, found)) or NO_REQUESTS)
     return 0 if found else 1
 
 
 def cmd_status(args) -> int:
     try:
-        changed = help_desk.change_status(store.open_db(args.db), args.tracking_number, args.status,
-                                     args.agent, reason=args.reason)
+        changed = help_desk.change_status(
+            store.open_db(args.db), args.tracking_number, args.status, args.agent, reason=args.reason
+        )
     except help_desk.CareError as e:
         log.info("agent %s: status change refused (%s)", args.agent, e.code)
         if args.json:
@@ -130,27 +141,42 @@ def cmd_status(args) -> int:
         else:
             print(e.message, file=sys.stderr)
         return 1
-    log.info("agent %s: %s moved to %s at %s", args.agent, changed["tracking_number"],
-             changed["status"], changed["history"][-1]["at"])
-    _print(args, {"request": changed},
-           CHANGED.format(tracking_number=changed["tracking_number"], status=changed["status_text"])
-           + "\n" + format_request(changed))
+    log.info(
+        "agent %s: %s moved to %s at %s",
+        args.agent,
+        changed["tracking_number"],
+        changed["status"],
+        changed["history"][-1]["at"],
+    )
+    _print(
+        args,
+        {"request": changed},
+        CHANGED.format(tracking_number=changed["tracking_number"], status=changed["status_text"])
+        + "\n"
+        + format_request(changed),
+    )
     return 0
 
 
 def cmd_conversation(args) -> int:
     messages = conversations.transcript(args.tracker_db or default_tracker_db(), args.sender_id)
     log.info("agent %s: read conversation %s (%d messages)", _who(args), mask_id(args.sender_id), len(messages))
-    _print(args, {"sender_id": args.sender_id, "messages": messages},
-           "\n".join(map(format_message, messages)) or NO_CONVERSATION)
+    _print(
+        args,
+        {"sender_id": args.sender_id, "messages": messages},
+        "\n".join(map(format_message, messages)) or NO_CONVERSATION,
+    )
     return 0 if messages else 1
 
 
 def cmd_handovers(args) -> int:
     found = conversations.handovers(args.tracker_db or default_tracker_db(), limit=args.limit)
     log.info("agent %s: listed %d handovers", _who(args), len(found))
-    _print(args, {"conversations": found}, "\n".join(
-        f"• {_at(c['time'])} — {c['sender_id']} — «{c['text'] or ''}»" for c in found) or NO_HANDOVERS)
+    _print(
+        args,
+        {"conversations": found},
+        "\n".join(f"• {_at(c['time'])} — {c['sender_id']} — «{c['text'] or ''}»" for c in found) or NO_HANDOVERS,
+    )
     return 0
 
 
@@ -160,8 +186,10 @@ def cmd_fallbacks(args) -> int:
 
     def line(m: dict) -> str:
         o = m.get("original_intent") or {}
-        return (f"• {_at(m['time'])} — {m['sender_id']} — «{m['text'] or ''}» "
-                f"(أقرب نية: {o.get('name', '-')} {_pct(o.get('confidence'))})")
+        return (
+            f"• {_at(m['time'])} — {m['sender_id']} — «{m['text'] or ''}» "
+            f"(أقرب نية: {o.get('name', '-')} {_pct(o.get('confidence'))})"
+        )
 
     _print(args, {"messages": found}, "\n".join(map(line, found)) or NO_FALLBACKS)
     return 0
@@ -175,12 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     app_db = argparse.ArgumentParser(add_help=False)
     app_db.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
     trackers = argparse.ArgumentParser(add_help=False)
-    trackers.add_argument("--tracker-db", type=Path, default=None,
-                          help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db")
+    trackers.add_argument(
+        "--tracker-db",
+        type=Path,
+        default=None,
+        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db",
+    )
 
-    parser = argparse.ArgumentParser(prog="musaed-care", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser = argparse.ArgumentParser(
+        prog="musaed-care",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ask", parents=[common, who], help="the services a question matches, and the answer")
@@ -205,8 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sender_id")
     p.set_defaults(func=cmd_conversation)
 
-    for name, func, what in (("handovers", cmd_handovers, "conversations handed over to a person"),
-                             ("fallbacks", cmd_fallbacks, "messages the bot did not understand")):
+    for name, func, what in (
+        ("handovers", cmd_handovers, "conversations handed over to a person"),
+        ("fallbacks", cmd_fallbacks, "messages the bot did not understand"),
+    ):
         p = sub.add_parser(name, parents=[common, who, trackers], help=what)
         p.add_argument("--limit", type=int, default=100)
         p.set_defaults(func=func)

@@ -1,4 +1,5 @@
 """The trained model, loaded once, as an intent ranker for the answer lookup."""
+
 from __future__ import annotations
 
 import logging

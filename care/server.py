@@ -13,6 +13,7 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/handovers                         conversations handed over to a person
     GET  /care/fallbacks                         messages the bot did not understand
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,16 @@ def _error(status: int, code: str, message: str = "") -> web.Response:
     return _json({"error": code, "message": message}, status=status)
 
 
-def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens: Dict[str, str],
-             db_path: Optional[os.PathLike] = None, ranker=None) -> web.Application:
+def make_app(
+    model_path: Optional[os.PathLike],
+    tracker_db: os.PathLike,
+    tokens: Dict[str, str],
+    db_path: Optional[os.PathLike] = None,
+    ranker=None,
+) -> web.Application:
     """The app: the model is loaded here, once (or `ranker` given, for tests)."""
     if not tokens:
-        raise ValueError(f"no agent tokens: set {auth.ENV}=\"name:token,…\"")
+        raise ValueError(f'no agent tokens: set {auth.ENV}="name:token,…"')
     if ranker is None and model_path is not None:
         from care.model import Ranker
 
@@ -77,22 +83,28 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return await handler(request)
         agent = auth.agent_for(request.headers.get("Authorization"), tokens)
         if agent is None:
-            log.warning("refused %s %s from %s: no valid agent token",
-                        request.method, _route(request), request.remote)
-            return web.json_response({"error": "unauthorized"}, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="musaed-care"'})
+            log.warning("refused %s %s from %s: no valid agent token", request.method, _route(request), request.remote)
+            return web.json_response(
+                {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="musaed-care"'}
+            )
         request["agent"] = agent
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         return response
 
     async def index(_: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store",
-                                     "Content-Security-Policy": "default-src 'self'; "
-                                     "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                                     "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-                                     "Referrer-Policy": "no-referrer"})
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; "
+                "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     async def to_index(_: web.Request) -> web.Response:
         raise web.HTTPFound("/care/")
@@ -106,8 +118,12 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return _error(503, "no_model", "النموذج غير محمّل.")
         result = help_desk.answer(await ranker.rank(question[:MAX_QUESTION]))
         # The question itself is not logged: people paste ids and numbers into it.
-        log.info("agent %s: answer lookup → %s (%s)", agent,
-                 result["service"] or "not matched", result["confidence"] or result["top_intent"]["confidence"])
+        log.info(
+            "agent %s: answer lookup → %s (%s)",
+            agent,
+            result["service"] or "not matched",
+            result["confidence"] or result["top_intent"]["confidence"],
+        )
         return _json({"question": question, **result})
 
     async def statuses(_: web.Request) -> web.Response:
@@ -120,8 +136,13 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
         if not (number or nid):
             return _error(400, "query_required", "اكتب رقم الطلب أو رقم الهوية.")
         found = help_desk.find_requests(db, tracking_number=number, national_id=nid)
-        log.info("agent %s: request lookup tracking_number=%s national_id=%s → %d found",
-                 agent, _safe(number) if number else "-", mask_id(nid) if nid else "-", len(found))
+        log.info(
+            "agent %s: request lookup tracking_number=%s national_id=%s → %d found",
+            agent,
+            _safe(number) if number else "-",
+            mask_id(nid) if nid else "-",
+            len(found),
+        )
         return _json({"requests": found})
 
     async def change(request: web.Request) -> web.Response:
@@ -135,13 +156,19 @@ def make_app(model_path: Optional[os.PathLike], tracker_db: os.PathLike, tokens:
             return _error(400, "status_required", "اختر الحالة الجديدة.")
         reason = body.get("reason")
         try:
-            changed = help_desk.change_status(db, number, body["status"], agent,
-                                         reason=reason if isinstance(reason, str) else None)
+            changed = help_desk.change_status(
+                db, number, body["status"], agent, reason=reason if isinstance(reason, str) else None
+            )
         except help_desk.CareError as e:
             log.info("agent %s: status change of %s refused (%s)", agent, _safe(number), e.code)
             return _error(404 if e.code == "not_found" else 400, e.code, e.message)
-        log.info("agent %s: %s moved to %s at %s", agent, changed["tracking_number"], changed["status"],
-                 changed["history"][-1]["at"])
+        log.info(
+            "agent %s: %s moved to %s at %s",
+            agent,
+            changed["tracking_number"],
+            changed["status"],
+            changed["history"][-1]["at"],
+        )
         return _json({"request": changed})
 
     async def conversation(request: web.Request) -> web.Response:
@@ -197,8 +224,12 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--model", type=Path, default=None, help="default: models/musaed.tar.gz")
     parser.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
-    parser.add_argument("--tracker-db", type=Path, default=None,
-                        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db")
+    parser.add_argument(
+        "--tracker-db",
+        type=Path,
+        default=None,
+        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -207,15 +238,19 @@ def main(argv=None) -> int:
         print(e, file=sys.stderr)
         return 2
     if not tokens:
-        print(f'Set {auth.ENV}="name1:token1,name2:token2": every care endpoint needs an agent token.',
-              file=sys.stderr)
+        print(f'Set {auth.ENV}="name1:token1,name2:token2": every care endpoint needs an agent token.', file=sys.stderr)
         return 2
     model = args.model or default_model()
     tracker_db = args.tracker_db or default_tracker_db()
     log.info("loading %s …", model)
     app = make_app(model, tracker_db, tokens, db_path=args.db)
-    log.info("customer care on http://%s:%d/care/ for %d agents (tracker store %s)",
-             args.host, args.port, len(tokens), tracker_db)
+    log.info(
+        "customer care on http://%s:%d/care/ for %d agents (tracker store %s)",
+        args.host,
+        args.port,
+        len(tokens),
+        tracker_db,
+    )
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
 

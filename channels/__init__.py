@@ -4,6 +4,7 @@ configurable Bot API server) and the WhatsApp Cloud API.
 Rasa loads them by module path from the credentials file that
 scripts/credentials.py writes, e.g. ``channels.telegram.TelegramInput``.
 """
+
 from musaed import logsafe
 
 # Imported by the Rasa server before it handles a message: Rasa logs what

@@ -1,4 +1,5 @@
 """Small text helpers shared by the channels: the messengers cap message and label lengths."""
+
 from __future__ import annotations
 
 from typing import List

@@ -7,6 +7,7 @@ its messages under ``<channel>:<its own id>`` — ``whatsapp:9665…``,
 on one channel can reach another channel's conversation: a REST caller who
 sends ``whatsapp:9665…`` as its sender talks in ``rest:whatsapp:9665…``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -20,7 +21,7 @@ def conversation_id(channel: str, external_id: object) -> str:
 def external_id(channel: str, conversation: str) -> str:
     """The channel's own id (phone number, chat id) of one of its conversations."""
     prefix = f"{channel}:"
-    return conversation[len(prefix):] if conversation.startswith(prefix) else conversation
+    return conversation[len(prefix) :] if conversation.startswith(prefix) else conversation
 
 
 def channel_of(conversation: str) -> Optional[str]:

@@ -10,6 +10,7 @@ What differs from ``rasa.core.channels.rest.RestInput``:
   and reaches no conversation. Without it REST is open, which is only safe on
   loopback: `make run` refuses a wider interface then (scripts/run.py).
 """
+
 from __future__ import annotations
 
 import hmac

@@ -17,6 +17,7 @@ that conversation. Here:
   conversation whatever ``session_id`` it carries, and a socket that asked
   for none is given one first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -123,8 +124,14 @@ class SocketIOInput(RasaSocketIOInput):
                     metadata = json.loads(metadata)
                 except ValueError:
                     metadata = {}
-            await on_new_message(UserMessage(
-                str(data.get("message") or ""), SocketIOOutput(sio, self.bot_message_evt),
-                conversation, input_channel=self.name(), metadata=metadata))
+            await on_new_message(
+                UserMessage(
+                    str(data.get("message") or ""),
+                    SocketIOOutput(sio, self.bot_message_evt),
+                    conversation,
+                    input_channel=self.name(),
+                    metadata=metadata,
+                )
+            )
 
         return socketio_webhook

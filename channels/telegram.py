@@ -35,6 +35,7 @@ What differs from ``rasa.core.channels.telegram``:
 - A failure while handling an update is logged and answered 200, so Telegram
   does not redeliver the same update again and again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -122,16 +123,13 @@ class TelegramOutput(RasaTelegramOutput):
     ) -> None:
         if button_type is None:
             few_and_short = (
-                len(buttons) <= ONE_ROW_BUTTONS
-                and sum(len(str(b.get("title", ""))) for b in buttons) <= ONE_ROW_CHARS
+                len(buttons) <= ONE_ROW_BUTTONS and sum(len(str(b.get("title", ""))) for b in buttons) <= ONE_ROW_CHARS
             )
             button_type = "inline" if few_and_short else "vertical"
         pieces = split_long(text or "", MAX_TEXT) or ["…"]
         for piece in pieces[:-1]:
             await self.send_message(recipient_id, piece)
-        await super().send_text_with_buttons(
-            recipient_id, pieces[-1], buttons, button_type=button_type, **kwargs
-        )
+        await super().send_text_with_buttons(recipient_id, pieces[-1], buttons, button_type=button_type, **kwargs)
 
 
 class TelegramInput(RasaTelegramInput):
@@ -173,9 +171,11 @@ class TelegramInput(RasaTelegramInput):
     async def set_webhook(self) -> bool:
         """Register `webhook_url` and its secret token with Telegram."""
         # aiogram 2.15 predates secret_token (Bot API 6.1): send it as a raw call.
-        return bool(await self.get_output_channel().request(
-            "setWebhook", {"url": self.webhook_url, "secret_token": self.secret_token}
-        ))
+        return bool(
+            await self.get_output_channel().request(
+                "setWebhook", {"url": self.webhook_url, "secret_token": self.secret_token}
+            )
+        )
 
     async def bot_username(self) -> Optional[str]:
         """The bot's username from getMe, asked once and then remembered."""
@@ -199,9 +199,7 @@ class TelegramInput(RasaTelegramInput):
             if self._is_user_message(message):
                 text = message.text
             elif self._is_location(message):
-                text = json.dumps(
-                    {"lng": message.location.longitude, "lat": message.location.latitude}
-                )
+                text = json.dumps({"lng": message.location.longitude, "lat": message.location.latitude})
             else:
                 return None  # stickers, photos, ...: nothing to read
         else:
@@ -210,9 +208,7 @@ class TelegramInput(RasaTelegramInput):
             return None
         return str(message.chat.id), as_user_text(text)
 
-    def blueprint(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> Blueprint:
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         telegram_webhook = Blueprint("musaed_telegram_webhook", __name__)
         out_channel = self.get_output_channel()
 
@@ -226,7 +222,9 @@ class TelegramInput(RasaTelegramInput):
             except (TelegramAPIError, aiohttp.ClientError, OSError) as error:
                 logger.error(
                     "Could not set the Telegram webhook (%s); Telegram messages will not "
-                    "arrive until GET /webhooks/%s/set_webhook succeeds.", error, self.name(),
+                    "arrive until GET /webhooks/%s/set_webhook succeeds.",
+                    error,
+                    self.name(),
                 )
 
         @telegram_webhook.listener("after_server_stop")
@@ -263,9 +261,7 @@ class TelegramInput(RasaTelegramInput):
                 logger.error("Telegram getMe failed: %s", error)
                 return response.text("unavailable", status=503)  # Telegram retries later
             if username != self.verify:
-                logger.error(
-                    "Telegram bot is @%s but credentials say verify: %s", username, self.verify
-                )
+                logger.error("Telegram bot is @%s but credentials say verify: %s", username, self.verify)
                 return response.text("failed")
 
             found = self._user_text(update)
@@ -284,8 +280,13 @@ class TelegramInput(RasaTelegramInput):
             try:
                 for each in texts:
                     await on_new_message(
-                        UserMessage(each, out_channel, conversation_id(self.name(), sender_id),
-                                    input_channel=self.name(), metadata=metadata)
+                        UserMessage(
+                            each,
+                            out_channel,
+                            conversation_id(self.name(), sender_id),
+                            input_channel=self.name(),
+                            metadata=metadata,
+                        )
                     )
             except Exception:  # noqa: BLE001 - log it, and do not make Telegram redeliver
                 logger.exception("Failed to handle Telegram update %s", update.update_id)

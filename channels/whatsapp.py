@@ -28,6 +28,7 @@ token: text (in pieces of at most 4096 characters), buttons as an interactive
 3, an interactive ``list`` (up to 10 rows, titles cut to 24 characters with the
 whole title as the row's description), images as image messages with a link.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,16 +55,16 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 # WhatsApp Cloud API limits.
 MAX_TEXT = 4096
-MAX_BODY = 1024          # interactive message body
-MAX_BUTTONS = 3          # reply buttons
+MAX_BODY = 1024  # interactive message body
+MAX_BUTTONS = 3  # reply buttons
 MAX_BUTTON_TITLE = 20
 MAX_BUTTON_ID = 256
-MAX_ROWS = 10            # list rows, over all sections
+MAX_ROWS = 10  # list rows, over all sections
 MAX_ROW_TITLE = 24
 MAX_ROW_DESCRIPTION = 72
 MAX_ROW_ID = 200
 # Words the person sees around a list or a body-less choice (the bot speaks Arabic).
-LIST_BUTTON = "الخيارات"      # the button that opens a list
+LIST_BUTTON = "الخيارات"  # the button that opens a list
 CHOOSE = "اختر من الخيارات:"  # body when the text had to be sent separately
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -99,25 +100,26 @@ def button_message(text: str, buttons: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The ``interactive`` object for `buttons`: reply buttons for up to 3, else a list."""
     body = {"text": text}
     if len(buttons) <= MAX_BUTTONS:
-        titles = _unique((b.get("title") or b.get("payload") or "" for b in buttons),
-                         MAX_BUTTON_TITLE)
+        titles = _unique((b.get("title") or b.get("payload") or "" for b in buttons), MAX_BUTTON_TITLE)
         return {
             "type": "button",
             "body": body,
-            "action": {"buttons": [
-                {"type": "reply",
-                 "reply": {"id": str(b.get("payload") or b.get("title"))[:MAX_BUTTON_ID],
-                           "title": title}}
-                for b, title in zip(buttons, titles)
-            ]},
+            "action": {
+                "buttons": [
+                    {
+                        "type": "reply",
+                        "reply": {"id": str(b.get("payload") or b.get("title"))[:MAX_BUTTON_ID], "title": title},
+                    }
+                    for b, title in zip(buttons, titles, strict=True)
+                ]
+            },
         }
     if len(buttons) > MAX_ROWS:
-        logger.warning("WhatsApp lists hold %d rows: %d buttons dropped",
-                       MAX_ROWS, len(buttons) - MAX_ROWS)
+        logger.warning("WhatsApp lists hold %d rows: %d buttons dropped", MAX_ROWS, len(buttons) - MAX_ROWS)
         buttons = buttons[:MAX_ROWS]
     full = [" ".join(str(b.get("title") or b.get("payload") or "").split()) for b in buttons]
     rows = []
-    for b, whole, title in zip(buttons, full, _unique(full, MAX_ROW_TITLE)):
+    for b, whole, title in zip(buttons, full, _unique(full, MAX_ROW_TITLE), strict=True):
         row = {"id": str(b.get("payload") or b.get("title"))[:MAX_ROW_ID], "title": title}
         if title != whole:  # cut: the whole title goes underneath
             row["description"] = shorten(whole, MAX_ROW_DESCRIPTION)
@@ -180,17 +182,20 @@ class WhatsAppOutput(OutputChannel):
 
         `recipient_id` is the conversation (``whatsapp:<wa_id>``) or the bare wa_id.
         """
-        payload = {"messaging_product": "whatsapp", "recipient_type": "individual",
-                   "to": external_id(self.name(), str(recipient_id)), **message}
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": external_id(self.name(), str(recipient_id)),
+            **message,
+        }
         headers = {"Authorization": f"Bearer {self.access_token}"}
         try:
-            async with self._session.get().post(
-                self.messages_url, json=payload, headers=headers
-            ) as resp:
+            async with self._session.get().post(self.messages_url, json=payload, headers=headers) as resp:
                 body = await resp.text()
                 if resp.status >= 300:
-                    logger.error("WhatsApp API refused a %s message (%s): %s",
-                                 message.get("type"), resp.status, body[:1000])
+                    logger.error(
+                        "WhatsApp API refused a %s message (%s): %s", message.get("type"), resp.status, body[:1000]
+                    )
                     return None
                 return json.loads(body) if body else {}
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
@@ -199,8 +204,7 @@ class WhatsAppOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for piece in split_long(text or "", MAX_TEXT):
-            await self.send(recipient_id, {"type": "text",
-                                           "text": {"preview_url": False, "body": piece}})
+            await self.send(recipient_id, {"type": "text", "text": {"preview_url": False, "body": piece}})
 
     async def send_text_with_buttons(
         self,
@@ -218,15 +222,12 @@ class WhatsAppOutput(OutputChannel):
             if text:
                 await self.send_text_message(recipient_id, text)
             text = CHOOSE
-        await self.send(recipient_id, {"type": "interactive",
-                                       "interactive": button_message(text, buttons)})
+        await self.send(recipient_id, {"type": "interactive", "interactive": button_message(text, buttons)})
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
         await self.send(recipient_id, {"type": "image", "image": {"link": image}})
 
-    async def send_custom_json(
-        self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
-    ) -> None:
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         """A response's ``custom`` is a WhatsApp message object (``type`` and its part)."""
         message = dict(json_message)
         recipient_id = message.pop("to", recipient_id)
@@ -244,8 +245,9 @@ class WhatsAppInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         if not credentials:
             cls.raise_missing_credentials_exception()
-        missing = [k for k in ("access_token", "phone_number_id", "app_secret", "verify_token")
-                   if not credentials.get(k)]
+        missing = [
+            k for k in ("access_token", "phone_number_id", "app_secret", "verify_token") if not credentials.get(k)
+        ]
         if missing:
             from rasa.shared.exceptions import RasaException
 
@@ -275,8 +277,7 @@ class WhatsAppInput(InputChannel):
         self._seen: "OrderedDict[str, None]" = OrderedDict()
 
     def get_output_channel(self) -> WhatsAppOutput:
-        return WhatsAppOutput(self.access_token, self.phone_number_id, self.api_url,
-                              session=self._session)
+        return WhatsAppOutput(self.access_token, self.phone_number_id, self.api_url, session=self._session)
 
     def _first_time(self, message_id: Optional[str]) -> bool:
         """False for a message id handled recently (Meta may deliver a message twice)."""
@@ -320,30 +321,31 @@ class WhatsAppInput(InputChannel):
                 if number and number != self.phone_number_id:
                     logger.warning("WhatsApp message for another number (%s) ignored", number)
                     continue
-                names = {c.get("wa_id"): (c.get("profile") or {}).get("name")
-                         for c in value.get("contacts") or []}
+                names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or []}
                 for message in value.get("messages") or []:
                     text = self.message_text(message)
                     sender = message.get("from")
                     if not text or not sender:
                         logger.debug("WhatsApp %s message ignored", message.get("type"))
                         continue
-                    found.append({
-                        "sender": str(sender),
-                        "text": text,
-                        "message_id": message.get("id"),
-                        "metadata": {"whatsapp": {
+                    found.append(
+                        {
+                            "sender": str(sender),
+                            "text": text,
                             "message_id": message.get("id"),
-                            "timestamp": message.get("timestamp"),
-                            "profile_name": names.get(sender),
-                            "phone_number_id": self.phone_number_id,
-                        }},
-                    })
+                            "metadata": {
+                                "whatsapp": {
+                                    "message_id": message.get("id"),
+                                    "timestamp": message.get("timestamp"),
+                                    "profile_name": names.get(sender),
+                                    "phone_number_id": self.phone_number_id,
+                                }
+                            },
+                        }
+                    )
         return found
 
-    def blueprint(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> Blueprint:
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         whatsapp_webhook = Blueprint("musaed_whatsapp_webhook", __name__)
 
         @whatsapp_webhook.listener("after_server_stop")
@@ -359,9 +361,7 @@ class WhatsAppInput(InputChannel):
             mode = request.args.get("hub.mode")
             token = request.args.get("hub.verify_token") or ""
             challenge = request.args.get("hub.challenge") or ""
-            if mode == "subscribe" and hmac.compare_digest(
-                token.encode(), self.verify_token.encode()
-            ):
+            if mode == "subscribe" and hmac.compare_digest(token.encode(), self.verify_token.encode()):
                 return response.text(challenge)
             logger.warning("WhatsApp webhook verification refused")
             return response.text("forbidden", status=403)
@@ -383,11 +383,16 @@ class WhatsAppInput(InputChannel):
                     continue
                 try:
                     # The conversation says WhatsApp: no other channel reaches it.
-                    await on_new_message(UserMessage(
-                        message["text"], out_channel, conversation_id(self.name(), message["sender"]),
-                        input_channel=self.name(), message_id=message["message_id"],
-                        metadata=message["metadata"],
-                    ))
+                    await on_new_message(
+                        UserMessage(
+                            message["text"],
+                            out_channel,
+                            conversation_id(self.name(), message["sender"]),
+                            input_channel=self.name(),
+                            message_id=message["message_id"],
+                            metadata=message["metadata"],
+                        )
+                    )
                 except Exception:  # noqa: BLE001 - log; a 5xx would make Meta redeliver
                     logger.exception("Failed to handle WhatsApp message %s", message["message_id"])
             return response.text("ok")

@@ -11,6 +11,7 @@ Imported for its effect by components/__init__.py, which the Rasa server
 loads with the model. Rasa is pinned (requirements.txt); tests/
 test_action_replies.py checks the method is still there and still used.
 """
+
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 

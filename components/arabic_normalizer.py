@@ -9,6 +9,7 @@ word, with Arabizi ("shukran") first written in Arabic letters.  Training
 and inference run this same component, so the model always sees one
 spelling.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -22,9 +23,7 @@ from rasa.shared.nlu.training_data.message import Message
 from musaed.arabic import lemma
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
 class ArabicNormalizer(WhitespaceTokenizer):
     """WhitespaceTokenizer whose tokens carry normalised Arabic lemmas (Arabizi in Arabic letters)."""
 

@@ -19,6 +19,7 @@ Rasa's own LogisticRegressionClassifier reads the same features but neither
 weights the counts nor centres the vectors, and fixes C=1; this one does the
 three, with scikit-learn doing the fitting.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,9 +42,7 @@ logger = logging.getLogger(__name__)
 _FILE = "linear_intent_classifier.npz"
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -90,7 +89,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if "examples_data" in weights:
             self._examples = scipy.sparse.csr_matrix(
                 (weights["examples_data"], weights["examples_indices"], weights["examples_indptr"]),
-                shape=tuple(weights["examples_shape"]))
+                shape=tuple(weights["examples_shape"]),
+            )
 
     @classmethod
     def create(
@@ -135,8 +135,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 out[:, i] = np.partition(block, -n, axis=1)[:, -n:].mean(axis=1)
         return out
 
-    def _matrix(self, weighted: scipy.sparse.csr_matrix, dense: Optional[np.ndarray],
-                leave_out_self: bool = False) -> scipy.sparse.csr_matrix:
+    def _matrix(
+        self, weighted: scipy.sparse.csr_matrix, dense: Optional[np.ndarray], leave_out_self: bool = False
+    ) -> scipy.sparse.csr_matrix:
         blocks = [weighted]
         if dense is not None:
             blocks.append(scipy.sparse.csr_matrix(dense * self._config["dense_weight"]))
@@ -160,7 +161,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
         features = [self._features(e) for e in examples]
-        kept = [(e, s, d) for e, (s, d) in zip(examples, features) if s is not None]
+        kept = [(e, s, d) for e, (s, d) in zip(examples, features, strict=True) if s is not None]
         if not kept:
             logger.debug("No intent examples with features: nothing to train.")
             return self._resource
@@ -186,8 +187,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             self._weights.update(
                 classes=classes,
                 example_intents=np.searchsorted(classes, y),
-                examples_data=weighted.data, examples_indices=weighted.indices,
-                examples_indptr=weighted.indptr, examples_shape=np.array(weighted.shape))
+                examples_data=weighted.data,
+                examples_indices=weighted.indices,
+                examples_indptr=weighted.indptr,
+                examples_shape=np.array(weighted.shape),
+            )
             self._examples = weighted
             if dense is not None:
                 self._weights["example_vectors"] = dense

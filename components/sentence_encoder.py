@@ -9,6 +9,7 @@ small C engine in its wheel, so nothing is fetched at run time and no
 deep-learning runtime is loaded.  The classifier reads the 384-dimensional
 vector of the whole message next to the n-grams (components/intent_classifier.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,9 +46,7 @@ def encoder(threads: int):
             os.environ["OMP_NUM_THREADS"] = before
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
 class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     """Adds a multilingual-e5-small sentence vector to each message's text."""
 
@@ -93,7 +92,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             return
         # "query: " is the prefix e5 was trained with for short texts to match.
         vectors = self._encoder.query([self._text(m) for m in messages])
-        for message, vector in zip(messages, np.atleast_2d(vectors)):
+        for message, vector in zip(messages, np.atleast_2d(vectors), strict=True):
             self.add_features_to_message(
                 sequence=None,
                 sentence=vector.reshape(1, -1).astype(np.float32),

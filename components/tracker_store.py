@@ -14,6 +14,7 @@ endpoints.yml:
       type: components.tracker_store.SQLiteTrackerStore
       db: var/trackers.db
 """
+
 from typing import Any, Optional, Text
 
 import sqlalchemy as sa
@@ -44,9 +45,7 @@ class SQLiteTrackerStore(SQLTrackerStore):
     ) -> None:
         kwargs.pop("dialect", None)
         kwargs.pop("host", None)  # Rasa passes the endpoint's `url` as host
-        super().__init__(
-            domain=domain, dialect="sqlite", db=db, event_broker=event_broker, **kwargs
-        )
+        super().__init__(domain=domain, dialect="sqlite", db=db, event_broker=event_broker, **kwargs)
         url = self.engine.url
         self.engine.dispose()
         # SingletonThreadPool: one connection per thread, reused. Rasa calls

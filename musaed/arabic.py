@@ -8,6 +8,7 @@ maksura, digits from any script, and collapsing elongated letters
 letters: arabizikit proposes the readings, wordfreq picks the one Arabic
 writers use most.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,9 +36,7 @@ _ENDS_A_VOWEL = tuple("اىيةهوءع")
 # Latin letters cannot tell these consonants apart: t (ت ط), d/dh/z (د ض ذ
 # ظ), s (س ص), h (ه ح), and g, which is ج in Egypt and ق in the Gulf
 # ("tigdar", "bitaga"), or غ.  A word's shape writes each group as one letter.
-_LOOK_ALIKES = str.maketrans(
-    {"ط": "ت", "ض": "د", "ذ": "د", "ظ": "د", "ص": "س", "ح": "ه", "ق": "ج", "غ": "ج"}
-)
+_LOOK_ALIKES = str.maketrans({"ط": "ت", "ض": "د", "ذ": "د", "ظ": "د", "ص": "س", "ح": "ه", "ق": "ج", "غ": "ج"})
 # Letters that Arabic writes for long vowels (and hamza), and that Arabizi
 # writers type as a vowel, or not at all.
 _VOWEL_LETTERS = frozenset("اويء")
@@ -54,9 +53,7 @@ def to_ascii_digits(text: str) -> str:
 
     CountVectorsFeaturizer and our regexes only treat ASCII digits as numbers.
     """
-    return "".join(
-        str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text
-    )
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
 
 def normalize(text: str) -> str:
@@ -178,9 +175,7 @@ def _most_used(raw: str, candidates: list[tuple[str, float]]) -> str:
         and not (raw.startswith(_VOWELS) and not c[0].startswith(_STARTS_A_VOWEL))
         and not (raw.endswith(_VOWELS) and not c[0].endswith(_ENDS_A_VOWEL))
     ] or candidates
-    return max(
-        plausible, key=lambda c: (zipf_frequency(c[0], "ar", wordlist="small"), -c[1])
-    )[0]
+    return max(plausible, key=lambda c: (zipf_frequency(c[0], "ar", wordlist="small"), -c[1]))[0]
 
 
 def lemma(word: str) -> str:

@@ -5,6 +5,7 @@ requirements, fees, delivery and notes, plus the few phrases that frame an
 answer.  The bot, the requirement checks and the customer-care lookup all
 render their answers here, so a service's text exists exactly once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,12 +79,8 @@ class Catalogue:
         self.statuses: Dict[str, str] = data["statuses"]
         self.relations: Dict[str, dict] = data["relations"]
         self.record_kinds: Dict[str, dict] = data["record_kinds"]
-        self.checks: Dict[str, Check] = {
-            cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()
-        }
-        self.services: Dict[str, Service] = {
-            sid: _service(sid, s) for sid, s in data["services"].items()
-        }
+        self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
+        self.services: Dict[str, Service] = {sid: _service(sid, s) for sid, s in data["services"].items()}
         for service in self.services.values():
             unknown = [r.check for r in service.requirements if r.check not in self.checks]
             if unknown:
@@ -120,9 +117,7 @@ class Catalogue:
         s = self.services[service_id]
         if not s.requirements:
             return self.labels["no_requirements"].format(name=s.name)
-        return self.labels["requirements"].format(name=s.name) + "\n" + _numbered(
-            r.text for r in s.requirements
-        )
+        return self.labels["requirements"].format(name=s.name) + "\n" + _numbered(r.text for r in s.requirements)
 
     def fees(self, service_id: str) -> str:
         s = self.services[service_id]
@@ -153,7 +148,7 @@ class Catalogue:
         return _one_kind_in(text, self.relations)
 
     def record_kind_in(self, text: str) -> Optional[str]:
-        """"damaged" or "lost" when `text` says which ("تبلل السجل" → "damaged")."""
+        """ "damaged" or "lost" when `text` says which ("تبلل السجل" → "damaged")."""
         return _one_kind_in(text, self.record_kinds)
 
     def status_text(self, status: str) -> str:
@@ -170,9 +165,14 @@ class Catalogue:
         """Passed checks, then every failing one with what to do about it."""
         failed = [r for r in results if not r.passed]
         if not failed:
-            return self.labels["checks_passed"] + "\n" + "\n".join(
-                self.labels["check_passed_line"].format(label=self.check_text(r.check, service_id).label)
-                for r in results)
+            return (
+                self.labels["checks_passed"]
+                + "\n"
+                + "\n".join(
+                    self.labels["check_passed_line"].format(label=self.check_text(r.check, service_id).label)
+                    for r in results
+                )
+            )
         lines = [self.labels["checks_failed"]]
         for r in failed:
             check = self.check_text(r.check, service_id)
@@ -183,8 +183,7 @@ class Catalogue:
     def request_summary(self, service_id: str, beneficiary: str, address: Optional[str]) -> str:
         s = self.services[service_id]
         if address:
-            return self.labels["summary"].format(
-                service=s.name, beneficiary=beneficiary, address=address, fees=s.fees)
+            return self.labels["summary"].format(service=s.name, beneficiary=beneficiary, address=address, fees=s.fees)
         return self.labels["summary_no_address"].format(service=s.name, beneficiary=beneficiary, fees=s.fees)
 
 
@@ -231,7 +230,8 @@ def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
     tokens |= {t[1:] for t in tokens if len(t) > 3 and t[0] in "لوبف"}
     tokens |= {"ال" + t[2:] for t in tokens if len(t) > 3 and t.startswith("لل")}
     found = {
-        kind for kind, spec in kinds.items()
+        kind
+        for kind, spec in kinds.items()
         for word in spec["words"]
         if (normalize(word) in tokens if " " not in word else normalize(word) in norm)
     }

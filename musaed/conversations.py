@@ -5,6 +5,7 @@ Rasa's SQLTrackerStore writes it: one row per event, the event's JSON in
 `data`, its name in `action_name`), opened read-only: the bot's own store
 is never written here. Plain functions, no Rasa imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 # The intent Rasa's FallbackClassifier puts on a message it did not understand.
 FALLBACK_INTENT = "nlu_fallback"
@@ -67,11 +68,12 @@ def _user_message(row, data: dict) -> dict:
     parse = data.get("parse_data") or {}
     intent = parse.get("intent") or {}
     message = {
-        "role": "user", "time": _time(row["timestamp"]), "text": data.get("text"),
+        "role": "user",
+        "time": _time(row["timestamp"]),
+        "text": data.get("text"),
         "intent": intent.get("name") or row["intent_name"],
         "confidence": round(float(intent.get("confidence") or 0.0), 4),
-        "entities": [{"entity": e.get("entity"), "value": e.get("value")}
-                     for e in parse.get("entities") or []],
+        "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []],
     }
     if message["intent"] == FALLBACK_INTENT:
         message["original_intent"] = _original_intent(parse)
@@ -82,19 +84,27 @@ def transcript(tracker_db, sender_id: str) -> List[dict]:
     """The conversation of `sender_id`, every session: the person's messages with
     intent and confidence, the bot's replies, and where it was handed over."""
     messages: List[dict] = []
-    for row in _rows(tracker_db, "SELECT * FROM events WHERE sender_id = ? "
-                                 "AND type_name IN ('user', 'bot', 'slot', 'session_started') "
-                                 "ORDER BY id", [sender_id]):
+    for row in _rows(
+        tracker_db,
+        "SELECT * FROM events WHERE sender_id = ? "
+        "AND type_name IN ('user', 'bot', 'slot', 'session_started') "
+        "ORDER BY id",
+        [sender_id],
+    ):
         data = _data(row)
         kind = row["type_name"]
         if kind == "user":
             messages.append(_user_message(row, data))
         elif kind == "bot":
             extra = data.get("data") or {}
-            messages.append({
-                "role": "bot", "time": _time(row["timestamp"]), "text": data.get("text"),
-                "buttons": [b.get("title") for b in extra.get("buttons") or []],
-            })
+            messages.append(
+                {
+                    "role": "bot",
+                    "time": _time(row["timestamp"]),
+                    "text": data.get("text"),
+                    "buttons": [b.get("title") for b in extra.get("buttons") or []],
+                }
+            )
         elif kind == "slot" and data.get("name") == "handed_over" and data.get("value"):
             messages.append({"role": "handover", "time": _time(row["timestamp"])})
         elif kind == "session_started" and messages:
@@ -107,17 +117,26 @@ def handovers(tracker_db, limit: int = 100) -> List[dict]:
     with the message that asked for a person."""
     latest: Dict[str, sqlite3.Row] = {}
     # A slot event's name is in action_name (Rasa's SQLTrackerStore stores `name` there).
-    for row in _rows(tracker_db, "SELECT * FROM events WHERE type_name = 'slot' "
-                                 "AND action_name = 'handed_over' ORDER BY id"):
+    for row in _rows(
+        tracker_db, "SELECT * FROM events WHERE type_name = 'slot' AND action_name = 'handed_over' ORDER BY id"
+    ):
         latest[row["sender_id"]] = row
     found = []
     for sender, row in latest.items():
         if not _data(row).get("value"):
             continue
-        asked = _rows(tracker_db, "SELECT * FROM events WHERE sender_id = ? AND type_name = 'user' "
-                                  "AND id < ? ORDER BY id DESC LIMIT 1", [sender, row["id"]])
-        entry = {"sender_id": sender, "time": _time(row["timestamp"]), "text": None,
-                 "intent": None, "_order": (row["timestamp"] or 0, row["id"])}
+        asked = _rows(
+            tracker_db,
+            "SELECT * FROM events WHERE sender_id = ? AND type_name = 'user' AND id < ? ORDER BY id DESC LIMIT 1",
+            [sender, row["id"]],
+        )
+        entry: Dict[str, Any] = {
+            "sender_id": sender,
+            "time": _time(row["timestamp"]),
+            "text": None,
+            "intent": None,
+            "_order": (row["timestamp"] or 0, row["id"]),
+        }
         if asked:
             message = _user_message(asked[0], _data(asked[0]))
             entry.update(text=message["text"], intent=message["intent"])
@@ -129,13 +148,21 @@ def handovers(tracker_db, limit: int = 100) -> List[dict]:
 def fallbacks(tracker_db, limit: int = 100) -> List[dict]:
     """Messages the bot did not understand (intent nlu_fallback), newest first,
     with the intent the classifier would otherwise have picked."""
-    rows = _rows(tracker_db, "SELECT * FROM events WHERE type_name = 'user' "
-                             "AND intent_name = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
-                 [FALLBACK_INTENT, int(limit)])
+    rows = _rows(
+        tracker_db,
+        "SELECT * FROM events WHERE type_name = 'user' AND intent_name = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
+        [FALLBACK_INTENT, int(limit)],
+    )
     found = []
     for row in rows:
         message = _user_message(row, _data(row))
-        found.append({"sender_id": row["sender_id"], "time": message["time"], "text": message["text"],
-                      "confidence": message["confidence"],
-                      "original_intent": message.get("original_intent")})
+        found.append(
+            {
+                "sender_id": row["sender_id"],
+                "time": message["time"],
+                "text": message["text"],
+                "confidence": message["confidence"],
+                "original_intent": message.get("original_intent"),
+            }
+        )
     return found

@@ -5,6 +5,7 @@ check is decided from the records.  The flow's own steps satisfy a few
 checks (the documents confirmed for a family record, the appointment that a
 minor's request books), so those read the answers the person gave.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 from sqlite_utils import Database
 
 from musaed import catalogue, store
+
 
 @dataclass
 class Case:

@@ -10,11 +10,12 @@ musaed/conversations.py for reading conversations.
   application database (musaed/store.py); every change is an event with the
   agent and the time, so the person sees it at once when tracking.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from musaed import catalogue, store
 from musaed.arabic import to_ascii_digits
@@ -24,8 +25,7 @@ from musaed.conversations import FALLBACK_INTENT
 THRESHOLD = 0.5
 NEAREST = 3
 # The statuses an agent may move a request to, in their usual order.
-AGENT_STATUSES = ("approved", "printed", "out_for_delivery", "delivered",
-                  "returned_to_branch", "rejected")
+AGENT_STATUSES = ("approved", "printed", "out_for_delivery", "delivered", "returned_to_branch", "rejected")
 REASON_REQUIRED = ("rejected",)
 
 
@@ -44,8 +44,13 @@ def _percent(confidence: float) -> str:
 
 # -- answer lookup -------------------------------------------------------------
 
-def answer(ranking: Sequence[dict], threshold: float = THRESHOLD, nearest: int = NEAREST,
-           cat: Optional[catalogue.Catalogue] = None) -> dict:
+
+def answer(
+    ranking: Sequence[dict],
+    threshold: float = THRESHOLD,
+    nearest: int = NEAREST,
+    cat: Optional[catalogue.Catalogue] = None,
+) -> dict:
     """The services an intent ranking matches and the catalogue's answer for the best one.
 
     `ranking` is Rasa's `intent_ranking`: [{"name", "confidence"}, ...].  A
@@ -55,16 +60,18 @@ def answer(ranking: Sequence[dict], threshold: float = THRESHOLD, nearest: int =
     match, and the nearest services are listed instead.
     """
     cat = cat or catalogue.load()
-    ranked = sorted(({"name": r["name"], "confidence": float(r.get("confidence") or 0.0)}
-                     for r in ranking if r.get("name")),
-                    key=lambda r: -r["confidence"])
-    top = ranked[0] if ranked else {"name": None, "confidence": 0.0}
+    ranked: List[Dict[str, Any]] = sorted(
+        ({"name": r["name"], "confidence": float(r.get("confidence") or 0.0)} for r in ranking if r.get("name")),
+        key=lambda r: -r["confidence"],
+    )
+    top: Dict[str, Any] = ranked[0] if ranked else {"name": None, "confidence": 0.0}
     services = [
         {"id": r["name"], "name": cat.services[r["name"]].name, "confidence": round(r["confidence"], 4)}
-        for r in ranked if r["name"] in cat.services
+        for r in ranked
+        if r["name"] in cat.services
     ]
     matched = bool(services) and top["name"] in cat.services and top["confidence"] >= threshold
-    result = {
+    result: Dict[str, Any] = {
         "matched": matched,
         "service": None,
         "confidence": None,
@@ -76,34 +83,45 @@ def answer(ranking: Sequence[dict], threshold: float = THRESHOLD, nearest: int =
     }
     if matched:
         sid = top["name"]
-        result.update(service=sid, confidence=round(top["confidence"], 4), answer={
-            "name": cat.services[sid].name,
-            "howto": cat.howto(sid),
-            "requirements": cat.requirements(sid),
-            "fees": cat.fees(sid),
-            "delivery": cat.delivery(sid),
-        })
+        result.update(
+            service=sid,
+            confidence=round(top["confidence"], 4),
+            answer={
+                "name": cat.services[sid].name,
+                "howto": cat.howto(sid),
+                "requirements": cat.requirements(sid),
+                "fees": cat.fees(sid),
+                "delivery": cat.delivery(sid),
+            },
+        )
         # The bot's how-to answer (path, steps, requirements, notes), then its
         # answers to the fees and delivery follow-ups.
-        result["text"] = "\n".join([
-            cat.labels["care_best"].format(name=cat.services[sid].name,
-                                           confidence=_percent(top["confidence"])),
-            cat.howto(sid), cat.fees(sid), cat.delivery(sid),
-        ])
+        result["text"] = "\n".join(
+            [
+                cat.labels["care_best"].format(name=cat.services[sid].name, confidence=_percent(top["confidence"])),
+                cat.howto(sid),
+                cat.fees(sid),
+                cat.delivery(sid),
+            ]
+        )
         return result
     result["nearest"] = services[:nearest]
     # The intent that beat the services; under nlu_fallback, the one it replaced.
     shown = next((r for r in ranked if r["name"] != FALLBACK_INTENT), top)
     result["text"] = "\n".join(
-        [cat.labels["care_not_matched"].format(intent=shown["name"] or "-",
-                                               confidence=_percent(shown["confidence"]))]
-        + [cat.labels["care_service_line"].format(name=s["name"], service_id=s["id"],
-                                                  confidence=_percent(s["confidence"]))
-           for s in result["nearest"]])
+        [cat.labels["care_not_matched"].format(intent=shown["name"] or "-", confidence=_percent(shown["confidence"]))]
+        + [
+            cat.labels["care_service_line"].format(
+                name=s["name"], service_id=s["id"], confidence=_percent(s["confidence"])
+            )
+            for s in result["nearest"]
+        ]
+    )
     return result
 
 
 # -- request desk --------------------------------------------------------------
+
 
 def _describe(db, cat: catalogue.Catalogue, request: dict) -> dict:
     applicant = store.get_person(db, request["applicant_id"]) or {}
@@ -129,8 +147,13 @@ def _describe(db, cat: catalogue.Catalogue, request: dict) -> dict:
         "created_at": request["created_at"],
         "updated_at": request["updated_at"],
         "history": [
-            {"status": e["status"], "status_text": cat.status_text(e["status"]),
-             "at": e["at"], "actor": e["actor"], "note": e["note"]}
+            {
+                "status": e["status"],
+                "status_text": cat.status_text(e["status"]),
+                "at": e["at"],
+                "actor": e["actor"],
+                "note": e["note"],
+            }
             for e in store.request_events(db, request["tracking_number"])
         ],
     }
@@ -141,8 +164,7 @@ def _tracking_number(text: str) -> Optional[str]:
     return number
 
 
-def find_requests(db, tracking_number: Optional[str] = None,
-                  national_id: Optional[str] = None) -> List[dict]:
+def find_requests(db, tracking_number: Optional[str] = None, national_id: Optional[str] = None) -> List[dict]:
     """Requests by tracking number and/or national id (applicant, beneficiary or
     head of the beneficiary's family), each with its status history; newest first."""
     if not (tracking_number or national_id):
@@ -155,13 +177,14 @@ def find_requests(db, tracking_number: Optional[str] = None,
         if request is None or (nid and not store.can_see_request(db, nid, request)):
             return []
         rows = [request]
+    elif nid is None:
+        return []
     else:
         rows = store.requests_visible_to(db, nid)
     return [_describe(db, cat, r) for r in rows]
 
 
-def change_status(db, tracking_number: str, status: str, agent: str,
-                  reason: Optional[str] = None) -> dict:
+def change_status(db, tracking_number: str, status: str, agent: str, reason: Optional[str] = None) -> dict:
     """Move a request to `status` as `agent`: one event with the agent and the time.
 
     Raises CareError: unknown_status, reason_required (for rejected), not_found.
@@ -169,8 +192,12 @@ def change_status(db, tracking_number: str, status: str, agent: str,
     cat = catalogue.load()
     reason = (reason or "").strip() or None
     if status not in AGENT_STATUSES:
-        raise CareError("unknown_status", cat.labels["care_unknown_status"].format(
-            status=status, allowed="، ".join(f"{s} ({cat.status_text(s)})" for s in AGENT_STATUSES)))
+        raise CareError(
+            "unknown_status",
+            cat.labels["care_unknown_status"].format(
+                status=status, allowed="، ".join(f"{s} ({cat.status_text(s)})" for s in AGENT_STATUSES)
+            ),
+        )
     if status in REASON_REQUIRED and not reason:
         raise CareError("reason_required", cat.labels["care_reason_required"])
     if not agent:
@@ -181,13 +208,13 @@ def change_status(db, tracking_number: str, status: str, agent: str,
             raise KeyError(tracking_number)
         request = store.set_request_status(db, number, status, actor=f"agent:{agent}", note=reason)
     except KeyError:
-        raise CareError("not_found", cat.labels["care_request_not_found"].format(
-            tracking_number=tracking_number)) from None
+        raise CareError(
+            "not_found", cat.labels["care_request_not_found"].format(tracking_number=tracking_number)
+        ) from None
     return _describe(db, cat, request)
 
 
-def agent_statuses() -> List[Dict[str, str]]:
+def agent_statuses() -> List[Dict[str, Any]]:
     """The statuses an agent may set, with their Arabic text (for forms)."""
     cat = catalogue.load()
-    return [{"id": s, "text": cat.status_text(s), "reason_required": s in REASON_REQUIRED}
-            for s in AGENT_STATUSES]
+    return [{"id": s, "text": cat.status_text(s), "reason_required": s in REASON_REQUIRED} for s in AGENT_STATUSES]

@@ -6,6 +6,7 @@ musaed/sms.py (in development the table is the delivery: `make code ID=…`);
 it is never written to a log. At most MAX_CODES codes go to one id in any
 CODE_WINDOW, whatever the number of conversations or channels asking.
 """
+
 from __future__ import annotations
 
 import logging
@@ -111,8 +112,9 @@ def code_text(code: str) -> str:
     return catalogue.load().labels["sms_code"].format(code=code, minutes=CODE_TTL_MINUTES)
 
 
-def send_code(db: Database, national_id: str, now: Optional[datetime] = None,
-              sender: Optional[sms.Sender] = None) -> Outcome:
+def send_code(
+    db: Database, national_id: str, now: Optional[datetime] = None, sender: Optional[sms.Sender] = None
+) -> Outcome:
     """Send a fresh 6-digit code to the mobile on file, within the limit.
 
     An id that is not on file gets the same outcome, and the same work, as
@@ -136,8 +138,14 @@ def send_code(db: Database, national_id: str, now: Optional[datetime] = None,
         person = store.get_person(db, national_id)
         if person is not None:
             code = f"{secrets.randbelow(10**6):06d}"
-            store.save_code(db, national_id=national_id, mobile=person["mobile"], code=code,
-                            created_at=store.now_iso(now), expires_at=store.now_iso(now + CODE_TTL))
+            store.save_code(
+                db,
+                national_id=national_id,
+                mobile=person["mobile"],
+                code=code,
+                created_at=store.now_iso(now),
+                expires_at=store.now_iso(now + CODE_TTL),
+            )
             delivery = (person["mobile"] or "", code)
     if delivery is not None:
         # Never the code itself in a log, at any level.
@@ -153,8 +161,7 @@ def _wrong_code(db: Database, national_id: str, now: datetime, pending_id: Optio
         if pending_id is not None:
             store.use_code(db, pending_id, store.now_iso(now))
         store.set_identity_lock(db, national_id, 0, store.now_iso(now + LOCK_FOR))
-        log.warning("identity locked for %d min after %d wrong codes: %s",
-                    LOCK_MINUTES, failed, mask_id(national_id))
+        log.warning("identity locked for %d min after %d wrong codes: %s", LOCK_MINUTES, failed, mask_id(national_id))
         return Outcome("locked", minutes_left=LOCK_MINUTES)
     store.set_identity_lock(db, national_id, failed, None)
     return Outcome("wrong", attempts_left=MAX_WRONG_CODES - failed)

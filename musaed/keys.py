@@ -4,6 +4,7 @@ Each secret comes from its environment variable when set (several machines
 must share it); otherwise from a random secret created once in a file beside
 the database (mode 0600) and read from there by every process after.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ who reads logs. `install()` makes every log record of the process
 carry a rewritten message: a run of 6 digits (any script) becomes
 ``******``, a run of 10 becomes the masked id.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,6 +24,7 @@ def redact(text: str) -> str:
     def hide(match: re.Match) -> str:
         digits = match.group()
         return "******" if len(digits) == 6 else mask_id(to_ascii_digits(digits))
+
     return _RUN.sub(hide, text)
 
 

@@ -12,6 +12,7 @@ engine, when present, would shape and reorder a second time, so it is never
 used.  The font is matplotlib's DejaVu Sans, which has the Arabic
 presentation forms and ships with the installed packages, not the OS.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,6 +56,7 @@ _reshaper = arabic_reshaper.ArabicReshaper()
 
 # -- signed links --------------------------------------------------------------
 
+
 def sign(tracking_number: str, secret: bytes) -> str:
     """The link signature for one tracking number (HMAC-SHA256, hex, truncated)."""
     message = b"musaed-receipt:" + str(tracking_number).encode("utf-8")
@@ -81,6 +83,7 @@ def receipt_path(tracking_number: str) -> str:
 
 
 # -- rendering -----------------------------------------------------------------
+
 
 @lru_cache(maxsize=None)
 def font_path(bold: bool = False) -> Path:
@@ -142,9 +145,10 @@ def _display_date(value: Union[str, date, datetime]) -> str:
     """YYYY-MM-DD in Saudi time, from an ISO string, a datetime or a date."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            parsed: Union[date, datetime] = datetime.fromisoformat(value)
         except ValueError:
             return value
+        value = parsed
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(RIYADH)
@@ -153,8 +157,12 @@ def _display_date(value: Union[str, date, datetime]) -> str:
 
 
 def render_receipt(
-    *, service_name: str, beneficiary_masked_id: str, tracking_number: str,
-    created_at: Union[str, date, datetime], expected_delivery: str,
+    *,
+    service_name: str,
+    beneficiary_masked_id: str,
+    tracking_number: str,
+    created_at: Union[str, date, datetime],
+    expected_delivery: str,
 ) -> bytes:
     """The receipt as PNG bytes: WIDTH px wide, white, laid out right to left.
 
@@ -195,8 +203,7 @@ def render_receipt(
 
     # Header band with the title, right-aligned.
     draw.rectangle((0, 0, WIDTH, header_h), fill=_BRAND)
-    draw.text((right, header_h // 2), visual(labels["receipt_title"]), font=title_font,
-              fill=_WHITE, anchor="rm")
+    draw.text((right, header_h // 2), visual(labels["receipt_title"]), font=title_font, fill=_WHITE, anchor="rm")
 
     # Rows: label at the right edge, value to its left, both right-aligned.
     y = header_h + 32

@@ -4,6 +4,7 @@
 var/musaed.db.  Dates are relative to the day of seeding, so "expires in 30
 days" stays true for a while after.  The README lists these identities.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,19 @@ def with_check_digit(first_nine: str) -> str:
 
 def ids() -> dict:
     prefixes = {
-        "khalid": "101000001", "amal": "201000002", "saud": "101000003", "reem": "101000004",
-        "sara": "101000005", "fahd": "101000006", "noura": "101000007",
-        "ahmed": "201000008", "maryam": "201000009", "yousef": "201000010",
-        "layla": "201000011", "fatima": "201000012", "abdullah": "101000013",
+        "khalid": "101000001",
+        "amal": "201000002",
+        "saud": "101000003",
+        "reem": "101000004",
+        "sara": "101000005",
+        "fahd": "101000006",
+        "noura": "101000007",
+        "ahmed": "201000008",
+        "maryam": "201000009",
+        "yousef": "201000010",
+        "layla": "201000011",
+        "fatima": "201000012",
+        "abdullah": "101000013",
     }
     return {name: with_check_digit(p) for name, p in prefixes.items()}
 
@@ -48,11 +58,21 @@ def seed(db, today: Optional[date] = None) -> dict:
     addr_jeddah = "جدة، حي الروضة، 3456 شارع فلسطين، 23435"
     addr_dammam = "الدمام، حي الفيصلية، 2210 شارع الأمير محمد، 32272"
 
-    def person(key, name, kind, birth, mobile, id_expiry, photo=days(700), address=addr_riyadh, **extra):
-        return {"national_id": i[key], "name": name, "kind": kind, "birth_date": birth,
-                "mobile": mobile, "id_expiry": id_expiry, "photo_valid_until": photo,
-                "national_address": address, "data_verified": 1, "medical_exam_ok": 1,
-                "card_pending_activation": 0, **extra}
+    def person(key, name, kind, birth, mobile, id_expiry, photo=days(700), address=addr_riyadh, **extra):  # noqa: B008
+        return {
+            "national_id": i[key],
+            "name": name,
+            "kind": kind,
+            "birth_date": birth,
+            "mobile": mobile,
+            "id_expiry": id_expiry,
+            "photo_valid_until": photo,
+            "national_address": address,
+            "data_verified": 1,
+            "medical_exam_ok": 1,
+            "card_pending_activation": 0,
+            **extra,
+        }
 
     people = [
         # Khalid: every citizen path passes; his family covers the dependent paths.
@@ -69,27 +89,43 @@ def seed(db, today: Optional[date] = None) -> dict:
         person("maryam", "مريم يوسف", "resident", born(34), None, days(15), address=addr_jeddah),
         person("yousef", "يوسف أحمد", "resident", born(16), None, days(10), address=addr_jeddah),
         person("layla", "ليلى أحمد", "resident", born(13), None, days(25), address=addr_jeddah),
-        person("fatima", "فاطمة محمود", "resident", born(64), None, days(5), address=addr_jeddah,
-               medical_exam_ok=1),
+        person("fatima", "فاطمة محمود", "resident", born(64), None, days(5), address=addr_jeddah, medical_exam_ok=1),
         # A new card received, waiting for activation.
-        person("abdullah", "عبدالله المطيري", "citizen", born(52), "0551000013", days(3650),
-               address=addr_dammam, card_pending_activation=1),
+        person(
+            "abdullah",
+            "عبدالله المطيري",
+            "citizen",
+            born(52),
+            "0551000013",
+            days(3650),
+            address=addr_dammam,
+            card_pending_activation=1,
+        ),
     ]
     links = [
-        ("khalid", "amal", "wife"), ("khalid", "saud", "son"), ("khalid", "reem", "daughter"),
-        ("ahmed", "maryam", "wife"), ("ahmed", "yousef", "son"), ("ahmed", "layla", "daughter"),
+        ("khalid", "amal", "wife"),
+        ("khalid", "saud", "son"),
+        ("khalid", "reem", "daughter"),
+        ("ahmed", "maryam", "wife"),
+        ("ahmed", "yousef", "son"),
+        ("ahmed", "layla", "daughter"),
         ("ahmed", "fatima", "mother"),
     ]
     passports = [
-        ("amal", "P1000002", days(800)), ("ahmed", "P1000008", days(900)),
+        ("amal", "P1000002", days(800)),
+        ("ahmed", "P1000008", days(900)),
         ("maryam", "P1000009", days(-30)),  # expired passport
-        ("yousef", "P1000010", days(700)), ("layla", "P1000011", days(600)),
+        ("yousef", "P1000010", days(700)),
+        ("layla", "P1000011", days(600)),
         ("fatima", "P1000012", days(500)),
     ]
     insurance = [
-        ("amal", "التعاونية", days(300)), ("ahmed", "بوبا", days(300)), ("maryam", "بوبا", days(300)),
+        ("amal", "التعاونية", days(300)),
+        ("ahmed", "بوبا", days(300)),
+        ("maryam", "بوبا", days(300)),
         ("yousef", "بوبا", days(-10)),  # expired insurance
-        ("layla", "بوبا", days(300)), ("fatima", "بوبا", days(300)),
+        ("layla", "بوبا", days(300)),
+        ("fatima", "بوبا", days(300)),
     ]
     fines = [
         ("fatima", 500, "مخالفة تأخر تجديد هوية مقيم", 0),  # unpaid
@@ -98,22 +134,17 @@ def seed(db, today: Optional[date] = None) -> dict:
     # A demo reset, not a business write: sqlite-utils' insert_all commits per table.
     store.clear_records(db)
     db["people"].insert_all(people)
-    db["family_links"].insert_all(
-        {"head_id": i[h], "member_id": i[m], "relation": r} for h, m, r in links)
-    db["passports"].insert_all(
-        {"national_id": i[k], "number": n, "expiry": e} for k, n, e in passports)
-    db["health_insurance"].insert_all(
-        {"national_id": i[k], "provider": p, "expiry": e} for k, p, e in insurance)
-    db["fines"].insert_all(
-        {"national_id": i[k], "amount": a, "description": d, "paid": p} for k, a, d, p in fines)
+    db["family_links"].insert_all({"head_id": i[h], "member_id": i[m], "relation": r} for h, m, r in links)
+    db["passports"].insert_all({"national_id": i[k], "number": n, "expiry": e} for k, n, e in passports)
+    db["health_insurance"].insert_all({"national_id": i[k], "provider": p, "expiry": e} for k, p, e in insurance)
+    db["fines"].insert_all({"national_id": i[k], "amount": a, "description": d, "paid": p} for k, a, d, p in fines)
     db["family_records"].insert_all([{"head_id": i["khalid"], "number": "FR-778120", "status": "valid"}])
     return i
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Load Musaed's demo population.")
-    parser.add_argument("--if-missing", action="store_true",
-                        help="seed only when the database file does not exist yet")
+    parser.add_argument("--if-missing", action="store_true", help="seed only when the database file does not exist yet")
     args = parser.parse_args()
     path = store.db_path()
     if args.if_missing and Path(path).exists():

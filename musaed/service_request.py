@@ -6,6 +6,7 @@ re-assesses (records may have changed since the summary) and, only when all
 pass and none is open, creates the request in one transaction (the store
 holds the one-open-request rule even against a concurrent confirmation).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlite_utils import Database
 from musaed import catalogue, eligibility, store
 from musaed.arabic import normalize
 from musaed.identity import parse_national_id
+
 
 @dataclass
 class Assessment:
@@ -42,8 +44,14 @@ class Assessment:
         return self.applicant["national_address"] if posted else None
 
 
-def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Optional[str],
-           answers: Optional[Dict] = None, today: Optional[date] = None) -> Assessment:
+def assess(
+    db: Database,
+    service_id: str,
+    applicant_id: str,
+    beneficiary_id: Optional[str],
+    answers: Optional[Dict] = None,
+    today: Optional[date] = None,
+) -> Assessment:
     applicant = store.get_person(db, applicant_id)
     beneficiary = store.get_person(db, beneficiary_id or applicant_id)
     if applicant is None or beneficiary is None:
@@ -51,8 +59,13 @@ def assess(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
     if beneficiary_id and beneficiary_id != applicant_id and not store.relation(db, applicant_id, beneficiary_id):
         raise PermissionError("the beneficiary is not in the applicant's family")
     case = eligibility.Case(db, service_id, applicant, beneficiary, today or date.today(), answers or {})
-    return Assessment(service_id, applicant, beneficiary, eligibility.evaluate(case),
-                      store.open_request(db, service_id, beneficiary["national_id"]))
+    return Assessment(
+        service_id,
+        applicant,
+        beneficiary,
+        eligibility.evaluate(case),
+        store.open_request(db, service_id, beneficiary["national_id"]),
+    )
 
 
 @dataclass
@@ -62,18 +75,28 @@ class Submission:
     created: bool = False
 
 
-def submit(db: Database, service_id: str, applicant_id: str, beneficiary_id: Optional[str],
-           conversation_id: str, answers: Optional[Dict] = None,
-           today: Optional[date] = None) -> Submission:
+def submit(
+    db: Database,
+    service_id: str,
+    applicant_id: str,
+    beneficiary_id: Optional[str],
+    conversation_id: str,
+    answers: Optional[Dict] = None,
+    today: Optional[date] = None,
+) -> Submission:
     a = assess(db, service_id, applicant_id, beneficiary_id, answers, today)
     if a.open_request is not None:
         return Submission(a, a.open_request, created=False)
     if not a.eligible:
         return Submission(a)
     request, created = store.create_request(
-        db, service_id=service_id, applicant_id=applicant_id,
-        beneficiary_id=a.beneficiary["national_id"], conversation_id=conversation_id,
-        delivery_address=a.delivery_address, details=answers,
+        db,
+        service_id=service_id,
+        applicant_id=applicant_id,
+        beneficiary_id=a.beneficiary["national_id"],
+        conversation_id=conversation_id,
+        delivery_address=a.delivery_address,
+        details=answers,
         status=catalogue.load().services[service_id].first_status,
     )
     return Submission(a, request, created)
@@ -82,9 +105,12 @@ def submit(db: Database, service_id: str, applicant_id: str, beneficiary_id: Opt
 def eligible_dependents(db: Database, service_id: str, head_id: str) -> List[dict]:
     """The family members this service can be requested for."""
     service = catalogue.load().services[service_id]
-    return [d for d in store.dependents(db, head_id)
-            if (not service.dependent_kinds or d["kind"] in service.dependent_kinds)
-            and (not service.dependent_relations or d["relation"] in service.dependent_relations)]
+    return [
+        d
+        for d in store.dependents(db, head_id)
+        if (not service.dependent_kinds or d["kind"] in service.dependent_kinds)
+        and (not service.dependent_relations or d["relation"] in service.dependent_relations)
+    ]
 
 
 def match_dependent(text: str, dependents: List[dict]) -> Optional[dict]:

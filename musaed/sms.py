@@ -13,6 +13,7 @@ would take longer for a registered id than for one not on file, which tells
 an attacker who is registered. A failed delivery is logged without the text
 (it holds the code); the person can ask for a new code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,15 +54,16 @@ class HttpGateway:
     def _post(self, mobile: str, text: str) -> bool:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = requests.post(self.url, json={"to": mobile, "text": text},
-                              headers=headers, timeout=self.timeout)
+            r = requests.post(self.url, json={"to": mobile, "text": text}, headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
-            log.error("SMS gateway unreachable (%s): code not delivered to mobile ending %s",
-                      type(error).__name__, mobile[-2:])
+            log.error(
+                "SMS gateway unreachable (%s): code not delivered to mobile ending %s",
+                type(error).__name__,
+                mobile[-2:],
+            )
             return False
         if r.status_code >= 300:
-            log.error("SMS gateway refused a code (HTTP %s) to mobile ending %s",
-                      r.status_code, mobile[-2:])
+            log.error("SMS gateway refused a code (HTTP %s) to mobile ending %s", r.status_code, mobile[-2:])
             return False
         return True
 

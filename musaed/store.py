@@ -6,6 +6,7 @@ is the only module that speaks SQL to the application data: identity,
 eligibility, customer care, the seed and the scripts call these functions,
 so moving to PostgreSQL is a new adapter for them, not a rewrite.
 """
+
 from __future__ import annotations
 
 import json
@@ -257,13 +258,24 @@ def applied_migrations(db: Database) -> List[str]:
 def clear_records(db: Database) -> None:
     """Empty every table of people's records and requests (the demo seed starts over)."""
     with transaction(db):
-        for table in ("request_events", "requests", "otp_outbox", "code_requests", "identity_locks",
-                      "fines", "family_records", "health_insurance", "passports", "family_links",
-                      "people"):
+        for table in (
+            "request_events",
+            "requests",
+            "otp_outbox",
+            "code_requests",
+            "identity_locks",
+            "fines",
+            "family_records",
+            "health_insurance",
+            "passports",
+            "family_links",
+            "people",
+        ):
             db.execute(f"DELETE FROM {table}")
 
 
 # -- people and their records ------------------------------------------------
+
 
 def _one(db: Database, sql: str, params) -> Optional[dict]:
     rows = list(db.query(sql, params))
@@ -276,14 +288,17 @@ def get_person(db: Database, national_id: str) -> Optional[dict]:
 
 def dependents(db: Database, head_id: str) -> List[dict]:
     """The people whose services `head_id` may request, with their relation."""
-    return list(db.query(
-        "SELECT p.*, f.relation FROM family_links f JOIN people p ON p.national_id = f.member_id "
-        "WHERE f.head_id = ? ORDER BY p.birth_date", [head_id]))
+    return list(
+        db.query(
+            "SELECT p.*, f.relation FROM family_links f JOIN people p ON p.national_id = f.member_id "
+            "WHERE f.head_id = ? ORDER BY p.birth_date",
+            [head_id],
+        )
+    )
 
 
 def relation(db: Database, head_id: str, member_id: str) -> Optional[str]:
-    row = _one(db, "SELECT relation FROM family_links WHERE head_id = ? AND member_id = ?",
-               [head_id, member_id])
+    row = _one(db, "SELECT relation FROM family_links WHERE head_id = ? AND member_id = ?", [head_id, member_id])
     return row["relation"] if row else None
 
 
@@ -306,37 +321,50 @@ def family_record(db: Database, head_id: str) -> Optional[dict]:
 # -- one-time codes and identity locks ----------------------------------------
 # Callers hold a transaction around what must be atomic (musaed/identity.py).
 
+
 def record_code_request(db: Database, national_id: str, at: str) -> None:
     _insert(db, "code_requests", {"national_id": national_id, "requested_at": at})
 
 
 def code_requests_since(db: Database, national_id: str, since: str) -> List[str]:
     """When codes were asked for this id since `since`, oldest first."""
-    return [r["requested_at"] for r in db.query(
-        "SELECT requested_at FROM code_requests WHERE national_id = ? AND requested_at > ? "
-        "ORDER BY requested_at", [national_id, since])]
+    return [
+        r["requested_at"]
+        for r in db.query(
+            "SELECT requested_at FROM code_requests WHERE national_id = ? AND requested_at > ? ORDER BY requested_at",
+            [national_id, since],
+        )
+    ]
 
 
 def latest_code_request(db: Database, national_id: str) -> Optional[str]:
-    row = _one(db, "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ?",
-               [national_id])
+    row = _one(db, "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ?", [national_id])
     return row["at"] if row else None
 
 
-def save_code(db: Database, *, national_id: str, mobile: Optional[str], code: str,
-              created_at: str, expires_at: str) -> None:
+def save_code(
+    db: Database, *, national_id: str, mobile: Optional[str], code: str, created_at: str, expires_at: str
+) -> None:
     """Keep a new code for verification; it replaces any earlier one still pending."""
-    db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL",
-               [created_at, national_id])
-    _insert(db, "otp_outbox", {
-        "national_id": national_id, "mobile": mobile, "code": code,
-        "created_at": created_at, "expires_at": expires_at, "used_at": None,
-    })
+    db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL", [created_at, national_id])
+    _insert(
+        db,
+        "otp_outbox",
+        {
+            "national_id": national_id,
+            "mobile": mobile,
+            "code": code,
+            "created_at": created_at,
+            "expires_at": expires_at,
+            "used_at": None,
+        },
+    )
 
 
 def pending_code(db: Database, national_id: str) -> Optional[dict]:
-    return _one(db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL "
-                    "ORDER BY id DESC LIMIT 1", [national_id])
+    return _one(
+        db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL ORDER BY id DESC LIMIT 1", [national_id]
+    )
 
 
 def use_code(db: Database, code_id: int, at: str) -> None:
@@ -345,8 +373,11 @@ def use_code(db: Database, code_id: int, at: str) -> None:
 
 def latest_code(db: Database, national_id: str) -> Optional[dict]:
     """The newest code sent to this id, used or not (the development outbox)."""
-    return _one(db, "SELECT code, created_at, expires_at, used_at FROM otp_outbox "
-                    "WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id])
+    return _one(
+        db,
+        "SELECT code, created_at, expires_at, used_at FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
+        [national_id],
+    )
 
 
 def identity_lock(db: Database, national_id: str) -> Optional[dict]:
@@ -354,10 +385,8 @@ def identity_lock(db: Database, national_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
 
 
-def set_identity_lock(db: Database, national_id: str, failed: int,
-                      locked_until: Optional[str]) -> None:
-    db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, ?, ?)",
-               [national_id, failed, locked_until])
+def set_identity_lock(db: Database, national_id: str, failed: int, locked_until: Optional[str]) -> None:
+    db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, ?, ?)", [national_id, failed, locked_until])
 
 
 def clear_identity_lock(db: Database, national_id: str) -> None:
@@ -366,6 +395,7 @@ def clear_identity_lock(db: Database, national_id: str) -> None:
 
 # -- requests ----------------------------------------------------------------
 
+
 def _insert(db: Database, table: str, row: dict) -> None:
     """INSERT inside the caller's transaction (sqlite-utils' insert commits itself)."""
     columns = ", ".join(row)
@@ -373,12 +403,18 @@ def _insert(db: Database, table: str, row: dict) -> None:
     db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
 
-def _add_event(db: Database, tracking_number: str, status: str, *, actor: str,
-               note: Optional[str], at: str) -> None:
-    _insert(db, "request_events", {
-        "tracking_number": tracking_number, "status": status, "note": note,
-        "actor": actor, "at": at,
-    })
+def _add_event(db: Database, tracking_number: str, status: str, *, actor: str, note: Optional[str], at: str) -> None:
+    _insert(
+        db,
+        "request_events",
+        {
+            "tracking_number": tracking_number,
+            "status": status,
+            "note": note,
+            "actor": actor,
+            "at": at,
+        },
+    )
 
 
 def _new_tracking_number(db: Database) -> str:
@@ -389,9 +425,15 @@ def _new_tracking_number(db: Database) -> str:
 
 
 def create_request(
-    db: Database, *, service_id: str, applicant_id: str, beneficiary_id: str,
-    conversation_id: str, delivery_address: Optional[str] = None,
-    details: Optional[Dict] = None, status: str = "submitted",
+    db: Database,
+    *,
+    service_id: str,
+    applicant_id: str,
+    beneficiary_id: str,
+    conversation_id: str,
+    delivery_address: Optional[str] = None,
+    details: Optional[Dict] = None,
+    status: str = "submitted",
     now: Optional[datetime] = None,
 ) -> Tuple[dict, bool]:
     """Create a request and its first event in one transaction.
@@ -409,29 +451,41 @@ def create_request(
             if existing:
                 return existing, False
             number = _new_tracking_number(db)
-            _insert(db, "requests", {
-                "tracking_number": number, "service_id": service_id,
-                "applicant_id": applicant_id, "beneficiary_id": beneficiary_id,
-                "status": status, "delivery_address": delivery_address,
-                "details": json.dumps(details or {}, ensure_ascii=False),
-                # Unique per request; since migration 002 the open-request index
-                # is what makes creation idempotent.
-                "conversation_id": conversation_id, "idempotency_key": number,
-                "created_at": at, "updated_at": at,
-            })
+            _insert(
+                db,
+                "requests",
+                {
+                    "tracking_number": number,
+                    "service_id": service_id,
+                    "applicant_id": applicant_id,
+                    "beneficiary_id": beneficiary_id,
+                    "status": status,
+                    "delivery_address": delivery_address,
+                    "details": json.dumps(details or {}, ensure_ascii=False),
+                    # Unique per request; since migration 002 the open-request index
+                    # is what makes creation idempotent.
+                    "conversation_id": conversation_id,
+                    "idempotency_key": number,
+                    "created_at": at,
+                    "updated_at": at,
+                },
+            )
             _add_event(db, number, status, actor=applicant_id, note=None, at=at)
     except sqlite3.IntegrityError:
         existing = open_request(db, service_id, beneficiary_id)
         if existing is None:
             raise
         return existing, False
-    return get_request(db, number), True
+    return _required(get_request(db, number)), True
 
 
 def open_request(db: Database, service_id: str, beneficiary_id: str) -> Optional[dict]:
     """The open request for this service and beneficiary, if there is one."""
-    return _one(db, f"SELECT * FROM requests WHERE service_id = ? AND beneficiary_id = ? "
-                    f"AND status NOT IN ({_CLOSED_SQL})", [service_id, beneficiary_id])
+    return _one(
+        db,
+        f"SELECT * FROM requests WHERE service_id = ? AND beneficiary_id = ? AND status NOT IN ({_CLOSED_SQL})",
+        [service_id, beneficiary_id],
+    )
 
 
 def get_request(db: Database, tracking_number: str) -> Optional[dict]:
@@ -439,36 +493,54 @@ def get_request(db: Database, tracking_number: str) -> Optional[dict]:
 
 
 def request_events(db: Database, tracking_number: str) -> List[dict]:
-    return list(db.query(
-        "SELECT * FROM request_events WHERE tracking_number = ? ORDER BY id", [tracking_number]))
+    return list(db.query("SELECT * FROM request_events WHERE tracking_number = ? ORDER BY id", [tracking_number]))
 
 
 def requests_visible_to(db: Database, national_id: str) -> List[dict]:
     """Requests the person made, or made for them, or for their dependents; newest first."""
-    return list(db.query(
-        "SELECT * FROM requests WHERE applicant_id = :id OR beneficiary_id = :id "
-        "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = :id) "
-        "ORDER BY created_at DESC, tracking_number", {"id": national_id}))
+    return list(
+        db.query(
+            "SELECT * FROM requests WHERE applicant_id = :id OR beneficiary_id = :id "
+            "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = :id) "
+            "ORDER BY created_at DESC, tracking_number",
+            {"id": national_id},
+        )
+    )
 
 
 def can_see_request(db: Database, national_id: str, request: dict) -> bool:
-    return (national_id in (request["applicant_id"], request["beneficiary_id"])
-            or relation(db, national_id, request["beneficiary_id"]) is not None)
+    return (
+        national_id in (request["applicant_id"], request["beneficiary_id"])
+        or relation(db, national_id, request["beneficiary_id"]) is not None
+    )
 
 
 def set_request_status(
-    db: Database, tracking_number: str, status: str, *, actor: str,
-    note: Optional[str] = None, now: Optional[datetime] = None,
+    db: Database,
+    tracking_number: str,
+    status: str,
+    *,
+    actor: str,
+    note: Optional[str] = None,
+    now: Optional[datetime] = None,
 ) -> dict:
     """Move a request to `status`, keeping the change as an event."""
     at = now_iso(now)
     with transaction(db):
         if not get_request(db, tracking_number):
             raise KeyError(tracking_number)
-        db.execute("UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?",
-                   [status, at, tracking_number])
+        db.execute(
+            "UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?", [status, at, tracking_number]
+        )
         _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
-    return get_request(db, tracking_number)
+    return _required(get_request(db, tracking_number))
+
+
+def _required(row: Optional[dict]) -> dict:
+    """A row just written in this connection's transaction: it is there."""
+    if row is None:
+        raise LookupError("a row written a moment ago is missing")
+    return row
 
 
 _TRACKING = re.compile(r"(?i)\bmsd[\s\-_]*(\d+)")

@@ -11,6 +11,7 @@ set-ups) want the text as is: pass --no-shape.
 Buttons are listed as [1], [2], …; typing a number sends that button's
 payload.  /quit or Ctrl-D ends the conversation; so does Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -150,10 +151,12 @@ def converse(client: Client, shape: Callable[[str], str]) -> int:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Talk to Musaed in the terminal (Rasa REST channel).")
     p.add_argument("--url", default="http://localhost:5005", help="the Rasa server (default: %(default)s)")
-    p.add_argument("--sender", default=f"terminal-{uuid.uuid4().hex[:12]}",
-                   help="conversation id (default: a new random one)")
-    p.add_argument("--no-shape", action="store_true",
-                   help="print Arabic as is, for terminals with their own bidi support")
+    p.add_argument(
+        "--sender", default=f"terminal-{uuid.uuid4().hex[:12]}", help="conversation id (default: a new random one)"
+    )
+    p.add_argument(
+        "--no-shape", action="store_true", help="print Arabic as is, for terminals with their own bidi support"
+    )
     return p.parse_args(argv)
 
 

@@ -2,6 +2,7 @@
 
 `rasa test nlu` reports but never fails; this reads its intent_report.json.
 """
+
 import argparse
 import json
 import sys
@@ -18,11 +19,12 @@ def main() -> int:
     weak = {
         name: round(scores["f1-score"], 3)
         for name, scores in report.items()
-        if isinstance(scores, dict) and "f1-score" in scores and scores["f1-score"] < 0.9
+        if isinstance(scores, dict)
+        and "f1-score" in scores
+        and scores["f1-score"] < 0.9
         and name not in ("macro avg", "weighted avg", "micro avg")
     }
-    print(f"intent accuracy {accuracy:.4f} (bar {args.min_accuracy}); "
-          f"macro F1 {report['macro avg']['f1-score']:.4f}")
+    print(f"intent accuracy {accuracy:.4f} (bar {args.min_accuracy}); macro F1 {report['macro avg']['f1-score']:.4f}")
     if weak:
         print("intents with F1 below 0.9:", weak)
     if accuracy < args.min_accuracy:

@@ -6,15 +6,16 @@ channel's, REST checks MUSAED_REST_TOKEN when it is set, socket.io issues its
 own session ids. Telegram and WhatsApp are added only when all of their
 secrets are set (an empty value counts as unset):
 
-| channel  | needs                                                                 | optional            |
-|----------|-----------------------------------------------------------------------|---------------------|
-| telegram | TELEGRAM_TOKEN, TELEGRAM_VERIFY (the bot's username), TELEGRAM_WEBHOOK_URL | TELEGRAM_API_URL, TELEGRAM_SECRET_TOKEN |
-| whatsapp | WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN | WHATSAPP_API_URL |
+- telegram needs TELEGRAM_TOKEN, TELEGRAM_VERIFY (the bot's username) and
+  TELEGRAM_WEBHOOK_URL; optional: TELEGRAM_API_URL, TELEGRAM_SECRET_TOKEN.
+- whatsapp needs WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID,
+  WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN; optional: WHATSAPP_API_URL.
 
 Each channel left out gives one line of notes saying what to set.
 
     python scripts/credentials.py var/credentials.yml   # writes it, prints the notes
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,7 @@ def build(env: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
         if missing:
             note = f"{name}: left out (set {', '.join(required.values())} to enable)"
             if len(missing) < len(required):
-                note = f"{name}: left out ({', '.join(missing)} not set; " \
-                       f"set {', '.join(required.values())} to enable)"
+                note = f"{name}: left out ({', '.join(missing)} not set; set {', '.join(required.values())} to enable)"
             notes.append(note)
             continue
         settings = {key: _value(env, var) for key, var in required.items()}
@@ -86,9 +86,8 @@ def write(env: Mapping[str, str], path: Path) -> List[str]:
     credentials, notes = build(env)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = (
-        "# Written by scripts/credentials.py from the environment; do not edit or commit.\n"
-        + yaml.safe_dump(credentials, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    text = "# Written by scripts/credentials.py from the environment; do not edit or commit.\n" + yaml.safe_dump(
+        credentials, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
     # Tokens and secrets: create it owner-only before anything is written.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

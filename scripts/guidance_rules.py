@@ -7,6 +7,7 @@ A service's rule says whether its guide ends with the offer to make the
 request (the `requestable` slot), so the flag is written once, in the
 catalogue; tests/test_catalogue.py fails when the file is not what this makes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,22 @@ HEADER = "# Made from musaed/catalogue.yml by `make rules` (scripts/guidance_rul
 
 def render(cat: catalogue.Catalogue) -> str:
     rules = [
-        {"rule": f"guide: {s.id}", "steps": [
-            {"intent": s.id}, {"action": "action_explain_service"},
-            {"slot_was_set": [{"requestable": s.requestable}]}]}
-        for s in cat.services.values() if s.flow is None
+        {
+            "rule": f"guide: {s.id}",
+            "steps": [
+                {"intent": s.id},
+                {"action": "action_explain_service"},
+                {"slot_was_set": [{"requestable": s.requestable}]},
+            ],
+        }
+        for s in cat.services.values()
+        if s.flow is None
     ]
     rules += [
-        {"rule": f"follow-up: {question} of the service in context", "steps": [
-            {"intent": f"ask_{question}"}, {"action": "action_answer_followup"}]}
+        {
+            "rule": f"follow-up: {question} of the service in context",
+            "steps": [{"intent": f"ask_{question}"}, {"action": "action_answer_followup"}],
+        }
         for question in catalogue.FOLLOWUPS
     ]
     body = yaml.safe_dump({"version": "3.1", "rules": rules}, allow_unicode=True, sort_keys=False)

@@ -1,7 +1,8 @@
 """Print the newest one-time code in the development outbox (what the SMS would say).
 
-    make code ID=1010000014
+make code ID=1010000014
 """
+
 import sys
 
 from musaed import store

@@ -1,4 +1,5 @@
 """`make run`: start the action server, the Rasa server and the web page; Ctrl-C stops them."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from credentials import write as write_credentials  # noqa: E402
 from servers import ROOT, Servers  # noqa: E402
 
-
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -23,8 +23,10 @@ def exposure_refusal(interface: str, env) -> str:
     """
     if interface.strip() in LOOPBACK or (env.get("MUSAED_REST_TOKEN") or "").strip():
         return ""
-    return (f"Refusing to listen on {interface}: the REST channel has no token there. "
-            "Set MUSAED_REST_TOKEN (callers send Authorization: Bearer <token>) or keep MUSAED_INTERFACE on loopback.")
+    return (
+        f"Refusing to listen on {interface}: the REST channel has no token there. "
+        "Set MUSAED_REST_TOKEN (callers send Authorization: Bearer <token>) or keep MUSAED_INTERFACE on loopback."
+    )
 
 
 def main() -> int:
@@ -42,28 +44,37 @@ def main() -> int:
     creds = ROOT / "var" / "credentials.yml"
     for note in write_credentials(os.environ, creds):
         print(note, flush=True)
-    servers = Servers(rasa_port=5005, action_port=5055, log_dir=ROOT / "var" / "logs",
-                      tracker_db=ROOT / "var" / "trackers.db", credentials=creds,
-                      interface=interface)
+    servers = Servers(
+        rasa_port=5005,
+        action_port=5055,
+        log_dir=ROOT / "var" / "logs",
+        tracker_db=ROOT / "var" / "trackers.db",
+        credentials=creds,
+        interface=interface,
+    )
     print("Starting Musaed (action server :5055, Rasa server :5005, web :8000)…", flush=True)
     try:
         servers.start()
-        servers.spawn([sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000",
-                       "--rasa-url", "http://localhost:5005"],
-                      {**os.environ, "PYTHONPATH": str(ROOT)}, servers.log_dir / "web.log")
+        servers.spawn(
+            [sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000", "--rasa-url", "http://localhost:5005"],
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+            servers.log_dir / "web.log",
+        )
         if os.environ.get("MUSAED_CARE_TOKENS"):
-            servers.spawn([sys.executable, "-m", "care.server", "--port", "5080",
-                           "--tracker-db", str(servers.tracker_db)],
-                          {**os.environ, "PYTHONPATH": str(ROOT)}, servers.log_dir / "care.log")
+            servers.spawn(
+                [sys.executable, "-m", "care.server", "--port", "5080", "--tracker-db", str(servers.tracker_db)],
+                {**os.environ, "PYTHONPATH": str(ROOT)},
+                servers.log_dir / "care.log",
+            )
             print("customer care: http://localhost:5080/care/ (starting; it loads the model)", flush=True)
         else:
-            print("customer care: off (set MUSAED_CARE_TOKENS=\"name:token,...\" to start it)", flush=True)
+            print('customer care: off (set MUSAED_CARE_TOKENS="name:token,..." to start it)', flush=True)
         print(
             f"Musaed is up after {servers.startup_seconds:.1f} s. Talk to it:\n"
             "  web chat:  http://localhost:8000  (the widget, and a snippet to embed it)\n"
             "  terminal:  make chat\n"
             "  REST:      curl -s localhost:5005/webhooks/rest/webhook "
-            "-d '{\"sender\": \"me\", \"message\": \"ضاعت هويتي\"}'\n"
+            '-d \'{"sender": "me", "message": "ضاعت هويتي"}\'\n'
             f"  logs:      {servers.log_dir}/  (one-time codes: make code ID=<national id>)\n"
             "Ctrl-C stops them all.",
             flush=True,

@@ -1,4 +1,5 @@
 """Start and stop Musaed's two servers: used by `make run`, the tests and the benchmark."""
+
 from __future__ import annotations
 
 import os
@@ -70,26 +71,41 @@ class Servers:
         endpoints = log_dir / "endpoints.yml"
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f'tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n'
+            f"tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n"
             f'  db: "{self.tracker_db}"\n'
         )
         begin = time.monotonic()
         actions = self.spawn(
             # rasa_sdk directly, not `rasa run actions`: the same server
             # without importing Rasa (half the memory, starts faster; bench/NOTES.md).
-            [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
-             "--port", str(self.action_port)] + (["--debug"] if self.debug else []),
+            [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_port)]
+            + (["--debug"] if self.debug else []),
             # The action server trusts the tracker it is sent (slots included):
             # only the Rasa server may reach it, so it listens on loopback
             # (rasa_sdk reads SANIC_HOST; its default is every interface).
-            {"SANIC_HOST": "127.0.0.1", **env}, log_dir / "actions.log",
+            {"SANIC_HOST": "127.0.0.1", **env},
+            log_dir / "actions.log",
         )
         rasa = self.spawn(
-            [str(BIN / "rasa"), "run", "--model", str(self.model),
-             "--port", str(self.rasa_port), "--interface", self.interface,
-             "--credentials", str(self.credentials), "--endpoints", str(endpoints),
-             "--cors", "*"] + (["--debug"] if self.debug else []),
-            env, log_dir / "rasa.log",
+            [
+                str(BIN / "rasa"),
+                "run",
+                "--model",
+                str(self.model),
+                "--port",
+                str(self.rasa_port),
+                "--interface",
+                self.interface,
+                "--credentials",
+                str(self.credentials),
+                "--endpoints",
+                str(endpoints),
+                "--cors",
+                "*",
+            ]
+            + (["--debug"] if self.debug else []),
+            env,
+            log_dir / "rasa.log",
         )
         try:
             wait_until_up(f"http://127.0.0.1:{self.action_port}/health", actions, timeout)
@@ -107,7 +123,11 @@ class Servers:
 
     def spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs.append(proc)

@@ -56,8 +56,7 @@ class Conversation:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def say(self, text: str) -> list:
-        r = requests.post(self.url, json={"sender": self.sender, "message": text},
-                          headers=self.headers, timeout=60)
+        r = requests.post(self.url, json={"sender": self.sender, "message": text}, headers=self.headers, timeout=60)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -81,9 +80,18 @@ def browser():
         pytest.fail("chromium is missing: `make test` installs Debian's chromium (scripts/ensure-chromium)")
     with sync_playwright() as p:
         # The flags keep Chromium off the network it cannot reach here.
-        b = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -94,9 +102,16 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
 
 
 def _user(text, intent, confidence, ranking=None):
-    return {"event": "user", "text": text, "parse_data": {
-        "text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
-        "intent_ranking": ranking or [{"name": intent, "confidence": confidence}]}}
+    return {
+        "event": "user",
+        "text": text,
+        "parse_data": {
+            "text": text,
+            "intent": {"name": intent, "confidence": confidence},
+            "entities": [],
+            "intent_ranking": ranking or [{"name": intent, "confidence": confidence}],
+        },
+    }
 
 
 @pytest.fixture
@@ -104,23 +119,47 @@ def tracker_db(tmp_path):
     """The schema of Rasa's SQLTrackerStore, with three conversations."""
     path = tmp_path / "trackers.db"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-                 "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-                 "action_name VARCHAR(255), data TEXT)")
+    conn.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
+        "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+        "action_name VARCHAR(255), data TEXT)"
+    )
     rows = [
         ("alice", 0, {"event": "session_started"}),
         ("alice", 1, _user("ضاعت هويتي", "report_lost_id", 0.98)),
         ("alice", 2, {"event": "action", "name": "action_explain_service"}),
         ("alice", 3, {"event": "bot", "text": catalogue.load().howto("report_lost_id"), "data": {}}),
-        ("alice", 4, {"event": "bot", "text": catalogue.load().labels["offer"], "data": {"buttons": [
-            {"title": catalogue.load().labels["button_start"], "payload": "/affirm"},
-            {"title": catalogue.load().labels["button_no"], "payload": "/deny"}]}}),
+        (
+            "alice",
+            4,
+            {
+                "event": "bot",
+                "text": catalogue.load().labels["offer"],
+                "data": {
+                    "buttons": [
+                        {"title": catalogue.load().labels["button_start"], "payload": "/affirm"},
+                        {"title": catalogue.load().labels["button_no"], "payload": "/deny"},
+                    ]
+                },
+            },
+        ),
         ("alice", 5, _user("ابي اكلم موظف", "request_human", 0.99)),
         ("alice", 6, {"event": "bot", "text": catalogue.load().call_centre_text(), "data": {}}),
         ("alice", 7, {"event": "slot", "name": "handed_over", "value": True}),
-        ("bob", 10, _user("زززز قققق", "nlu_fallback", 0.45, [
-            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
-            {"name": "affirm", "confidence": 0.24}])),
+        (
+            "bob",
+            10,
+            _user(
+                "زززز قققق",
+                "nlu_fallback",
+                0.45,
+                [
+                    {"name": "nlu_fallback", "confidence": 0.45},
+                    {"name": "thank", "confidence": 0.28},
+                    {"name": "affirm", "confidence": 0.24},
+                ],
+            ),
+        ),
         ("bob", 11, {"event": "bot", "text": catalogue.load().labels["not_understood"], "data": {}}),
         # Handed over, then back with the bot: not waiting any more.
         ("carol", 20, _user("ابي موظف", "request_human", 0.97)),
@@ -128,15 +167,25 @@ def tracker_db(tmp_path):
         ("carol", 22, {"event": "slot", "name": "handed_over", "value": False}),
         ("dave", 30, _user("ابغى احد يكلمني", "request_human", 0.95)),
         ("dave", 31, {"event": "slot", "name": "handed_over", "value": True}),
-        ("dave", 32, _user("؟؟ ههه", "nlu_fallback", 0.45, [
-            {"name": "nlu_fallback", "confidence": 0.45}, {"name": "greet", "confidence": 0.31}])),
+        (
+            "dave",
+            32,
+            _user(
+                "؟؟ ههه",
+                "nlu_fallback",
+                0.45,
+                [{"name": "nlu_fallback", "confidence": 0.45}, {"name": "greet", "confidence": 0.31}],
+            ),
+        ),
     ]
     for sender, minutes, data in rows:
         data = {**data, "timestamp": T0 + minutes * 60}
         intent = data.get("parse_data", {}).get("intent", {}).get("name")
-        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)])
+        conn.execute(
+            "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)],
+        )
     conn.commit()
     conn.close()
     return path

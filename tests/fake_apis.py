@@ -3,6 +3,7 @@
 Each runs an aiohttp server on a free loopback port in its own thread, answers
 like the real API and records every call, so tests can check what the bot sent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,7 @@ class FakeApi:
         with self._lock:
             return list(self.calls)
 
-    def wait_for(self, predicate: Callable[[List[Dict[str, Any]]], Any],
-                 timeout: float = 30) -> Any:
+    def wait_for(self, predicate: Callable[[List[Dict[str, Any]]], Any], timeout: float = 30) -> Any:
         """Poll the recorded calls until `predicate(calls)` is truthy; return its value."""
         deadline = time.monotonic() + timeout
         while True:
@@ -102,9 +102,11 @@ class FakeTelegram(FakeApi):
 
     def calls_to(self, method: str, chat_id: Any = None) -> List[Dict[str, Any]]:
         """Params of the recorded calls of `method` (to `chat_id`, when given)."""
-        return [c["params"] for c in self.snapshot()
-                if c["method"] == method
-                and (chat_id is None or str(c["params"].get("chat_id")) == str(chat_id))]
+        return [
+            c["params"]
+            for c in self.snapshot()
+            if c["method"] == method and (chat_id is None or str(c["params"].get("chat_id")) == str(chat_id))
+        ]
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -116,20 +118,26 @@ class FakeTelegram(FakeApi):
             params["reply_markup"] = json.loads(params["reply_markup"])
         self.record({"method": method, "token": request.match_info["token"], "params": params})
         if request.match_info["token"] != self.token:
-            return web.json_response(
-                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         if method == "getMe":
-            return ok({"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
-                       "username": self.username, "can_join_groups": True,
-                       "can_read_all_group_messages": False, "supports_inline_queries": False})
+            return ok(
+                {
+                    "id": BOT_ID,
+                    "is_bot": True,
+                    "first_name": "Musaed",
+                    "username": self.username,
+                    "can_join_groups": True,
+                    "can_read_all_group_messages": False,
+                    "supports_inline_queries": False,
+                }
+            )
         if method in ("setWebhook", "answerCallbackQuery", "deleteWebhook"):
             return ok(True)
         if method in ("sendMessage", "sendPhoto"):
             self._message_id += 1
             message = {
                 "message_id": self._message_id,
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
-                         "username": self.username},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed", "username": self.username},
                 "chat": {"id": int(params["chat_id"]), "type": "private"},
                 "date": int(time.time()),
             }
@@ -138,12 +146,19 @@ class FakeTelegram(FakeApi):
                 if "reply_markup" in params:
                     message["reply_markup"] = params["reply_markup"]
             else:
-                message["photo"] = [{"file_id": "AgACAgQAAxkBAAIB", "file_unique_id": "AQADx",
-                                     "width": 320, "height": 240, "file_size": 1024}]
+                message["photo"] = [
+                    {
+                        "file_id": "AgACAgQAAxkBAAIB",
+                        "file_unique_id": "AQADx",
+                        "width": 320,
+                        "height": 240,
+                        "file_size": 1024,
+                    }
+                ]
             return ok(message)
         return web.json_response(
-            {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
-            status=404)
+            {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404
+        )
 
 
 class FakeGraph(FakeApi):
@@ -165,20 +180,34 @@ class FakeGraph(FakeApi):
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.record({"path": request.path, "authorization": request.headers.get("Authorization"),
-                     "json": body})
+        self.record({"path": request.path, "authorization": request.headers.get("Authorization"), "json": body})
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":
-            return web.json_response({"error": {
-                "message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190,
-            }}, status=401)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Invalid OAuth access token.",
+                        "type": "OAuthException",
+                        "code": 190,
+                    }
+                },
+                status=401,
+            )
         if request.match_info["phone_number_id"] != self.phone_number_id:
-            return web.json_response({"error": {
-                "message": "Unsupported post request.", "type": "GraphMethodException",
-                "code": 100,
-            }}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Unsupported post request.",
+                        "type": "GraphMethodException",
+                        "code": 100,
+                    }
+                },
+                status=400,
+            )
         self._n += 1
-        return web.json_response({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
-            "messages": [{"id": f"wamid.FAKE{self._n:08d}"}],
-        })
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                "messages": [{"id": f"wamid.FAKE{self._n:08d}"}],
+            }
+        )

@@ -46,7 +46,9 @@ async def test_service_intent_gets_howto_then_offer():
 async def test_guidance_only_service_offers_followups_not_a_request():
     messages, _ = await run(ActionExplainService(), tracker("digital_id"))
     assert [b["payload"] for b in messages[1]["buttons"]] == [
-        "/ask_requirements", "/ask_fees", "/ask_delivery",
+        "/ask_requirements",
+        "/ask_fees",
+        "/ask_delivery",
     ]
 
 
@@ -74,16 +76,15 @@ async def test_followup_without_service_asks_which_and_remembers_question():
 
 
 async def test_picking_a_service_answers_the_waiting_followup():
-    messages, events = await run(
-        ActionExplainService(), tracker("renew_national_id", pending_followup="fees")
-    )
+    messages, events = await run(ActionExplainService(), tracker("renew_national_id", pending_followup="fees"))
     assert messages[0]["text"] == CAT.fees("renew_national_id")
     assert SlotSet("pending_followup", None) in events
     assert SlotSet("service", "renew_national_id") in events
 
 
 @pytest.mark.parametrize(
-    "intent, label", [("ask_capabilities", "capabilities"), ("out_of_scope", "out_of_scope"), ("nlu_fallback", "not_understood")]
+    "intent, label",
+    [("ask_capabilities", "capabilities"), ("out_of_scope", "out_of_scope"), ("nlu_fallback", "not_understood")],
 )
 async def test_menu_intro_says_why_it_is_shown(intent, label):
     messages, events = await run(ActionShowCapabilities(), tracker(intent))

@@ -1,4 +1,5 @@
 """Unit tests of the benchmark's arithmetic, report and helpers (no servers)."""
+
 import os
 
 import pytest
@@ -32,10 +33,15 @@ def test_summarize_orders_its_percentiles():
 
 
 def test_aggregate_level_counts_throughput_and_steps():
-    samples = [{"step": "guidance", "ms": 40.0}, {"step": "guidance", "ms": 60.0}, {"step": "otp", "ms": 90.0},
-               {"step": "confirm", "ms": 110.0}]
-    r = aggregate_level(20, samples, elapsed_s=2.0, conversations_done=1,
-                        errors=[{"step": "otp", "kind": "timeout", "detail": ""}])
+    samples = [
+        {"step": "guidance", "ms": 40.0},
+        {"step": "guidance", "ms": 60.0},
+        {"step": "otp", "ms": 90.0},
+        {"step": "confirm", "ms": 110.0},
+    ]
+    r = aggregate_level(
+        20, samples, elapsed_s=2.0, conversations_done=1, errors=[{"step": "otp", "kind": "timeout", "detail": ""}]
+    )
     assert r["messages"] == 4 and r["messages_per_s"] == 2.0
     assert r["errors"] == 1 and r["error_samples"][0]["kind"] == "timeout"
     assert r["by_step_p50_ms"] == {"guidance": 50.0, "otp": 90.0, "confirm": 110.0}
@@ -43,22 +49,36 @@ def test_aggregate_level_counts_throughput_and_steps():
 
 
 def _results(accuracy=0.98, default_accuracy=0.93, p95=50.0, mps=45.0, rss=900.0):
-    lvl = lambda c, p, m: {"concurrency": c, "messages": 10, "messages_per_s": m, "errors": 0,  # noqa: E731
-                           "latency": {"p50_ms": p / 2, "p95_ms": p, "p99_ms": p * 1.2}}
-    return {"nlu": {"ours": {"quality": {"accuracy": accuracy, "macro_f1": 0.97, "examples": 252}},
-                    "default": {"quality": {"accuracy": default_accuracy, "macro_f1": 0.9}}},
-            "load": [lvl(1, p95, 20.0), lvl(20, 300.0, mps)],
-            "memory": {"rasa": {"peak_rss_mb": rss}, "actions": {"peak_rss_mb": 120.0}}}
+    def lvl(c, p, m):
+        return {
+            "concurrency": c,
+            "messages": 10,
+            "messages_per_s": m,
+            "errors": 0,
+            "latency": {"p50_ms": p / 2, "p95_ms": p, "p99_ms": p * 1.2},
+        }
+
+    return {
+        "nlu": {
+            "ours": {"quality": {"accuracy": accuracy, "macro_f1": 0.97, "examples": 252}},
+            "default": {"quality": {"accuracy": default_accuracy, "macro_f1": 0.9}},
+        },
+        "load": [lvl(1, p95, 20.0), lvl(20, 300.0, mps)],
+        "memory": {"rasa": {"peak_rss_mb": rss}, "actions": {"peak_rss_mb": 120.0}},
+    }
 
 
 def test_verdicts_apply_each_target():
     assert report.verdicts(_results()) == {
-        "accuracy": True, "one_user_p95": True, "throughput_20": True, "rasa_rss": True}
+        "accuracy": True,
+        "one_user_p95": True,
+        "throughput_20": True,
+        "rasa_rss": True,
+    }
     bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
     assert bad == {"accuracy": False, "one_user_p95": False, "throughput_20": False, "rasa_rss": False}
     assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
-    assert report.verdicts({}) == {"accuracy": None, "one_user_p95": None, "throughput_20": None,
-                                   "rasa_rss": None}
+    assert report.verdicts({}) == {"accuracy": None, "one_user_p95": None, "throughput_20": None, "rasa_rss": None}
 
 
 def test_markdown_table_has_a_row_per_measure(tmp_path):
@@ -91,20 +111,22 @@ def test_proc_readings_of_this_process():
     mem = resources.memory(os.getpid())
     assert mem["peak_rss_mb"] >= mem["rss_mb"] > 0 and mem["processes"] >= 1
     assert resources.cpu_seconds(os.getpid()) > 0
-    assert resources.memory(2 ** 22 + 12345)["peak_rss_mb"] == 0  # a pid that does not exist
+    assert resources.memory(2**22 + 12345)["peak_rss_mb"] == 0  # a pid that does not exist
 
 
 def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data():
-    from bench import nlu
     from rasa.shared.nlu.training_data.loading import load_data
+
+    from bench import nlu
 
     examples = {(m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT)).intent_examples}
     wrong = set(sorted(examples)[:10])
     got = nlu.split_accuracy(wrong)
     assert set(got["splits"]) == {"heldout", "unseen", "fresh", "fourth"}
     for name, split in got["splits"].items():
-        in_file = {(m.get("text"), m.get("intent"))
-                   for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples}
+        in_file = {
+            (m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples
+        }
         assert split["examples"] == len(in_file)
         assert split["accuracy"] == round(1 - len(in_file & wrong) / len(in_file), 4)
     assert 0 < got["novel"]["examples"] < len(examples)
@@ -117,6 +139,7 @@ def test_seeded_config_sets_diets_seed_and_keeps_the_rest(tmp_path):
     # Rasa's default pipeline has DIET; ours (config.yml) has nothing seeded,
     # so its copy must equal it.
     import yaml
+
     from bench import nlu
 
     def without_seeds(config):
@@ -135,9 +158,15 @@ def test_mean_quality_averages_the_runs():
     from bench import nlu
 
     def run(acc, heldout, novel):
-        return {"accuracy": acc, "macro_f1": acc - 0.01, "weighted_f1": acc, "examples": 100, "intents": 3,
-                "splits": {"heldout": {"examples": 40, "accuracy": heldout}},
-                "novel": {"examples": 70, "accuracy": novel}}
+        return {
+            "accuracy": acc,
+            "macro_f1": acc - 0.01,
+            "weighted_f1": acc,
+            "examples": 100,
+            "intents": 3,
+            "splits": {"heldout": {"examples": 40, "accuracy": heldout}},
+            "novel": {"examples": 70, "accuracy": novel},
+        }
 
     got = nlu.mean_quality([run(0.9, 0.95, 0.8), run(0.96, 1.0, 0.9)])
     assert got["accuracy"] == 0.93 and got["macro_f1"] == 0.92 and got["runs"] == [0.9, 0.96]

@@ -1,16 +1,16 @@
 """Customer care: answer lookup, request desk, conversation review, the API, the CLI and the page.
 
 Unit tests run the help desk (musaed/help_desk.py) on a seeded temporary
-database (the conversation reader has its own, tests/test_conversation_reader.py); the e2e ones drive the real model, the
-real Rasa and action servers (the `servers` fixture), the care API in a
+database (the conversation reader has its own, tests/test_conversation_reader.py);
+the e2e ones drive the real model, the real Rasa and action servers (the `servers` fixture), the care API in a
 subprocess and its page in headless Chromium.
 """
+
 import json
 import logging
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -42,10 +42,15 @@ def first_step(service_id: str) -> str:
 
 # -- answer lookup ---------------------------------------------------------------
 
+
 def test_a_confident_service_intent_gets_the_bots_answer_from_the_catalogue():
-    result = help_desk.answer([{"name": "report_lost_id", "confidence": 0.97},
-                          {"name": "renew_national_id", "confidence": 0.02},
-                          {"name": "thank", "confidence": 0.01}])
+    result = help_desk.answer(
+        [
+            {"name": "report_lost_id", "confidence": 0.97},
+            {"name": "renew_national_id", "confidence": 0.02},
+            {"name": "thank", "confidence": 0.01},
+        ]
+    )
     assert result["matched"] and result["service"] == "report_lost_id"
     assert result["confidence"] == pytest.approx(0.97)
     assert [s["id"] for s in result["services"]] == ["report_lost_id", "renew_national_id"]
@@ -58,17 +63,39 @@ def test_a_confident_service_intent_gets_the_bots_answer_from_the_catalogue():
     assert result["nearest"] == []
 
 
-@pytest.mark.parametrize("ranking, top", [
-    # A service on top, but not confident.
-    ([{"name": "renew_national_id", "confidence": 0.41}, {"name": "digital_id", "confidence": 0.3},
-      {"name": "greet", "confidence": 0.2}], "renew_national_id"),
-    # Small talk or out of scope on top.
-    ([{"name": "out_of_scope", "confidence": 0.93}, {"name": "digital_id", "confidence": 0.04},
-      {"name": "renew_national_id", "confidence": 0.02}], "out_of_scope"),
-    # The fallback the bot answers with "not understood": the intent it replaced is named.
-    ([{"name": "nlu_fallback", "confidence": 0.45}, {"name": "thank", "confidence": 0.28},
-      {"name": "digital_id", "confidence": 0.2}, {"name": "renew_national_id", "confidence": 0.1}], "thank"),
-])
+@pytest.mark.parametrize(
+    "ranking, top",
+    [
+        # A service on top, but not confident.
+        (
+            [
+                {"name": "renew_national_id", "confidence": 0.41},
+                {"name": "digital_id", "confidence": 0.3},
+                {"name": "greet", "confidence": 0.2},
+            ],
+            "renew_national_id",
+        ),
+        # Small talk or out of scope on top.
+        (
+            [
+                {"name": "out_of_scope", "confidence": 0.93},
+                {"name": "digital_id", "confidence": 0.04},
+                {"name": "renew_national_id", "confidence": 0.02},
+            ],
+            "out_of_scope",
+        ),
+        # The fallback the bot answers with "not understood": the intent it replaced is named.
+        (
+            [
+                {"name": "nlu_fallback", "confidence": 0.45},
+                {"name": "thank", "confidence": 0.28},
+                {"name": "digital_id", "confidence": 0.2},
+                {"name": "renew_national_id", "confidence": 0.1},
+            ],
+            "thank",
+        ),
+    ],
+)
 def test_a_question_that_matches_nothing_well_says_so_and_lists_the_nearest(ranking, top):
     result = help_desk.answer(ranking)
     assert not result["matched"] and result["service"] is None and result["answer"] is None
@@ -89,6 +116,7 @@ def test_the_threshold_is_a_parameter():
 
 # -- request desk ------------------------------------------------------------------
 
+
 @pytest.fixture
 def db(tmp_path):
     db = store.open_db(tmp_path / "musaed.db")
@@ -97,8 +125,9 @@ def db(tmp_path):
 
 
 def new_request(db, service="renew_resident_id", applicant="khalid", beneficiary="amal", conversation="c1"):
-    request, _ = store.create_request(db, service_id=service, applicant_id=ID[applicant],
-                                      beneficiary_id=ID[beneficiary], conversation_id=conversation)
+    request, _ = store.create_request(
+        db, service_id=service, applicant_id=ID[applicant], beneficiary_id=ID[beneficiary], conversation_id=conversation
+    )
     return request["tracking_number"]
 
 
@@ -139,7 +168,13 @@ def test_change_status_is_an_event_with_the_agent_and_the_time(db):
     for status in ("printed", "out_for_delivery", "returned_to_branch", "delivered"):
         help_desk.change_status(db, number, status, "omar")
     assert [e["status"] for e in help_desk.find_requests(db, tracking_number=number)[0]["history"]] == [
-        "submitted", "approved", "printed", "out_for_delivery", "returned_to_branch", "delivered"]
+        "submitted",
+        "approved",
+        "printed",
+        "out_for_delivery",
+        "returned_to_branch",
+        "delivered",
+    ]
 
 
 def test_rejecting_needs_a_reason_and_it_is_kept(db):
@@ -176,6 +211,7 @@ def test_a_missing_request_cannot_be_moved(db):
 
 # -- tokens and the API in-process (a stand-in ranker) ------------------------------
 
+
 def test_tokens_come_from_name_token_pairs():
     assert auth.parse_tokens(" huda:abc , omar:def ") == {"huda": "abc", "omar": "def"}
     assert auth.parse_tokens("") == {}
@@ -194,13 +230,23 @@ class StandInRanker:
         return [{"name": "report_lost_id", "confidence": 0.9}, {"name": "greet", "confidence": 0.1}]
 
 
-ENDPOINTS = [("GET", "/care/answer?q=ضاعت هويتي"), ("GET", "/care/statuses"),
-             ("GET", f"/care/requests?national_id={ID['khalid']}"),
-             ("GET", "/care/requests?tracking_number=MSD-00000001"),
-             ("POST", "/care/requests/MSD-00000001/status"),
-             ("GET", "/care/conversations/alice"), ("GET", "/care/handovers"), ("GET", "/care/fallbacks")]
-BAD_HEADERS = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKENS['huda']}"},
-               {"Authorization": "Bearer "}, {"Authorization": TOKENS["huda"]}]
+ENDPOINTS = [
+    ("GET", "/care/answer?q=ضاعت هويتي"),
+    ("GET", "/care/statuses"),
+    ("GET", f"/care/requests?national_id={ID['khalid']}"),
+    ("GET", "/care/requests?tracking_number=MSD-00000001"),
+    ("POST", "/care/requests/MSD-00000001/status"),
+    ("GET", "/care/conversations/alice"),
+    ("GET", "/care/handovers"),
+    ("GET", "/care/fallbacks"),
+]
+BAD_HEADERS = [
+    {},
+    {"Authorization": "Bearer wrong-token"},
+    {"Authorization": f"Basic {TOKENS['huda']}"},
+    {"Authorization": "Bearer "},
+    {"Authorization": TOKENS["huda"]},
+]
 
 
 async def test_the_api_in_process_refuses_without_a_token_and_logs_agents(db, tracker_db, tmp_path, caplog):
@@ -222,8 +268,9 @@ async def test_the_api_in_process_refuses_without_a_token_and_logs_agents(db, tr
             assert [r["tracking_number"] for r in found["requests"]] == [number]
             r = await client.post(f"/care/requests/{number}/status", headers=good, json={"status": "rejected"})
             assert r.status == 400 and (await r.json())["error"] == "reason_required"
-            r = await client.post(f"/care/requests/{number}/status", headers=good,
-                                  json={"status": "rejected", "reason": "بيانات ناقصة"})
+            r = await client.post(
+                f"/care/requests/{number}/status", headers=good, json={"status": "rejected", "reason": "بيانات ناقصة"}
+            )
             assert r.status == 200 and (await r.json())["request"]["history"][-1]["actor"] == "agent:omar"
             r = await client.post("/care/requests/MSD-00000001/status", headers=good, json={"status": "approved"})
             assert r.status == 404
@@ -237,9 +284,11 @@ async def test_the_api_in_process_refuses_without_a_token_and_logs_agents(db, tr
 
 # -- the CLI against the real trained model -----------------------------------------------
 
+
 def run_cli(*args, env=None, timeout=300):
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +297,10 @@ def cli_answers():
     if not CLI.exists():
         pytest.fail(f"{CLI} is missing: `.venv/bin/pip install -e .`")
     questions = {"lost": "ضاعت هويتي", "nonsense": "زززز قققق"}
-    procs = {k: subprocess.Popen([str(CLI), "ask", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, cwd=ROOT) for k, q in questions.items()}
+    procs = {
+        k: subprocess.Popen([str(CLI), "ask", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for k, q in questions.items()
+    }
     out = {}
     for k, p in procs.items():
         stdout, stderr = p.communicate(timeout=400)
@@ -298,6 +349,7 @@ def test_cli_reads_the_tracker_store(tracker_db):
 
 # -- the API in a subprocess against the real servers ----------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -308,13 +360,31 @@ def free_port() -> int:
 def care_api(servers, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("care") / "care.log"
-    env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"],
-           "MUSAED_CARE_TOKENS": ",".join(f"{n}:{t}" for n, t in TOKENS.items()),
-           "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "MUSAED_DB": servers.env["MUSAED_DB"],
+        "MUSAED_CARE_TOKENS": ",".join(f"{n}:{t}" for n, t in TOKENS.items()),
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "care.server", "--port", str(port), "--model", str(MODEL),
-         "--tracker-db", str(servers.tracker_db)],
-        cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "care.server",
+            "--port",
+            str(port),
+            "--model",
+            str(MODEL),
+            "--tracker-db",
+            str(servers.tracker_db),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while True:
@@ -349,8 +419,9 @@ def joined(replies) -> str:
 
 def latest_code(servers, national_id: str) -> str:
     db = store.open_db(servers.db_file)
-    return list(db.query("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
-                         [national_id]))[0]["code"]
+    return list(db.query("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id]))[
+        0
+    ]["code"]
 
 
 @e2e
@@ -385,16 +456,19 @@ def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, 
     number = TRACKING.search(joined(chat.say("نعم"))).group()
 
     # The agent finds it by national id, with its history, and approves it.
-    found = http.get(f"{care_api.url}/care/requests", params={"national_id": ID["khalid"]},
-                     headers=agent(), timeout=30).json()["requests"]
+    found = http.get(
+        f"{care_api.url}/care/requests", params={"national_id": ID["khalid"]}, headers=agent(), timeout=30
+    ).json()["requests"]
     [mine] = [r for r in found if r["tracking_number"] == number]
     assert mine["status"] == "submitted" and mine["applicant_id"] == ID["khalid"]
     assert mine["conversation_id"] == chat.conversation_id
-    refused = http.post(f"{care_api.url}/care/requests/{number}/status", json={"status": "rejected"},
-                        headers=agent(), timeout=30)
+    refused = http.post(
+        f"{care_api.url}/care/requests/{number}/status", json={"status": "rejected"}, headers=agent(), timeout=30
+    )
     assert refused.status_code == 400 and refused.json()["message"] == CAT.labels["care_reason_required"]
-    r = http.post(f"{care_api.url}/care/requests/{number}/status", json={"status": "approved"},
-                  headers=agent(), timeout=30)
+    r = http.post(
+        f"{care_api.url}/care/requests/{number}/status", json={"status": "approved"}, headers=agent(), timeout=30
+    )
     assert r.status_code == 200, r.text
     assert r.json()["request"]["status_text"] == CAT.status_text("approved")
     last = store.request_events(store.open_db(servers.db_file), number)[-1]
@@ -444,6 +518,7 @@ def test_a_message_the_bot_did_not_understand_appears_in_fallbacks(servers, care
 
 # -- the agents' page in headless Chromium -------------------------------------------------------
 
+
 @e2e
 def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     from conftest import Conversation
@@ -478,7 +553,9 @@ def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
     page.fill("#req-nid", ID["khalid"])
     page.click("#req-form button")
     page.wait_for_selector("#req-result .request")
-    assert page.locator("#req-result .request").first.locator("select.status option").count() == len(help_desk.AGENT_STATUSES)
+    assert page.locator("#req-result .request").first.locator("select.status option").count() == len(
+        help_desk.AGENT_STATUSES
+    )
 
     page.wait_for_selector("#handovers li[data-sender]")
     page.wait_for_selector("#fallbacks li")
@@ -503,8 +580,13 @@ def test_agent_page_asks_looks_up_and_lists(browser, care_api, servers):
 @e2e
 def test_agent_page_changes_a_status_and_renders_text_not_html(browser, care_api, servers):
     db = store.open_db(servers.db_file)
-    number = new_request(db, service="renew_resident_id", applicant="ahmed", beneficiary="layla",
-                         conversation="<img src=x onerror=alert(1)>")
+    number = new_request(
+        db,
+        service="renew_resident_id",
+        applicant="ahmed",
+        beneficiary="layla",
+        conversation="<img src=x onerror=alert(1)>",
+    )
     page = browser.new_page(locale="ar-SA")
     page.goto(f"{care_api.url}/care/")
     page.evaluate(f"sessionStorage.setItem('musaedCareToken', {json.dumps(TOKENS['omar'])})")

@@ -1,11 +1,12 @@
 """The catalogue is the single source of service text: check it is whole and renders."""
+
 import re
 from pathlib import Path
 
+import guidance_rules  # scripts/, put on sys.path by conftest
 import pytest
 import yaml
 
-import guidance_rules  # scripts/, put on sys.path by conftest
 from actions.requests import ValidateServiceRequestForm
 from musaed import catalogue, eligibility
 
@@ -23,8 +24,9 @@ def _rules():
 def _nlu_intents():
     found = set()
     for path in (ROOT / "data" / "nlu").glob("*.yml"):
-        found |= {b["intent"] for b in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu") or []
-                  if "intent" in b}
+        found |= {
+            b["intent"] for b in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu") or [] if "intent" in b
+        }
     return found
 
 
@@ -34,6 +36,7 @@ def cat():
 
 
 # -- the catalogue and the Rasa data agree -------------------------------------------
+
 
 @pytest.mark.parametrize("sid", SERVICE_IDS)
 def test_every_service_is_an_intent_with_examples(sid):
@@ -48,8 +51,9 @@ def test_every_requirement_names_a_check_the_code_decides(cat):
 
 
 def test_the_guidance_rules_are_what_the_catalogue_makes():
-    assert (ROOT / "data" / "rules" / "guidance.yml").read_text(encoding="utf-8") == \
-        guidance_rules.render(catalogue.load()), "run `make rules`"
+    assert (ROOT / "data" / "rules" / "guidance.yml").read_text(encoding="utf-8") == guidance_rules.render(
+        catalogue.load()
+    ), "run `make rules`"
 
 
 @pytest.mark.parametrize("sid", SERVICE_IDS)
@@ -142,8 +146,17 @@ def test_minor_id_says_parent_must_attend(cat):
 
 def test_labels_used_by_actions_exist(cat):
     for key in (
-        "which_service", "capabilities", "out_of_scope", "not_understood", "offer", "offer_more",
-        "button_start", "button_no", "button_requirements", "button_fees", "button_delivery",
+        "which_service",
+        "capabilities",
+        "out_of_scope",
+        "not_understood",
+        "offer",
+        "offer_more",
+        "button_start",
+        "button_no",
+        "button_requirements",
+        "button_fees",
+        "button_delivery",
     ):
         assert ARABIC.search(cat.labels[key]), key
     assert cat.call_centre["phone"] in cat.call_centre_text()

@@ -2,15 +2,16 @@
 
 The output channels talk to the fake APIs of fake_apis.py on loopback ports.
 """
+
 import hashlib
 import hmac
 import json
 
 import pytest
+from fake_apis import BOT_TOKEN, FakeGraph, FakeTelegram
 
 from channels import telegram, whatsapp
 from channels._text import shorten, split_long
-from fake_apis import BOT_TOKEN, FakeGraph, FakeTelegram
 
 TOKEN = "EAAGunit"
 PHONE_ID = "1000001"
@@ -71,10 +72,14 @@ def test_start_is_the_greet_intent():
 
 
 def test_telegram_input_from_credentials():
-    channel = telegram.TelegramInput.from_credentials({
-        "access_token": BOT_TOKEN, "verify": "musaed_test_bot",
-        "webhook_url": "https://x/webhooks/telegram/webhook", "api_url": "http://127.0.0.1:9/",
-    })
+    channel = telegram.TelegramInput.from_credentials(
+        {
+            "access_token": BOT_TOKEN,
+            "verify": "musaed_test_bot",
+            "webhook_url": "https://x/webhooks/telegram/webhook",
+            "api_url": "http://127.0.0.1:9/",
+        }
+    )
     assert channel.name() == "telegram" and channel.url_prefix() == "telegram"
     out = channel.get_output_channel()
     assert out is channel.get_output_channel()  # one bot, no setWebhook side effect
@@ -89,8 +94,13 @@ async def test_telegram_output_sends_photos_keyboards_and_long_texts(fake_telegr
         [photo] = fake_telegram.calls_to("sendPhoto", chat)
         assert photo["photo"] == "https://example.org/card.png"
 
-        await bot.send_response(str(chat), {"text": "هل تريد؟", "buttons": [
-            {"title": "نعم", "payload": "/affirm"}, {"title": "لا", "payload": "/deny"}]})
+        await bot.send_response(
+            str(chat),
+            {
+                "text": "هل تريد؟",
+                "buttons": [{"title": "نعم", "payload": "/affirm"}, {"title": "لا", "payload": "/deny"}],
+            },
+        )
         menu = [{"title": f"خدمة طويلة الاسم رقم {i}", "payload": f"/s{i}"} for i in range(7)]
         await bot.send_response(str(chat), {"text": "اختر:", "buttons": menu})
         await bot.send_text_message(str(chat), "س" * 5000)
@@ -100,10 +110,10 @@ async def test_telegram_output_sends_photos_keyboards_and_long_texts(fake_telegr
     sent = fake_telegram.calls_to("sendMessage", chat)
     short, long_menu = sent[0]["reply_markup"], sent[1]["reply_markup"]
     # Two short buttons share a row; a long menu gets one button per row. Both inline.
-    assert short["inline_keyboard"] == [[{"text": "نعم", "callback_data": "/affirm"},
-                                         {"text": "لا", "callback_data": "/deny"}]]
-    assert [row[0]["callback_data"] for row in long_menu["inline_keyboard"]] == \
-        [f"/s{i}" for i in range(7)]
+    assert short["inline_keyboard"] == [
+        [{"text": "نعم", "callback_data": "/affirm"}, {"text": "لا", "callback_data": "/deny"}]
+    ]
+    assert [row[0]["callback_data"] for row in long_menu["inline_keyboard"]] == [f"/s{i}" for i in range(7)]
     assert [len(p["text"]) for p in sent[2:]] == [4096, 904]
 
 
@@ -124,9 +134,11 @@ def test_signature_check():
 
 
 def test_three_buttons_are_reply_buttons_with_titles_cut_to_20():
-    buttons = [{"title": "نعم، ابدأ الطلب الآن من فضلك", "payload": "/affirm"},
-               {"title": "لا، شكرًا", "payload": "/deny"},
-               {"title": "نعم، ابدأ الطلب الآن من فضلك!", "payload": "/x"}]
+    buttons = [
+        {"title": "نعم، ابدأ الطلب الآن من فضلك", "payload": "/affirm"},
+        {"title": "لا، شكرًا", "payload": "/deny"},
+        {"title": "نعم، ابدأ الطلب الآن من فضلك!", "payload": "/x"},
+    ]
     msg = whatsapp.button_message("هل تريد؟", buttons)
     assert msg["type"] == "button" and msg["body"] == {"text": "هل تريد؟"}
     replies = [b["reply"] for b in msg["action"]["buttons"]]
@@ -137,8 +149,7 @@ def test_three_buttons_are_reply_buttons_with_titles_cut_to_20():
 
 
 def test_more_than_three_buttons_are_a_list_of_at_most_ten_rows():
-    buttons = [{"title": f"إصدار هوية وطنية لأول مرة رقم {i}", "payload": f"/s{i}"}
-               for i in range(12)]
+    buttons = [{"title": f"إصدار هوية وطنية لأول مرة رقم {i}", "payload": f"/s{i}"} for i in range(12)]
     msg = whatsapp.button_message("عن أي خدمة تسأل؟", buttons)
     assert msg["type"] == "list"
     assert 0 < len(msg["action"]["button"]) <= 20
@@ -156,30 +167,50 @@ def test_inbound_texts_and_replies():
     channel = whatsapp.WhatsAppInput(TOKEN, PHONE_ID, "secret", "verify")
 
     def payload(*messages, phone_id=PHONE_ID):
-        return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
-            "field": "messages",
-            "value": {"messaging_product": "whatsapp",
-                      "metadata": {"display_phone_number": "966500000000",
-                                   "phone_number_id": phone_id},
-                      "contacts": [{"profile": {"name": "خالد"}, "wa_id": "966511111111"}],
-                      "messages": list(messages)}}]}]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "WABA",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"display_phone_number": "966500000000", "phone_number_id": phone_id},
+                                "contacts": [{"profile": {"name": "خالد"}, "wa_id": "966511111111"}],
+                                "messages": list(messages),
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
 
     def msg(kind, **part):
-        return {"from": "966511111111", "id": f"wamid.{kind}", "timestamp": "1700000000",
-                "type": kind, **part}
+        return {"from": "966511111111", "id": f"wamid.{kind}", "timestamp": "1700000000", "type": kind, **part}
 
-    found = channel.inbound(payload(
-        msg("text", text={"body": "ضاعت هويتي"}),
-        msg("interactive", interactive={"type": "button_reply",
-                                        "button_reply": {"id": "/ask_fees", "title": "الرسوم"}}),
-        msg("interactive", interactive={"type": "list_reply",
-                                        "list_reply": {"id": "/digital_id", "title": "الهوية الرقمية"}}),
-        msg("button", button={"payload": "/affirm", "text": "نعم"}),
-        msg("image", image={"id": "123", "mime_type": "image/jpeg"}),
-    ))
+    found = channel.inbound(
+        payload(
+            msg("text", text={"body": "ضاعت هويتي"}),
+            msg(
+                "interactive",
+                interactive={"type": "button_reply", "button_reply": {"id": "/ask_fees", "title": "الرسوم"}},
+            ),
+            msg(
+                "interactive",
+                interactive={"type": "list_reply", "list_reply": {"id": "/digital_id", "title": "الهوية الرقمية"}},
+            ),
+            msg("button", button={"payload": "/affirm", "text": "نعم"}),
+            msg("image", image={"id": "123", "mime_type": "image/jpeg"}),
+        )
+    )
     assert [(m["sender"], m["text"]) for m in found] == [
-        ("966511111111", "ضاعت هويتي"), ("966511111111", "/ask_fees"),
-        ("966511111111", "/digital_id"), ("966511111111", "/affirm")]
+        ("966511111111", "ضاعت هويتي"),
+        ("966511111111", "/ask_fees"),
+        ("966511111111", "/digital_id"),
+        ("966511111111", "/affirm"),
+    ]
     assert found[0]["metadata"]["whatsapp"]["profile_name"] == "خالد"
     # Another business number's messages, statuses and other objects are not ours.
     assert channel.inbound(payload(msg("text", text={"body": "x"}), phone_id="999")) == []
@@ -194,12 +225,11 @@ def test_whatsapp_credentials_must_be_complete():
 
     with pytest.raises(RasaException):
         whatsapp.WhatsAppInput.from_credentials({"access_token": "x", "phone_number_id": "1"})
-    channel = whatsapp.WhatsAppInput.from_credentials({
-        "access_token": "x", "phone_number_id": 106540352242922, "app_secret": "s",
-        "verify_token": "v"})
+    channel = whatsapp.WhatsAppInput.from_credentials(
+        {"access_token": "x", "phone_number_id": 106540352242922, "app_secret": "s", "verify_token": "v"}
+    )
     assert channel.api_url == "https://graph.facebook.com/v19.0"
-    assert channel.get_output_channel().messages_url == \
-        "https://graph.facebook.com/v19.0/106540352242922/messages"
+    assert channel.get_output_channel().messages_url == "https://graph.facebook.com/v19.0/106540352242922/messages"
 
 
 async def test_whatsapp_output_posts_to_the_graph_api(fake_graph):
@@ -208,12 +238,17 @@ async def test_whatsapp_output_posts_to_the_graph_api(fake_graph):
     try:
         await out.send_response(to, {"text": "مرحبا"})
         await out.send_response(to, {"image": "https://example.org/card.png"})
-        await out.send_response(to, {"text": "هل تريد؟", "buttons": [
-            {"title": "نعم", "payload": "/affirm"}, {"title": "لا", "payload": "/deny"}]})
-        await out.send_response(to, {"text": "ط" * 1500, "buttons": [
-            {"title": f"خيار {i}", "payload": f"/o{i}"} for i in range(5)]})
-        await out.send_response(to, {"custom": {"type": "location", "location": {
-            "latitude": 24.7, "longitude": 46.7}}})
+        await out.send_response(
+            to,
+            {
+                "text": "هل تريد؟",
+                "buttons": [{"title": "نعم", "payload": "/affirm"}, {"title": "لا", "payload": "/deny"}],
+            },
+        )
+        await out.send_response(
+            to, {"text": "ط" * 1500, "buttons": [{"title": f"خيار {i}", "payload": f"/o{i}"} for i in range(5)]}
+        )
+        await out.send_response(to, {"custom": {"type": "location", "location": {"latitude": 24.7, "longitude": 46.7}}})
         await out.send_text_message(to, "ن" * 5000)
     finally:
         await out.close()

@@ -1,6 +1,7 @@
 """Telegram and WhatsApp end to end: the real Rasa and action servers, started with the
 credentials file scripts/credentials.write() makes, talking to fake Telegram and
 Graph APIs on loopback ports (tests/fake_apis.py)."""
+
 import hashlib
 import hmac
 import itertools
@@ -10,16 +11,16 @@ import time
 import uuid
 from pathlib import Path
 
+import credentials  # scripts/, put on sys.path by conftest
 import pytest
 import requests
 import yaml
-
-import credentials  # scripts/, put on sys.path by conftest
 from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
-from musaed import catalogue, seed, store
-from channels import telegram
-from web_client import Tab
 from servers import MODEL, Servers, free_port
+from web_client import Tab
+
+from channels import telegram
+from musaed import catalogue, seed, store
 
 pytestmark = pytest.mark.e2e
 CAT = catalogue.load()
@@ -85,18 +86,34 @@ def bot(tmp_path_factory):
 
 
 def tg_user(chat_id: int) -> dict:
-    return {"id": chat_id, "is_bot": False, "first_name": "خالد", "last_name": "العتيبي",
-            "username": f"user{chat_id}", "language_code": "ar"}
+    return {
+        "id": chat_id,
+        "is_bot": False,
+        "first_name": "خالد",
+        "last_name": "العتيبي",
+        "username": f"user{chat_id}",
+        "language_code": "ar",
+    }
 
 
 def tg_chat(chat_id: int) -> dict:
-    return {"id": chat_id, "first_name": "خالد", "last_name": "العتيبي",
-            "username": f"user{chat_id}", "type": "private"}
+    return {
+        "id": chat_id,
+        "first_name": "خالد",
+        "last_name": "العتيبي",
+        "username": f"user{chat_id}",
+        "type": "private",
+    }
 
 
 def tg_text_update(chat_id: int, text: str) -> dict:
-    message = {"message_id": next(_ids), "from": tg_user(chat_id), "chat": tg_chat(chat_id),
-               "date": int(time.time()), "text": text}
+    message = {
+        "message_id": next(_ids),
+        "from": tg_user(chat_id),
+        "chat": tg_chat(chat_id),
+        "date": int(time.time()),
+        "text": text,
+    }
     if text.startswith("/"):
         message["entities"] = [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}]
     return {"update_id": next(_ids), "message": message}
@@ -104,14 +121,22 @@ def tg_text_update(chat_id: int, text: str) -> dict:
 
 def tg_button_update(chat_id: int, data: str) -> dict:
     """What Telegram posts when the person presses an inline button."""
-    return {"update_id": next(_ids), "callback_query": {
-        "id": str(next(_ids)), "from": tg_user(chat_id), "chat_instance": "-81234567",
-        "data": data,
-        "message": {"message_id": next(_ids),
-                    "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed",
-                             "username": BOT_USERNAME},
-                    "chat": tg_chat(chat_id), "date": int(time.time()), "text": "…"},
-    }}
+    return {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": str(next(_ids)),
+            "from": tg_user(chat_id),
+            "chat_instance": "-81234567",
+            "data": data,
+            "message": {
+                "message_id": next(_ids),
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Musaed", "username": BOT_USERNAME},
+                "chat": tg_chat(chat_id),
+                "date": int(time.time()),
+                "text": "…",
+            },
+        },
+    }
 
 
 def tg_post(bot, update: dict, secret=REGISTERED) -> requests.Response:
@@ -119,8 +144,7 @@ def tg_post(bot, update: dict, secret=REGISTERED) -> requests.Response:
     if secret is REGISTERED:
         secret = bot.telegram.calls_to("setWebhook")[0]["secret_token"]
     headers = {TG_SECRET_HEADER: secret} if secret is not None else {}
-    return requests.post(f"{bot.url}/webhooks/telegram/webhook", json=update,
-                         headers=headers, timeout=60)
+    return requests.post(f"{bot.url}/webhooks/telegram/webhook", json=update, headers=headers, timeout=60)
 
 
 def tg_sent(bot, chat_id: int, after: int = 0) -> list:
@@ -190,11 +214,17 @@ def test_telegram_update_without_the_secret_token_is_refused(bot):
 
 def test_a_configured_telegram_secret_token_is_the_one_registered_and_checked():
     channel = telegram.TelegramInput.from_credentials(
-        {"access_token": BOT_TOKEN, "verify": BOT_USERNAME, "webhook_url": "https://x/webhook",
-         "secret_token": "tg-secret_Token-123"})
+        {
+            "access_token": BOT_TOKEN,
+            "verify": BOT_USERNAME,
+            "webhook_url": "https://x/webhook",
+            "secret_token": "tg-secret_Token-123",
+        }
+    )
     assert channel.secret_token == "tg-secret_Token-123"
     derived = telegram.TelegramInput.from_credentials(
-        {"access_token": BOT_TOKEN, "verify": BOT_USERNAME, "webhook_url": "https://x/webhook"})
+        {"access_token": BOT_TOKEN, "verify": BOT_USERNAME, "webhook_url": "https://x/webhook"}
+    )
     assert derived.secret_token == telegram.derived_secret_token(BOT_TOKEN) != BOT_TOKEN
 
 
@@ -203,16 +233,32 @@ def test_a_configured_telegram_secret_token_is_the_one_registered_and_checked():
 
 def wa_payload(wa_id: str, message: dict, phone_id: str = WA_PHONE_ID) -> dict:
     """A webhook POST body as the WhatsApp Cloud API sends it."""
-    return {"object": "whatsapp_business_account", "entry": [{
-        "id": "102290129340398",
-        "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "966500000000", "phone_number_id": phone_id},
-            "contacts": [{"profile": {"name": "خالد"}, "wa_id": wa_id}],
-            "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}",
-                          "timestamp": str(int(time.time())), **message}],
-        }}],
-    }]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "966500000000", "phone_number_id": phone_id},
+                            "contacts": [{"profile": {"name": "خالد"}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": f"wamid.{uuid.uuid4().hex}",
+                                    "timestamp": str(int(time.time())),
+                                    **message,
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def wa_text(wa_id: str, text: str) -> dict:
@@ -220,20 +266,19 @@ def wa_text(wa_id: str, text: str) -> dict:
 
 
 def wa_reply(wa_id: str, kind: str, reply_id: str, title: str) -> dict:
-    return wa_payload(wa_id, {"type": "interactive", "interactive": {
-        "type": kind, kind: {"id": reply_id, "title": title}}})
+    return wa_payload(
+        wa_id, {"type": "interactive", "interactive": {"type": kind, kind: {"id": reply_id, "title": title}}}
+    )
 
 
 def wa_post(bot, payload: dict, signature: object = True) -> requests.Response:
     body = json.dumps(payload, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json"}
     if signature is True:
-        headers[SIGNATURE] = "sha256=" + hmac.new(WA_APP_SECRET.encode(), body,
-                                                  hashlib.sha256).hexdigest()
+        headers[SIGNATURE] = "sha256=" + hmac.new(WA_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
     elif signature:
         headers[SIGNATURE] = signature
-    return requests.post(f"{bot.url}/webhooks/whatsapp/webhook", data=body, headers=headers,
-                         timeout=60)
+    return requests.post(f"{bot.url}/webhooks/whatsapp/webhook", data=body, headers=headers, timeout=60)
 
 
 def new_wa_id() -> str:
@@ -246,14 +291,20 @@ def wa_texts(messages: list) -> list:
 
 def test_whatsapp_verification_handshake(bot):
     url = f"{bot.url}/webhooks/whatsapp/webhook"
-    ok = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": WA_VERIFY,
-                                   "hub.challenge": "1158201444"}, timeout=10)
+    ok = requests.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": WA_VERIFY, "hub.challenge": "1158201444"}, timeout=10
+    )
     assert ok.status_code == 200 and ok.text == "1158201444"
-    wrong = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "nope",
-                                      "hub.challenge": "1158201444"}, timeout=10)
+    wrong = requests.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1158201444"}, timeout=10
+    )
     assert wrong.status_code == 403 and "1158201444" not in wrong.text
-    assert requests.get(url, params={"hub.mode": "unsubscribe", "hub.verify_token": WA_VERIFY,
-                                     "hub.challenge": "1"}, timeout=10).status_code == 403
+    assert (
+        requests.get(
+            url, params={"hub.mode": "unsubscribe", "hub.verify_token": WA_VERIFY, "hub.challenge": "1"}, timeout=10
+        ).status_code
+        == 403
+    )
     assert requests.get(url, timeout=10).status_code == 403
 
 
@@ -261,8 +312,7 @@ def test_whatsapp_signed_text_gets_steps_and_interactive_buttons(bot):
     wa_id = new_wa_id()
     r = wa_post(bot, wa_text(wa_id, "ابي اجدد اقامة زوجتي"))
     assert r.status_code == 200, r.text
-    sent = bot.graph.wait_for(lambda _: len(bot.graph.messages_to(wa_id)) >= 2
-                              and bot.graph.messages_to(wa_id))
+    sent = bot.graph.wait_for(lambda _: len(bot.graph.messages_to(wa_id)) >= 2 and bot.graph.messages_to(wa_id))
     s = CAT.services["renew_resident_id"]
     texts = wa_texts(sent)
     assert any(t.startswith(s.name) and f"1. {s.steps[0]}" in t for t in texts), texts
@@ -337,8 +387,9 @@ def test_whatsapp_redelivered_message_and_statuses_get_no_second_answer(bot):
     assert wa_post(bot, payload).status_code == 200  # Meta redelivers the same message id
     status = wa_payload(wa_id, {})
     value = status["entry"][0]["changes"][0]["value"]
-    value["statuses"] = [{"id": "wamid.x", "status": "delivered", "recipient_id": wa_id,
-                          "timestamp": str(int(time.time()))}]
+    value["statuses"] = [
+        {"id": "wamid.x", "status": "delivered", "recipient_id": wa_id, "timestamp": str(int(time.time()))}
+    ]
     del value["messages"]
     assert wa_post(bot, status).status_code == 200
     # A new message is answered once; the redelivery and the status were not answered at all.
@@ -354,8 +405,9 @@ KHALID = seed.ids()["khalid"]
 
 def rest_say(bot, sender: str, text: str, token: object = REST_TOKEN) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return requests.post(f"{bot.url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                         headers=headers, timeout=60)
+    return requests.post(
+        f"{bot.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=headers, timeout=60
+    )
 
 
 def rest_text(bot, sender: str, text: str) -> str:
@@ -371,8 +423,9 @@ def wa_say(bot, wa_id: str, payload: dict) -> list:
 
 
 def wa_all_text(messages: list) -> str:
-    return "\n".join(wa_texts(messages) + [m["interactive"]["body"]["text"]
-                                           for m in messages if m["type"] == "interactive"])
+    return "\n".join(
+        wa_texts(messages) + [m["interactive"]["body"]["text"] for m in messages if m["type"] == "interactive"]
+    )
 
 
 async def test_a_whatsapp_verified_session_cannot_be_reached_from_rest_or_socketio(bot):
@@ -416,8 +469,12 @@ def test_rest_needs_the_token_when_one_is_set(bot):
     for token in (None, "wrong", REST_TOKEN + "x"):
         r = rest_say(bot, sender, "مرحبا", token=token)
         assert r.status_code == 401 and "recipient_id" not in r.text
-    bad_scheme = requests.post(f"{bot.url}/webhooks/rest/webhook", json={"sender": sender, "message": "مرحبا"},
-                               headers={"Authorization": f"Basic {REST_TOKEN}"}, timeout=30)
+    bad_scheme = requests.post(
+        f"{bot.url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": "مرحبا"},
+        headers={"Authorization": f"Basic {REST_TOKEN}"},
+        timeout=30,
+    )
     assert bad_scheme.status_code == 401
     ok = rest_say(bot, sender, "مرحبا")
     assert ok.status_code == 200 and ok.json()[0]["recipient_id"] == f"rest:{sender}"
@@ -430,8 +487,9 @@ def test_a_second_conversation_gets_the_open_request_not_a_new_one(bot):
     wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم"))
     wa_say(bot, wa_id, wa_text(wa_id, KHALID))
     wa_say(bot, wa_id, wa_text(wa_id, store.latest_code(store.open_db(bot.db_file), KHALID)["code"]))
-    number = re.search(r"MSD-\d{8}", wa_all_text(
-        wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم")))).group()
+    number = re.search(
+        r"MSD-\d{8}", wa_all_text(wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم")))
+    ).group()
     sender = f"second-{uuid.uuid4().hex[:8]}"
     rest_text(bot, sender, "ابي اجدد هويتي الوطنية")
     rest_text(bot, sender, "نعم")
@@ -440,5 +498,7 @@ def test_a_second_conversation_gets_the_open_request_not_a_new_one(bot):
     assert "لديك طلب قائم" in answer and number in answer and CAT.status_text("submitted") in answer
     assert "هل تؤكد" not in answer
     db = store.open_db(bot.db_file)
-    assert [r["tracking_number"] for r in db.query(
-        "SELECT tracking_number FROM requests WHERE service_id = 'renew_national_id'")] == [number]
+    assert [
+        r["tracking_number"]
+        for r in db.query("SELECT tracking_number FROM requests WHERE service_id = 'renew_national_id'")
+    ] == [number]

@@ -1,4 +1,5 @@
 """scripts/chat.py, the terminal client, run in a real pseudo-terminal against the real servers."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,10 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+import chat as chat_client  # scripts/ is on sys.path (conftest.py)
 import pytest
 from arabic_reshaper import reshape
 from bidi.algorithm import get_display
-
-import chat as chat_client  # scripts/ is on sys.path (conftest.py)
 from servers import free_port
 
 from musaed import catalogue

@@ -3,6 +3,7 @@
 The same reader runs against the real one in tests/test_care.py (e2e); the
 hand-made store is conftest's `tracker_db` fixture.
 """
+
 import sqlite3
 
 import pytest
@@ -14,11 +15,18 @@ CAT = catalogue.load()
 
 # -- conversation review on a hand-made tracker store --------------------------------
 
+
 def test_transcript_has_each_message_with_intent_and_the_bots_replies(tracker_db):
     messages = conversations.transcript(tracker_db, "alice")
     assert [m["role"] for m in messages] == ["user", "bot", "bot", "user", "bot", "handover"]
-    assert messages[0] == {"role": "user", "time": "2026-11-23T09:01:00+00:00", "text": "ضاعت هويتي",
-                           "intent": "report_lost_id", "confidence": 0.98, "entities": []}
+    assert messages[0] == {
+        "role": "user",
+        "time": "2026-11-23T09:01:00+00:00",
+        "text": "ضاعت هويتي",
+        "intent": "report_lost_id",
+        "confidence": 0.98,
+        "entities": [],
+    }
     assert messages[1]["text"] == CAT.howto("report_lost_id")
     assert messages[2]["buttons"] == [CAT.labels["button_start"], CAT.labels["button_no"]]
     assert messages[3]["intent"] == "request_human"
@@ -44,11 +52,20 @@ def test_fallbacks_show_the_original_top_intent_newest_first(tracker_db):
 
 def test_the_tracker_store_is_only_read(tracker_db, tmp_path):
     before = tracker_db.read_bytes()
-    conversations.transcript(tracker_db, "alice"), conversations.handovers(tracker_db), conversations.fallbacks(tracker_db)
+    (
+        conversations.transcript(tracker_db, "alice"),
+        conversations.handovers(tracker_db),
+        conversations.fallbacks(tracker_db),
+    )
     assert tracker_db.read_bytes() == before
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conversations._connect_ro(tracker_db).execute("DELETE FROM events")
     # No tracker store yet (nobody has talked to the bot): empty lists, no file created.
     missing = tmp_path / "none.db"
-    assert conversations.handovers(missing) == conversations.fallbacks(missing) == conversations.transcript(missing, "x") == []
+    assert (
+        conversations.handovers(missing)
+        == conversations.fallbacks(missing)
+        == conversations.transcript(missing, "x")
+        == []
+    )
     assert not missing.exists()

@@ -1,4 +1,5 @@
 """End-to-end conversations over REST with the trained model and both servers."""
+
 import re
 
 import pytest

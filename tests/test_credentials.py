@@ -1,4 +1,5 @@
 """scripts/credentials.py: which channels the credentials file turns on, and the notes."""
+
 import stat
 import sys
 from pathlib import Path
@@ -21,13 +22,14 @@ WHATSAPP = {
     "WHATSAPP_VERIFY_TOKEN": "verify-me",
 }
 TELEGRAM_NOTE = "telegram: left out (set TELEGRAM_TOKEN, TELEGRAM_VERIFY, TELEGRAM_WEBHOOK_URL to enable)"
-WHATSAPP_NOTE = ("whatsapp: left out (set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, "
-                 "WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN to enable)")
+WHATSAPP_NOTE = (
+    "whatsapp: left out (set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, "
+    "WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN to enable)"
+)
 REST, SOCKETIO = "channels.rest.RestInput", "channels.socketio.SocketIOInput"
 BASE = {
     REST: None,
-    SOCKETIO: {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
-                 "session_persistence": True},
+    SOCKETIO: {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered", "session_persistence": True},
 }
 
 
@@ -54,13 +56,17 @@ def test_both_channels_with_all_their_secrets():
         "app_secret": "app-secret",
         "verify_token": "verify-me",
     }
-    assert set(creds) == {REST, SOCKETIO, "channels.telegram.TelegramInput",
-                          "channels.whatsapp.WhatsAppInput"}
+    assert set(creds) == {REST, SOCKETIO, "channels.telegram.TelegramInput", "channels.whatsapp.WhatsAppInput"}
 
 
 def test_optional_api_urls_are_passed_on():
-    env = {**TELEGRAM, **WHATSAPP, "TELEGRAM_API_URL": "http://127.0.0.1:9001",
-           "WHATSAPP_API_URL": "http://127.0.0.1:9002/v19.0", "TELEGRAM_SECRET_TOKEN": "s3cret"}
+    env = {
+        **TELEGRAM,
+        **WHATSAPP,
+        "TELEGRAM_API_URL": "http://127.0.0.1:9001",
+        "WHATSAPP_API_URL": "http://127.0.0.1:9002/v19.0",
+        "TELEGRAM_SECRET_TOKEN": "s3cret",
+    }
     creds, _ = credentials.build(env)
     assert creds["channels.telegram.TelegramInput"]["api_url"] == "http://127.0.0.1:9001"
     assert creds["channels.telegram.TelegramInput"]["secret_token"] == "s3cret"

@@ -1,4 +1,5 @@
 """Requirement checks per service against the demo population, and submitting requests."""
+
 from datetime import date
 
 import pytest
@@ -18,30 +19,32 @@ def db():
 
 def failing(db, service, applicant, beneficiary=None, answers=None):
     ids = db.ids
-    a = service_request.assess(db, service, ids[applicant], ids[beneficiary] if beneficiary else None,
-                               answers, TODAY)
+    a = service_request.assess(db, service, ids[applicant], ids[beneficiary] if beneficiary else None, answers, TODAY)
     assert a.results, "every requestable service has requirements"
     return [r.check for r in a.results if not r.passed]
 
 
-@pytest.mark.parametrize("service, applicant, beneficiary, expected_failing", [
-    ("renew_national_id", "khalid", None, []),
-    ("renew_national_id", "sara", None, ["id_expiring_soon"]),
-    ("renew_national_id", "fahd", None, ["photo_valid"]),
-    ("renew_national_id", "noura", None, ["national_address"]),
-    ("report_lost_id", "noura", None, ["national_address"]),
-    ("report_lost_id", "khalid", None, []),
-    ("renew_resident_id", "khalid", "amal", []),
-    ("renew_resident_id", "ahmed", "layla", []),
-    ("renew_resident_id", "ahmed", "maryam", ["passport_valid"]),
-    ("renew_resident_id", "ahmed", "yousef", ["health_insurance_valid"]),
-    ("renew_resident_id", "ahmed", "fatima", ["fines_paid"]),
-    ("minor_national_id", "khalid", "saud", []),
-    ("minor_national_id", "khalid", "reem", ["age_in_range"]),
-    ("activate_national_id", "abdullah", None, []),
-    ("activate_national_id", "khalid", None, ["card_received"]),
-    ("replace_family_record", "khalid", None, ["id_copy_uploaded", "record_report", "terms_accepted"]),
-])
+@pytest.mark.parametrize(
+    "service, applicant, beneficiary, expected_failing",
+    [
+        ("renew_national_id", "khalid", None, []),
+        ("renew_national_id", "sara", None, ["id_expiring_soon"]),
+        ("renew_national_id", "fahd", None, ["photo_valid"]),
+        ("renew_national_id", "noura", None, ["national_address"]),
+        ("report_lost_id", "noura", None, ["national_address"]),
+        ("report_lost_id", "khalid", None, []),
+        ("renew_resident_id", "khalid", "amal", []),
+        ("renew_resident_id", "ahmed", "layla", []),
+        ("renew_resident_id", "ahmed", "maryam", ["passport_valid"]),
+        ("renew_resident_id", "ahmed", "yousef", ["health_insurance_valid"]),
+        ("renew_resident_id", "ahmed", "fatima", ["fines_paid"]),
+        ("minor_national_id", "khalid", "saud", []),
+        ("minor_national_id", "khalid", "reem", ["age_in_range"]),
+        ("activate_national_id", "abdullah", None, []),
+        ("activate_national_id", "khalid", None, ["card_received"]),
+        ("replace_family_record", "khalid", None, ["id_copy_uploaded", "record_report", "terms_accepted"]),
+    ],
+)
 def test_demo_population(db, service, applicant, beneficiary, expected_failing):
     assert failing(db, service, applicant, beneficiary) == expected_failing
 
@@ -81,6 +84,7 @@ def test_citizen_only_service_is_not_open_to_residents(db):
 
 # -- choosing the beneficiary ------------------------------------------------
 
+
 def names(deps):
     return [d["name"].split()[0] for d in deps]
 
@@ -95,16 +99,19 @@ def test_eligible_dependents(db):
     assert service_request.eligible_dependents(db, "renew_resident_id", ids["sara"]) == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("لزوجتي", "amal"),
-    ("ابي اجدد اقامة زوجتي", "amal"),
-    ("ولدي", "saud"),
-    ("بنتي", "reem"),
-    ("2010000020", "amal"),
-    ("١٠١٠٠٠٠٠٣٠", "saud"),
-    ("أمل", "amal"),
-    ("ريم", "reem"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("لزوجتي", "amal"),
+        ("ابي اجدد اقامة زوجتي", "amal"),
+        ("ولدي", "saud"),
+        ("بنتي", "reem"),
+        ("2010000020", "amal"),
+        ("١٠١٠٠٠٠٠٣٠", "saud"),
+        ("أمل", "amal"),
+        ("ريم", "reem"),
+    ],
+)
 def test_match_dependent(db, text, expected):
     deps = service_request.eligible_dependents(db, "renew_national_id", db.ids["khalid"])
     match = service_request.match_dependent(text, deps)
@@ -125,6 +132,7 @@ def test_match_dependent_ambiguous_relation_is_none(db):
 
 
 # -- submitting ----------------------------------------------------------------
+
 
 def count(db):
     return db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
@@ -150,10 +158,10 @@ def test_submit_eligible_creates_one_submitted_request(db):
 
 
 def test_submit_minor_starts_as_appointment(db):
-    result = service_request.submit(db, "minor_national_id", db.ids["khalid"], db.ids["saud"], "conv-1",
-                                    today=TODAY)
+    result = service_request.submit(db, "minor_national_id", db.ids["khalid"], db.ids["saud"], "conv-1", today=TODAY)
     assert result.created is True
     assert result.request["status"] == "appointment_requested"
     assert result.request["delivery_address"] is None
     assert [e["status"] for e in store.request_events(db, result.request["tracking_number"])] == [
-        "appointment_requested"]
+        "appointment_requested"
+    ]

@@ -1,4 +1,5 @@
 """Proving who someone is: national id parsing, masking, one-time codes and locks."""
+
 import json
 import logging
 import re
@@ -23,8 +24,9 @@ def db(tmp_path):
 
 
 def latest_code(db, national_id=KHALID):
-    return db.execute("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
-                      [national_id]).fetchone()[0]
+    return db.execute(
+        "SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id]
+    ).fetchone()[0]
 
 
 def wrong_code(code):
@@ -32,6 +34,7 @@ def wrong_code(code):
 
 
 # -- national ids ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(IDS))
 def test_seeded_ids_are_valid(name):
@@ -49,25 +52,31 @@ def test_check_digit_is_luhn_with_doubled_digits_over_nine():
     assert not identity.check_digit_ok("1234567890")
 
 
-@pytest.mark.parametrize("text", [
-    "١٠١٠٠٠٠٠١٤",                 # Arabic-Indic digits
-    "۱۰۱۰۰۰۰۰۱۴",                 # Persian digits
-    "1010 000 014",               # spaces
-    "101-000-0014",               # dashes
-    "رقم هويتي 1010000014 لو سمحت",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "١٠١٠٠٠٠٠١٤",  # Arabic-Indic digits
+        "۱۰۱۰۰۰۰۰۱۴",  # Persian digits
+        "1010 000 014",  # spaces
+        "101-000-0014",  # dashes
+        "رقم هويتي 1010000014 لو سمحت",
+    ],
+)
 def test_parse_national_id_reads_any_script_and_spacing(text):
     assert identity.parse_national_id(text).national_id == KHALID
 
 
-@pytest.mark.parametrize("text, error", [
-    ("101000001", "length"),
-    ("10100000144", "length"),
-    ("3010000010", "prefix"),     # passes the check digit, but ids start with 1 or 2
-    ("1010000015", "check_digit"),
-    ("ما عندي رقم", "missing"),
-    ("", "missing"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("101000001", "length"),
+        ("10100000144", "length"),
+        ("3010000010", "prefix"),  # passes the check digit, but ids start with 1 or 2
+        ("1010000015", "check_digit"),
+        ("ما عندي رقم", "missing"),
+        ("", "missing"),
+    ],
+)
 def test_parse_national_id_errors(text, error):
     assert identity.parse_national_id(text) == identity.ParsedId(None, error)
 
@@ -86,16 +95,19 @@ def test_mask_id_hides_short_values_entirely(nid):
 
 # -- one-time codes ----------------------------------------------------------
 
+
 def test_unknown_id_gets_the_same_outcomes_as_a_known_one_and_no_code(db):
     unknown = "1999999996"
     assert identity.check_digit_ok(unknown) and store.get_person(db, unknown) is None
     for nid in (KHALID, unknown):
         sent = identity.send_code(db, nid, now=T0)
         assert (sent.status, sent.attempts_left) == ("sent", 3)
-        outcomes = [identity.verify_code(db, nid, "000000", now=T0 + timedelta(seconds=i))
-                    for i in range(3)]
+        outcomes = [identity.verify_code(db, nid, "000000", now=T0 + timedelta(seconds=i)) for i in range(3)]
         assert [(o.status, o.attempts_left, o.minutes_left) for o in outcomes] == [
-            ("wrong", 2, 0), ("wrong", 1, 0), ("locked", 0, 15)], nid
+            ("wrong", 2, 0),
+            ("wrong", 1, 0),
+            ("locked", 0, 15),
+        ], nid
     assert db.execute("SELECT COUNT(*) FROM otp_outbox WHERE national_id = ?", [unknown]).fetchone()[0] == 0
 
 
@@ -131,8 +143,7 @@ def test_code_limit_holds_for_concurrent_conversations(tmp_path):
     path = tmp_path / "musaed.db"
     seed.seed(store.open_db(path), today=date(2026, 11, 23))
     with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = list(pool.map(lambda _: identity.send_code(store.open_db(path), KHALID).status,
-                                 range(12)))
+        statuses = list(pool.map(lambda _: identity.send_code(store.open_db(path), KHALID).status, range(12)))
     assert sorted(statuses) == ["limited"] * 9 + ["sent"] * 3
     db = store.open_db(path)
     assert db.execute("SELECT COUNT(*) FROM otp_outbox WHERE national_id = ?", [KHALID]).fetchone()[0] == 3
@@ -205,8 +216,7 @@ def test_code_expires_after_five_minutes(db):
 
 def test_code_just_before_five_minutes_is_accepted(db):
     identity.send_code(db, KHALID, now=T0)
-    assert identity.verify_code(db, KHALID, latest_code(db),
-                                now=T0 + timedelta(minutes=4, seconds=59)).status == "ok"
+    assert identity.verify_code(db, KHALID, latest_code(db), now=T0 + timedelta(minutes=4, seconds=59)).status == "ok"
 
 
 def test_logs_never_contain_the_full_national_id(db, caplog):
@@ -236,6 +246,7 @@ def test_no_code_is_logged_at_any_level(db, caplog):
 
 # -- delivery: the SMS gateway adapter, against a local fake gateway ------------
 
+
 class FakeGateway:
     """An SMS gateway on a loopback port that records each POST (its JSON and token)."""
 
@@ -247,8 +258,7 @@ class FakeGateway:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append({"json": json.loads(body),
-                                       "authorization": self.headers.get("Authorization")})
+                outer.received.append({"json": json.loads(body), "authorization": self.headers.get("Authorization")})
                 self.send_response(outer.status)
                 self.end_headers()
 

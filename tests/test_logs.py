@@ -3,22 +3,29 @@
 At debug level Rasa and rasa-sdk log what people type and the trackers they
 pass around; musaed/logsafe.py rewrites every record before it is written.
 """
-import pytest
 
+import pytest
 from conftest import Conversation
-from musaed import logsafe, seed, store
 from servers import Servers, free_port
+
+from musaed import logsafe, seed, store
 
 pytestmark = pytest.mark.e2e
 ID = seed.ids()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("code 482913 typed", "code ****** typed"),
-    ("رمزي ٤٨٢٩١٣", "رمزي ******"),
-    ("id 1010000014 and ١٠١٠٠٠٠٠١٤", "id 1******014 and 1******014"),
-    ("MSD-12345678, port 5005, 1234567, 2026-12-01 21:16:58", "MSD-12345678, port 5005, 1234567, 2026-12-01 21:16:58"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("code 482913 typed", "code ****** typed"),
+        ("رمزي ٤٨٢٩١٣", "رمزي ******"),
+        ("id 1010000014 and ١٠١٠٠٠٠٠١٤", "id 1******014 and 1******014"),
+        (
+            "MSD-12345678, port 5005, 1234567, 2026-12-01 21:16:58",
+            "MSD-12345678, port 5005, 1234567, 2026-12-01 21:16:58",
+        ),
+    ],
+)
 def test_redact_hides_codes_and_ids_and_nothing_else(text, expected):
     assert logsafe.redact(text) == expected
 
@@ -26,8 +33,13 @@ def test_redact_hides_codes_and_ids_and_nothing_else(text, expected):
 def test_a_whole_flow_at_debug_level_logs_no_code_and_no_full_id(tmp_path):
     db_file = tmp_path / "musaed.db"
     seed.seed(store.open_db(db_file))
-    servers = Servers(rasa_port=free_port(), action_port=free_port(), log_dir=tmp_path / "logs",
-                      env={"MUSAED_DB": str(db_file)}, debug=True).start()
+    servers = Servers(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp_path / "logs",
+        env={"MUSAED_DB": str(db_file)},
+        debug=True,
+    ).start()
     try:
         chat = Conversation(servers.url)
         chat.say("ضاعت هويتي")

@@ -1,4 +1,5 @@
 """The custom NLU components the model is trained and served with (no trained model needed)."""
+
 import numpy as np
 import pytest
 from rasa.shared.nlu.constants import TEXT
@@ -86,7 +87,10 @@ def toy_parser(tmp_path, other_texts=()):
     tokenizer = ArabicNormalizer(ArabicNormalizer.get_default_config())
     ngrams = CountVectorsFeaturizer.create(
         {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 4},
-        storage, Resource("ngrams"), context)
+        storage,
+        Resource("ngrams"),
+        context,
+    )
     encoder = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "encoder")
     data = TrainingData(
         [Message(data={TEXT: t, "intent": i}) for i, ts in TOY_EXAMPLES.items() for t in ts]

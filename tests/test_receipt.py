@@ -11,8 +11,14 @@ from musaed import catalogue, receipt, seed, store
 from musaed.identity import mask_id
 
 CAT = catalogue.load()
-RECEIPT_LABELS = ("receipt_title", "receipt_service", "receipt_beneficiary",
-                  "receipt_tracking_number", "receipt_date", "receipt_expected_delivery")
+RECEIPT_LABELS = (
+    "receipt_title",
+    "receipt_service",
+    "receipt_beneficiary",
+    "receipt_tracking_number",
+    "receipt_date",
+    "receipt_expected_delivery",
+)
 
 
 @pytest.fixture
@@ -26,8 +32,12 @@ def db(tmp_path):
 def request_row(db):
     i = seed.ids()
     row, created = store.create_request(
-        db, service_id="renew_resident_id", applicant_id=i["khalid"], beneficiary_id=i["amal"],
-        conversation_id="test-receipt")
+        db,
+        service_id="renew_resident_id",
+        applicant_id=i["khalid"],
+        beneficiary_id=i["amal"],
+        conversation_id="test-receipt",
+    )
     assert created
     return row
 
@@ -48,9 +58,13 @@ def drawn_text(monkeypatch):
 
 def render(**overrides):
     s = CAT.services["renew_national_id"]
-    kwargs = dict(service_name=s.name, beneficiary_masked_id=mask_id("1010000014"),
-                  tracking_number="MSD-12345678", created_at="2025-03-01T21:30:00+00:00",
-                  expected_delivery=s.delivery)
+    kwargs = dict(
+        service_name=s.name,
+        beneficiary_masked_id=mask_id("1010000014"),
+        tracking_number="MSD-12345678",
+        created_at="2025-03-01T21:30:00+00:00",
+        expected_delivery=s.delivery,
+    )
     kwargs.update(overrides)
     return receipt.render_receipt(**kwargs)
 
@@ -64,6 +78,7 @@ def qr_texts(png: bytes):
 
 
 # -- the image -----------------------------------------------------------------
+
 
 def test_receipt_is_a_png_of_the_expected_width():
     png = render()
@@ -85,9 +100,9 @@ def test_receipt_shows_labels_and_values_shaped_and_right_to_left(drawn_text):
     for key in RECEIPT_LABELS:
         assert receipt.visual(CAT.labels[key]) in drawn_text, key
     assert receipt.visual(s.name) in drawn_text
-    assert "1******014" in drawn_text            # left to right, not "014******1"
+    assert "1******014" in drawn_text  # left to right, not "014******1"
     assert "MSD-12345678" in drawn_text
-    assert "2025-03-02" in drawn_text            # 21:30 UTC is the next day in Riyadh
+    assert "2025-03-02" in drawn_text  # 21:30 UTC is the next day in Riyadh
     # The long delivery text is wrapped, every word of it drawn.
     drawn_words = {w for line in drawn_text for w in line.split()}
     assert {receipt.visual(w) for w in s.delivery.split()} <= drawn_words
@@ -98,10 +113,10 @@ def test_receipt_shows_labels_and_values_shaped_and_right_to_left(drawn_text):
 def test_visual_joins_letters_and_reverses_them():
     shown = receipt.visual("الخدمة")
     # Presentation forms (joined glyphs), no bare letters left for the font to guess.
-    assert all("\uFE70" <= ch <= "\uFEFF" for ch in shown)
+    assert all("\ufe70" <= ch <= "\ufeff" for ch in shown)
     assert len(shown) == len("الخدمة")
     # Visual order: the word's last letter (teh marbuta, final form) comes first.
-    assert shown[0] == "\uFE94" and shown[-1] == "\uFE8D"
+    assert shown[0] == "\ufe94" and shown[-1] == "\ufe8d"
     assert receipt.visual("MSD-12345678") == "MSD-12345678"
     assert receipt.visual("1******014") == "1******014"
 
@@ -123,7 +138,7 @@ def test_font_ships_with_an_installed_package():
 
 def test_receipt_labels_are_in_the_catalogue():
     for key in RECEIPT_LABELS:
-        assert any("\u0600" <= ch <= "\u06FF" for ch in CAT.labels[key]), key
+        assert any("\u0600" <= ch <= "\u06ff" for ch in CAT.labels[key]), key
 
 
 def test_render_refuses_a_full_national_id():
@@ -132,6 +147,7 @@ def test_render_refuses_a_full_national_id():
 
 
 # -- from the database ---------------------------------------------------------
+
 
 def test_receipt_for_renders_a_stored_request(db, request_row):
     png = receipt.receipt_for(db, request_row["tracking_number"])
@@ -175,6 +191,7 @@ def test_receipt_for_an_unknown_request_raises(db):
 
 # -- signed links --------------------------------------------------------------
 
+
 def test_sign_and_verify_round_trip():
     secret = b"k" * 32
     sig = receipt.sign("MSD-12345678", secret)
@@ -183,15 +200,18 @@ def test_sign_and_verify_round_trip():
     assert receipt.sign("MSD-12345678", secret) == sig  # deterministic
 
 
-@pytest.mark.parametrize("tracking, sig_change, secret", [
-    ("MSD-12345679", None, b"k" * 32),          # another request
-    ("MSD-12345678", "flip", b"k" * 32),        # a tampered signature
-    ("MSD-12345678", None, b"other-secret"),    # signed with another secret
-    ("MSD-12345678", "short", b"k" * 32),       # truncated
-    ("MSD-12345678", "empty", b"k" * 32),
-    ("MSD-12345678", "none", b"k" * 32),
-    ("MSD-12345678", "arabic", b"k" * 32),      # non-ASCII must not raise
-])
+@pytest.mark.parametrize(
+    "tracking, sig_change, secret",
+    [
+        ("MSD-12345679", None, b"k" * 32),  # another request
+        ("MSD-12345678", "flip", b"k" * 32),  # a tampered signature
+        ("MSD-12345678", None, b"other-secret"),  # signed with another secret
+        ("MSD-12345678", "short", b"k" * 32),  # truncated
+        ("MSD-12345678", "empty", b"k" * 32),
+        ("MSD-12345678", "none", b"k" * 32),
+        ("MSD-12345678", "arabic", b"k" * 32),  # non-ASCII must not raise
+    ],
+)
 def test_verify_rejects_tampering(tracking, sig_change, secret):
     sig = receipt.sign("MSD-12345678", b"k" * 32)
     sig = {
@@ -236,5 +256,5 @@ def test_receipt_path_is_signed(tmp_path, monkeypatch):
     link = receipt.receipt_path("MSD-12345678")
     prefix = "/receipts/MSD-12345678.png?sig="
     assert link.startswith(prefix)
-    assert receipt.verify("MSD-12345678", link[len(prefix):], receipt.receipt_secret())
-    assert not receipt.verify("MSD-12345679", link[len(prefix):], receipt.receipt_secret())
+    assert receipt.verify("MSD-12345678", link[len(prefix) :], receipt.receipt_secret())
+    assert not receipt.verify("MSD-12345679", link[len(prefix) :], receipt.receipt_secret())

@@ -1,4 +1,5 @@
 """Every request flow end to end over REST: real model, both servers, a seeded temporary database."""
+
 import re
 
 import pytest
@@ -17,8 +18,7 @@ def joined(replies) -> str:
 
 def latest_code(servers, national_id: str) -> str:
     db = store.open_db(servers.db_file)
-    row = list(db.query("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
-                        [national_id]))
+    row = list(db.query("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id]))
     return row[0]["code"]
 
 
@@ -97,8 +97,9 @@ def test_resident_head_of_family_chooses_a_dependent(chat, servers):
         ("khalid", "ابي افعل هويتي الجديدة", "activate_national_id", None, "card_received"),
     ],
 )
-def test_a_failing_requirement_says_what_to_do_and_creates_nothing(chat, servers, who, message, service,
-                                                                   beneficiary, check):
+def test_a_failing_requirement_says_what_to_do_and_creates_nothing(
+    chat, servers, who, message, service, beneficiary, check
+):
     start(chat, message)
     reply = verify(chat, servers, who)
     # The relative named in the message ("زوجتي", "لبنتي") is the one checked, without asking.
@@ -220,8 +221,11 @@ def test_confirming_twice_makes_one_request(chat, servers):
     # Still verified, and the request is open: said at once, with no summary to confirm.
     again = joined(chat.say("نعم"))
     assert CAT.labels["already_created"].split("\n")[0] in again and "ملخص الطلب" not in again
-    rows = [r for r in requests_of(servers, ID["abdullah"])
-            if r["service_id"] == "report_lost_id" and r["conversation_id"] == chat.conversation_id]
+    rows = [
+        r
+        for r in requests_of(servers, ID["abdullah"])
+        if r["service_id"] == "report_lost_id" and r["conversation_id"] == chat.conversation_id
+    ]
     assert len(rows) == 1 and rows[0]["tracking_number"] == first
     assert first in again
 

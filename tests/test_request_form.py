@@ -4,16 +4,21 @@ temporary database, asserting the exact slots returned and what the person is to
 The last test adds a throwaway service to a copy of the catalogue and walks its whole
 request form through the real actions: a requestable service is a catalogue entry.
 """
+
 from datetime import date
 
 import pytest
 import yaml
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.requests import (ActionAskConfirm, ActionSubmitRequest, ValidateServiceRequestForm,
-                              clear_form_slots, form_slots)
+from actions.requests import (
+    ActionAskConfirm,
+    ActionSubmitRequest,
+    ValidateServiceRequestForm,
+    clear_form_slots,
+    form_slots,
+)
 from actions.tracking import ValidateTrackRequestForm
 from musaed import catalogue, identity, seed, store
 
@@ -37,19 +42,42 @@ def tracker(service="renew_national_id", text="", intent="inform", confidence=0.
     base.update(service=service, verified_id=None, family_member=None, requestable=True)
     base.update(slots)
     return Tracker(
-        sender_id="rest:form-test", slots=base,
+        sender_id="rest:form-test",
+        slots=base,
         latest_message={"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": []},
-        events=[], paused=False, followup_action=None,
-        active_loop={"name": "service_request_form"}, latest_action_name="action_listen")
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={"name": "service_request_form"},
+        latest_action_name="action_listen",
+    )
 
 
 def said(dispatcher: CollectingDispatcher) -> list:
     """(response name or text, its variables) of each message, in order."""
-    return [(m.get("response") or m.get("text"),
-             {k: v for k, v in m.items() if k not in ("response", "text", "buttons", "recipient_id",
-                                                       "image", "elements", "quick_replies",
-                                                       "custom", "attachment", "template")})
-            for m in dispatcher.messages]
+    return [
+        (
+            m.get("response") or m.get("text"),
+            {
+                k: v
+                for k, v in m.items()
+                if k
+                not in (
+                    "response",
+                    "text",
+                    "buttons",
+                    "recipient_id",
+                    "image",
+                    "elements",
+                    "quick_replies",
+                    "custom",
+                    "attachment",
+                    "template",
+                )
+            },
+        )
+        for m in dispatcher.messages
+    ]
 
 
 def code_of(db, nid=KHALID) -> str:
@@ -70,12 +98,16 @@ async def required(t):
 
 # -- national id -------------------------------------------------------------------
 
-@pytest.mark.parametrize("typed, response", [
-    ("12345", "utter_national_id_length"),
-    ("1010000015", "utter_national_id_check_digit"),
-    ("3010000010", "utter_national_id_prefix"),
-    ("ما اعرف", "utter_national_id_missing"),
-])
+
+@pytest.mark.parametrize(
+    "typed, response",
+    [
+        ("12345", "utter_national_id_length"),
+        ("1010000015", "utter_national_id_check_digit"),
+        ("3010000010", "utter_national_id_prefix"),
+        ("ما اعرف", "utter_national_id_missing"),
+    ],
+)
 def test_a_malformed_id_says_why_and_sends_nothing(db, typed, response):
     slots, d = validate("national_id", typed, tracker())
     assert slots == {"national_id": None}
@@ -95,11 +127,13 @@ def test_the_fourth_code_in_the_window_is_refused_with_the_wait(db):
         validate("national_id", KHALID, tracker())
     slots, d = validate("national_id", KHALID, tracker())
     assert slots == {"national_id": None}
-    assert said(d) == [("utter_code_limit", {"limit": identity.MAX_CODES,
-                                             "window": identity.CODE_WINDOW_MINUTES, "minutes": 15})]
+    assert said(d) == [
+        ("utter_code_limit", {"limit": identity.MAX_CODES, "window": identity.CODE_WINDOW_MINUTES, "minutes": 15})
+    ]
 
 
 # -- one-time code -------------------------------------------------------------------
+
 
 def test_the_right_code_verifies_and_is_not_kept(db):
     validate("national_id", KHALID, tracker())
@@ -110,8 +144,7 @@ def test_the_right_code_verifies_and_is_not_kept(db):
 
 def test_the_right_code_picks_the_relative_named_before_verification(db):
     validate("national_id", KHALID, tracker("renew_resident_id"))
-    slots, _ = validate("otp", code_of(db), tracker("renew_resident_id", national_id=KHALID,
-                                                    family_member="زوجتي"))
+    slots, _ = validate("otp", code_of(db), tracker("renew_resident_id", national_id=KHALID, family_member="زوجتي"))
     assert slots == {"otp": "verified", "verified_id": KHALID, "beneficiary": ID["amal"]}
 
 
@@ -125,8 +158,9 @@ def test_a_wrong_code_counts_down_then_locks(db):
     assert [first, second, third] == [{"otp": None}, {"otp": None}, {"otp": None, "national_id": None}]
     assert said(d1) == [("utter_otp_wrong", {"attempts": 2})]
     assert said(d2) == [("utter_otp_wrong", {"attempts": 1})]
-    assert said(d3) == [("utter_identity_locked", {"attempts": identity.MAX_WRONG_CODES,
-                                                   "minutes": identity.LOCK_MINUTES})]
+    assert said(d3) == [
+        ("utter_identity_locked", {"attempts": identity.MAX_WRONG_CODES, "minutes": identity.LOCK_MINUTES})
+    ]
 
 
 def test_something_that_is_not_a_code_asks_for_the_six_digits(db):
@@ -146,6 +180,7 @@ def test_an_expired_code_sends_a_new_one(db):
 
 
 # -- beneficiary, record kind, documents, confirmation ---------------------------------
+
 
 @pytest.mark.parametrize("typed, who", [("زوجتي", "amal"), ("أمل", "amal"), (ID["amal"], "amal")])
 def test_the_family_member_is_read_by_relation_name_or_id(db, typed, who):
@@ -179,18 +214,27 @@ def test_only_a_clear_yes_fills_a_confirmation(db, slot):
 
 # -- which steps a service asks --------------------------------------------------------
 
+
 async def test_steps_follow_the_catalogue(db):
     assert await required(tracker("renew_national_id")) == ["national_id", "otp", "confirm"]
     assert await required(tracker("renew_resident_id", verified_id=KHALID)) == ["beneficiary", "confirm"]
     assert await required(tracker("replace_family_record", verified_id=KHALID)) == [
-        "record_kind", "documents_confirmed", "confirm"]
+        "record_kind",
+        "documents_confirmed",
+        "confirm",
+    ]
     # A failing requirement: no confirmation is asked, the form ends and says why.
     assert await required(tracker("renew_national_id", verified_id=ID["sara"])) == []
 
 
 async def test_an_open_request_ends_the_form_before_any_confirmation(db):
-    store.create_request(db, service_id="renew_national_id", applicant_id=KHALID, beneficiary_id=KHALID,
-                         conversation_id="whatsapp:966500000001")
+    store.create_request(
+        db,
+        service_id="renew_national_id",
+        applicant_id=KHALID,
+        beneficiary_id=KHALID,
+        conversation_id="whatsapp:966500000001",
+    )
     t = tracker("renew_national_id", verified_id=KHALID)
     assert await required(t) == []
     d = CollectingDispatcher()
@@ -248,7 +292,8 @@ async def test_a_throwaway_service_walks_the_whole_request_form(db, tmp_path, mo
     verified = {"national_id": KHALID, "otp": "verified", "verified_id": KHALID}
     assert await required(tracker(sid, **verified)) == ["documents_confirmed", "confirm"]
     assert validate("documents_confirmed", "نعم", tracker(sid, intent="affirm", **verified))[0] == {
-        "documents_confirmed": "yes"}
+        "documents_confirmed": "yes"
+    }
     done = {**verified, "documents_confirmed": "yes"}
     # Every requirement passes, so the confirmation is asked (the form asks the first empty slot).
     assert await required(tracker(sid, **done)) == ["documents_confirmed", "confirm"]

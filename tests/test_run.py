@@ -1,11 +1,11 @@
 """`make run` (scripts/run.py): REST without a token stays on loopback."""
+
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from run import exposure_refusal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +26,14 @@ def test_a_wider_interface_needs_the_rest_token(interface):
 def test_make_run_refuses_beyond_loopback_without_a_token_in_one_line_and_starts_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MUSAED_REST_TOKEN"}
     env.update(MUSAED_INTERFACE="0.0.0.0", MUSAED_DB=str(tmp_path / "musaed.db"))
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "run.py")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run.py")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Refusing to listen on 0.0.0.0")

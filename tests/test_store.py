@@ -1,4 +1,5 @@
 """The application database: schema, one open request per service and beneficiary, history, visibility."""
+
 import re
 import threading
 from datetime import date, datetime, timedelta, timezone
@@ -32,20 +33,26 @@ def count(db, table):
     return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def new_request(db, ids, conversation="c1", service="renew_resident_id",
-                applicant="khalid", beneficiary="amal", **kw):
+def new_request(db, ids, conversation="c1", service="renew_resident_id", applicant="khalid", beneficiary="amal", **kw):
     return store.create_request(
-        db, service_id=service, applicant_id=ids[applicant],
-        beneficiary_id=ids[beneficiary], conversation_id=conversation, **kw)
+        db,
+        service_id=service,
+        applicant_id=ids[applicant],
+        beneficiary_id=ids[beneficiary],
+        conversation_id=conversation,
+        **kw,
+    )
 
 
 # -- opening and migrating ---------------------------------------------------
 
+
 def test_open_db_creates_schema_in_wal_mode(tmp_path):
     db = store.open_db(tmp_path / "sub" / "new.db")
     assert store.applied_migrations(db) == [name for name, _ in store.MIGRATIONS]
-    assert {"people", "requests", "request_events", "otp_outbox", "identity_locks",
-            "code_requests"} <= set(db.table_names())
+    assert {"people", "requests", "request_events", "otp_outbox", "identity_locks", "code_requests"} <= set(
+        db.table_names()
+    )
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -70,6 +77,7 @@ def test_musaed_db_env_var_overrides_default_path(tmp_path, monkeypatch):
 
 
 # -- creating requests -------------------------------------------------------
+
 
 def test_create_request_writes_row_and_first_event(db, ids):
     request, created = new_request(db, ids)
@@ -136,6 +144,7 @@ def test_fifty_concurrent_confirmations_create_one_request(db_file, ids):
 
 def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(db_file, ids):
     """Fifty conversations (other devices, other channels) confirm at once: one open request."""
+
     def confirm(i):
         db = store.open_db(db_file)
         try:
@@ -173,8 +182,7 @@ def test_the_database_itself_refuses_a_second_open_request(db, ids):
     import sqlite3
 
     first, _ = new_request(db, ids)
-    row = dict(first, tracking_number="MSD-00000001", idempotency_key="MSD-00000001",
-               conversation_id="elsewhere")
+    row = dict(first, tracking_number="MSD-00000001", idempotency_key="MSD-00000001", conversation_id="elsewhere")
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction(db):
             store._insert(db, "requests", row)
@@ -190,11 +198,15 @@ def test_migration_keeps_the_oldest_of_duplicate_open_requests(tmp_path, ids):
     conn.executescript(store._M001_INITIAL)
     conn.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
     conn.execute("INSERT INTO _migrations VALUES (1, '2026-11-01T00:00:00+00:00')")
-    conn.execute("INSERT INTO people (national_id, name, kind, birth_date) VALUES (?, 'x', 'citizen', '1980-01-01')",
-                 [ids["khalid"]])
+    conn.execute(
+        "INSERT INTO people (national_id, name, kind, birth_date) VALUES (?, 'x', 'citizen', '1980-01-01')",
+        [ids["khalid"]],
+    )
     for n, (conv, at) in enumerate([("a", "2026-11-02"), ("b", "2026-11-03")], start=1):
-        conn.execute("INSERT INTO requests VALUES (?, 'renew_national_id', ?, ?, 'submitted', NULL, '{}', ?, ?, ?, ?)",
-                     [f"MSD-0000000{n}", ids["khalid"], ids["khalid"], conv, f"{conv}|k", at, at])
+        conn.execute(
+            "INSERT INTO requests VALUES (?, 'renew_national_id', ?, ?, 'submitted', NULL, '{}', ?, ?, ?, ?)",
+            [f"MSD-0000000{n}", ids["khalid"], ids["khalid"], conv, f"{conv}|k", at, at],
+        )
     conn.close()
     db = store.open_db(path)
     assert store.applied_migrations(db) == ["001_initial", "002_code_limit_and_one_open_request"]
@@ -204,6 +216,7 @@ def test_migration_keeps_the_oldest_of_duplicate_open_requests(tmp_path, ids):
 
 
 # -- status history ----------------------------------------------------------
+
 
 def test_set_request_status_keeps_history_in_order(db, ids):
     number = new_request(db, ids)[0]["tracking_number"]
@@ -224,6 +237,7 @@ def test_set_request_status_unknown_number_raises_and_writes_nothing(db):
 
 
 # -- transactions ------------------------------------------------------------
+
 
 def test_failure_inside_transaction_rolls_back(db, ids):
     with pytest.raises(RuntimeError):
@@ -247,6 +261,7 @@ def test_create_request_failing_before_its_event_leaves_no_request(db, ids, monk
 
 # -- who sees a request ------------------------------------------------------
 
+
 def test_applicant_and_head_of_family_see_request_stranger_does_not(db, ids):
     # Ahmed asks for his daughter Layla; Layla herself and Sara are the others.
     request, _ = new_request(db, ids, applicant="ahmed", beneficiary="layla")
@@ -262,8 +277,7 @@ def test_head_of_family_sees_request_made_by_someone_else_for_a_dependent(db, id
     # Amal applies for her son Saud: Khalid (head of family) sees it, Ahmed does not.
     request, _ = new_request(db, ids, service="minor_national_id", applicant="amal", beneficiary="saud")
     assert store.can_see_request(db, ids["khalid"], request)
-    assert [r["tracking_number"] for r in store.requests_visible_to(db, ids["khalid"])] == [
-        request["tracking_number"]]
+    assert [r["tracking_number"] for r in store.requests_visible_to(db, ids["khalid"])] == [request["tracking_number"]]
     assert not store.can_see_request(db, ids["ahmed"], request)
     assert store.requests_visible_to(db, ids["ahmed"]) == []
 
@@ -271,23 +285,28 @@ def test_head_of_family_sees_request_made_by_someone_else_for_a_dependent(db, id
 def test_requests_visible_to_lists_newest_first(db, ids):
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
     old, _ = new_request(db, ids, conversation="a", now=t0)
-    new, _ = new_request(db, ids, conversation="b", service="minor_national_id", beneficiary="saud",
-                         now=t0 + timedelta(days=1))
+    new, _ = new_request(
+        db, ids, conversation="b", service="minor_national_id", beneficiary="saud", now=t0 + timedelta(days=1)
+    )
     numbers = [r["tracking_number"] for r in store.requests_visible_to(db, ids["khalid"])]
     assert numbers == [new["tracking_number"], old["tracking_number"]]
 
 
 # -- tracking numbers --------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("MSD-12345678", ("MSD-12345678", False)),
-    ("msd 12345678", ("MSD-12345678", False)),
-    ("وين طلبي MSD-١٢٣٤٥٦٧٨ ؟", ("MSD-12345678", False)),
-    ("رقم الطلب ١٢٣٤٥٦٧٨", ("MSD-12345678", False)),
-    ("MSD-123", (None, True)),
-    ("MSD-123456789", (None, True)),
-    ("وين وصل طلبي؟", (None, False)),
-    ("", (None, False)),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("MSD-12345678", ("MSD-12345678", False)),
+        ("msd 12345678", ("MSD-12345678", False)),
+        ("وين طلبي MSD-١٢٣٤٥٦٧٨ ؟", ("MSD-12345678", False)),
+        ("رقم الطلب ١٢٣٤٥٦٧٨", ("MSD-12345678", False)),
+        ("MSD-123", (None, True)),
+        ("MSD-123456789", (None, True)),
+        ("وين وصل طلبي؟", (None, False)),
+        ("", (None, False)),
+    ],
+)
 def test_parse_tracking_number(text, expected):
     assert store.parse_tracking_number(text) == expected

@@ -1,4 +1,5 @@
 """The SQLite tracker store Rasa loads from endpoints.yml (components/tracker_store.py)."""
+
 import asyncio
 import sqlite3
 from pathlib import Path
@@ -33,11 +34,15 @@ def test_endpoints_yml_loads_our_store_not_rasas_in_memory_fallback(tmp_path, mo
 
 def test_a_saved_conversation_comes_back_and_is_in_the_file_in_wal_mode(tmp_path, monkeypatch):
     store = _store(tmp_path, monkeypatch)
-    tracker = DialogueStateTracker.from_events("alice", [
-        ActionExecuted("action_listen"),
-        UserUttered("ابي اجدد هويتي", {"name": "renew_national_id", "confidence": 0.9}),
-        SlotSet("service", "renew_national_id"),
-    ], slots=DOMAIN.slots)
+    tracker = DialogueStateTracker.from_events(
+        "alice",
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("ابي اجدد هويتي", {"name": "renew_national_id", "confidence": 0.9}),
+            SlotSet("service", "renew_national_id"),
+        ],
+        slots=DOMAIN.slots,
+    )
     asyncio.run(store.save(tracker))
     tracker.update(UserUttered("كم الرسوم", {"name": "ask_fees", "confidence": 0.8}))
     asyncio.run(store.save(tracker))

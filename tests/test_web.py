@@ -1,4 +1,5 @@
 """The chat widget in a real headless Chromium against the real servers."""
+
 import os
 import socket
 import subprocess
@@ -28,7 +29,10 @@ def web_url(servers):
     env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"]}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -58,13 +62,16 @@ def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url
     step = f"1. {CAT.services['report_lost_id'].steps[0]}"
     page.wait_for_function(
         "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
-        arg=step, timeout=20000)
+        arg=step,
+        timeout=20000,
+    )
 
     # The offer's buttons: "لا، شكرًا" answers with the closing question.
     page.get_by_role("button", name=CAT.labels["button_no"]).last.click()
     page.wait_for_function(
         "() => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes('هل أقدر أساعدك'))",
-        timeout=20000)
+        timeout=20000,
+    )
     assert page.locator(".musaed-user p").all_inner_texts()[-1] == CAT.labels["button_no"]
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -96,8 +103,9 @@ def test_receipts_are_served_only_behind_a_signed_link(web_url, servers, monkeyp
     monkeypatch.setenv("MUSAED_DB", servers.env["MUSAED_DB"])
     db = store.open_db()
     khalid = seed.ids()["khalid"]
-    request, _ = store.create_request(db, service_id="report_lost_id", applicant_id=khalid,
-                                      beneficiary_id=khalid, conversation_id="web-test")
+    request, _ = store.create_request(
+        db, service_id="report_lost_id", applicant_id=khalid, beneficiary_id=khalid, conversation_id="web-test"
+    )
     number = request["tracking_number"]
     ok = requests.get(web_url + receipt.receipt_path(number), timeout=10)
     assert ok.status_code == 200 and ok.headers["Content-Type"] == "image/png"

@@ -12,7 +12,7 @@ message, and the server does so once Rasa has handled it, after the replies,
 on the same socket, in order. `Tab.flush` does the same for a socket that
 sent nothing: what it has not received by then, the server never sent it.
 """
-import asyncio
+
 import contextlib
 import json
 import os
@@ -26,10 +26,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-import socketio
+from web_client import TIMEOUT, TURN, Tab
 
 from channels import socketio as web
-from web_client import TIMEOUT, TURN, Tab
 from musaed import keys, seed, store
 
 pytestmark = pytest.mark.e2e
@@ -53,22 +52,24 @@ def codes_sent(servers, national_id: str) -> int:
 
 def latest_code(servers, national_id: str) -> str:
     db = store.open_db(servers.db_file)
-    return db.execute("SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
-                      [national_id]).fetchone()[0]
+    return db.execute(
+        "SELECT code FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1", [national_id]
+    ).fetchone()[0]
 
 
 def user_texts(servers, conversation: str) -> list:
     """What the person said in `conversation`, as Rasa's tracker store has it."""
     with contextlib.closing(sqlite3.connect(f"file:{servers.tracker_db}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
-                          [conversation]).fetchall()
+        rows = db.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", [conversation]
+        ).fetchall()
     return [json.loads(data)["text"] for (data,) in rows]
 
 
 def flip(text: str, index: int) -> str:
     """`text` with the hex digit at `index` changed."""
     i = index % len(text)
-    return text[:i] + ("1" if text[i] == "0" else "0") + text[i + 1:]
+    return text[:i] + ("1" if text[i] == "0" else "0") + text[i + 1 :]
 
 
 @pytest.fixture
@@ -108,6 +109,7 @@ async def victim_mid_form(tab) -> Tab:
 
 
 # --- tokens ---------------------------------------------------------------
+
 
 def test_issued_tokens_are_distinct_random_and_accepted():
     tokens = [web.issue_token(SECRET) for _ in range(1000)]
@@ -188,8 +190,12 @@ async def test_a_jwt_key_in_the_credentials_still_guards_connect(monkeypatch):
 
 # --- sessions on the real server ------------------------------------------
 
-@pytest.mark.parametrize("request_args", [(), ({},), ({"session_id": None},), ({"session_id": ""},)],
-                         ids=["no data", "empty", "null id", "empty id"])
+
+@pytest.mark.parametrize(
+    "request_args",
+    [(), ({},), ({"session_id": None},), ({"session_id": ""},)],
+    ids=["no data", "empty", "null id", "empty id"],
+)
 async def test_a_tab_without_a_session_gets_a_new_signed_token(tab, server_secret, request_args):
     first, second = tab(), tab()
     for t in (first, second):
@@ -237,8 +243,9 @@ FORGERIES = {
     "victim's conversation id": lambda victim: victim.conversation,
     "victim's token, a signature digit changed": lambda victim: flip(victim.token, -1),
     "victim's token, an id digit changed": lambda victim: flip(victim.token, 5),
-    "victim's id signed with another secret":
-        lambda victim: f"{victim.session}.{web._signature(victim.session, b'guessed secret')}",
+    "victim's id signed with another secret": lambda victim: (
+        f"{victim.session}.{web._signature(victim.session, b'guessed secret')}"
+    ),
 }
 
 
@@ -274,8 +281,12 @@ async def test_a_forged_or_guessed_web_id_gets_a_fresh_session(tab, servers, ser
 def verified_rest_conversation(chat, servers) -> str:
     """A REST conversation that has a request of Khalid's and verified him: its tracking number."""
     request, _ = store.create_request(
-        store.open_db(servers.db_file), service_id="report_lost_id", applicant_id=KHALID,
-        beneficiary_id=KHALID, conversation_id=chat.conversation_id)
+        store.open_db(servers.db_file),
+        service_id="report_lost_id",
+        applicant_id=KHALID,
+        beneficiary_id=KHALID,
+        conversation_id=chat.conversation_id,
+    )
     assert ASKS_FOR_ID in joined(chat.say("طلباتي"))
     assert CODE_SENT in joined(chat.say(KHALID))
     listing = joined(chat.say(latest_code(servers, KHALID)))
@@ -323,7 +334,8 @@ CLAIMS = {
 
 @pytest.mark.parametrize("asked_first", [True, False], ids=["after its session_request", "without one"])
 async def test_a_message_naming_another_session_stays_in_its_sockets_conversation(
-        tab, servers, server_secret, asked_first):
+    tab, servers, server_secret, asked_first
+):
     victim = await victim_mid_form(tab)
     victim_said, victim_got = user_texts(servers, victim.conversation), list(victim.replies)
     codes = codes_sent(servers, KHALID)
@@ -353,6 +365,7 @@ async def test_a_message_naming_another_session_stays_in_its_sockets_conversatio
 # --- the widget (last in this module: the browser fixture holds Playwright's
 # event loop until the module ends, and the async tests above must not meet it)
 
+
 @pytest.fixture(scope="module")
 def widget_url(servers):
     """web/serve.py: the widget's page, talking to the test's Rasa server."""
@@ -362,7 +375,9 @@ def widget_url(servers):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
         env={**os.environ, "MUSAED_DB": str(servers.db_file)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, proc, TIMEOUT)
@@ -381,11 +396,12 @@ def widget_says(page, text: str, expect: str) -> None:
     page.press(".musaed-input", "Enter")
     page.wait_for_function(
         "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
-        arg=expect, timeout=TURN * 1000)
+        arg=expect,
+        timeout=TURN * 1000,
+    )
 
 
-def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(
-        browser, widget_url, servers, server_secret):
+def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(browser, widget_url, servers, server_secret):
     page = browser.new_page()
     page.goto(widget_url)
     page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
@@ -408,9 +424,11 @@ def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(
 
     # A token the server did not sign (here: tampered with in storage) is
     # replaced by a new session, and the widget keeps the new token.
-    page.evaluate("t => { const s = JSON.parse(localStorage.getItem('musaed.chat.v1'));"
-                  " s.sessionId = t; localStorage.setItem('musaed.chat.v1', JSON.stringify(s)); }",
-                  flip(token, -1))
+    page.evaluate(
+        "t => { const s = JSON.parse(localStorage.getItem('musaed.chat.v1'));"
+        " s.sessionId = t; localStorage.setItem('musaed.chat.v1', JSON.stringify(s)); }",
+        flip(token, -1),
+    )
     page.reload()
     page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
     fresh = stored_token(page)

@@ -12,6 +12,7 @@ replies, on the same socket, in order. `Tab.flush` does the same for a
 socket that sent nothing: what it has not received by then, the server
 never sent it.
 """
+
 import asyncio
 
 import socketio
@@ -62,8 +63,7 @@ class Tab:
     async def say(self, text: str, **fields) -> list:
         """Send a message as the widget does; the bot's replies this socket received."""
         start = len(self.replies)
-        await self.client.call("user_uttered", {"message": text, "session_id": self.token, **fields},
-                               timeout=TURN)
+        await self.client.call("user_uttered", {"message": text, "session_id": self.token, **fields}, timeout=TURN)
         return self.replies[start:]
 
     async def flush(self) -> None:

@@ -5,6 +5,7 @@
 Everything is served from this repository and web/node_modules (npm ci):
 no CDN at run time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ def make_app(rasa_url: str, web_url: str = "") -> web.Application:
     def static(path: Path, content_type: str):
         async def handler(_: web.Request) -> web.Response:
             return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8")
+
         return handler
 
     async def receipt_png(request: web.Request) -> web.Response:
@@ -61,8 +63,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rasa-url", default="http://localhost:5005")
     args = parser.parse_args()
-    web.run_app(make_app(args.rasa_url, f"http://{args.host}:{args.port}"),
-                host=args.host, port=args.port, print=None)
+    web.run_app(make_app(args.rasa_url, f"http://{args.host}:{args.port}"), host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":
