@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 import yaml
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.requests import (
@@ -312,3 +313,21 @@ async def test_a_throwaway_service_walks_the_whole_request_form(db, tmp_path, mo
     assert request["delivery_address"] == store.get_person(db, KHALID)["national_address"]
     assert request["tracking_number"] in d.messages[0]["text"]
     assert d.messages[-1]["text"] == "احتفظ بالبطاقة التالفة يا خالد العتيبي."
+
+
+async def test_a_form_turn_reads_the_records_once(db, monkeypatch):
+    """rasa-sdk asks for the required slots three times a turn; the records are assessed once."""
+    from musaed import service_request
+
+    calls = []
+    real = service_request.assess
+    monkeypatch.setattr(service_request, "assess", lambda *a, **k: calls.append(a) or real(*a, **k))
+    domain = {
+        "forms": {"service_request_form": {"required_slots": form_slots()[:-1]}},
+        "slots": {slot: {"type": "any", "mappings": [{"type": "custom"}]} for slot in form_slots()},
+    }
+    t = tracker("renew_national_id", intent="affirm", verified_id=KHALID, requested_slot="confirm")
+    d = CollectingDispatcher()
+    events = await FORM.run(d, t, domain)
+    assert len(calls) == 1
+    assert events == [SlotSet("requested_slot", "confirm")]
