@@ -85,7 +85,7 @@ def people(db_path, n: int) -> List[Person]:
             nid = seed.with_check_digit(f"1099{i:05d}")
             new.append({**khalid, "national_id": nid, "name": f"مستخدم اختبار {i}", "mobile": f"05590{i:05d}"})
             out.append(Person(f"bench{i}", nid, LOST_ID + RENEW_ID))
-        db["people"].insert_all(new, ignore=True)  # already there from an earlier call: kept
+        store.insert_rows(db, "people", new, ignore_existing=True)  # there from an earlier call: kept
     return out[: max(n, 1)]
 
 

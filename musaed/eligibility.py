@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Dict, List, Optional
 
-from sqlite_utils import Database
-
 from musaed import catalogue, store
+from musaed.store import Db
 
 
 @dataclass
 class Case:
     """What a check looks at: who applies, for whom, and the answers given."""
 
-    db: Database
+    db: Db
     service_id: str
     applicant: dict
     beneficiary: dict

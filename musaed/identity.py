@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from sqlite_utils import Database
-
 from musaed import catalogue, sms, store
 from musaed.arabic import to_ascii_digits
+from musaed.store import Db
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def _minutes_until(until: datetime, now: datetime) -> int:
     return max(0, math.ceil((until - now).total_seconds() / 60))
 
 
-def _lock_minutes_left(db: Database, national_id: str, now: datetime) -> int:
+def _lock_minutes_left(db: Db, national_id: str, now: datetime) -> int:
     row = store.identity_lock(db, national_id)
     if not row or not row["locked_until"]:
         return 0
@@ -112,9 +111,7 @@ def code_text(code: str) -> str:
     return catalogue.load().labels["sms_code"].format(code=code, minutes=CODE_TTL_MINUTES)
 
 
-def send_code(
-    db: Database, national_id: str, now: Optional[datetime] = None, sender: Optional[sms.Sender] = None
-) -> Outcome:
+def send_code(db: Db, national_id: str, now: Optional[datetime] = None, sender: Optional[sms.Sender] = None) -> Outcome:
     """Send a fresh 6-digit code to the mobile on file, within the limit.
 
     An id that is not on file gets the same outcome, and the same work, as
@@ -126,6 +123,7 @@ def send_code(
     now = _now(now)
     delivery = None
     with store.transaction(db):
+        store.serialize(db, f"identity:{national_id}")
         minutes = _lock_minutes_left(db, national_id, now)
         if minutes:
             return Outcome("locked", minutes_left=minutes)
@@ -154,7 +152,7 @@ def send_code(
     return Outcome("sent", attempts_left=MAX_WRONG_CODES)
 
 
-def _wrong_code(db: Database, national_id: str, now: datetime, pending_id: Optional[int]) -> Outcome:
+def _wrong_code(db: Db, national_id: str, now: datetime, pending_id: Optional[int]) -> Outcome:
     lock = store.identity_lock(db, national_id)
     failed = (lock["failed"] if lock else 0) + 1
     if failed >= MAX_WRONG_CODES:
@@ -167,7 +165,7 @@ def _wrong_code(db: Database, national_id: str, now: datetime, pending_id: Optio
     return Outcome("wrong", attempts_left=MAX_WRONG_CODES - failed)
 
 
-def verify_code(db: Database, national_id: str, code: str, now: Optional[datetime] = None) -> Outcome:
+def verify_code(db: Db, national_id: str, code: str, now: Optional[datetime] = None) -> Outcome:
     """Check a code; three wrong codes lock the id for 15 minutes.
 
     For an id not on file no code exists, so every code is wrong, counted
@@ -175,6 +173,7 @@ def verify_code(db: Database, national_id: str, code: str, now: Optional[datetim
     """
     now = _now(now)
     with store.transaction(db):
+        store.serialize(db, f"identity:{national_id}")
         minutes = _lock_minutes_left(db, national_id, now)
         if minutes:
             return Outcome("locked", minutes_left=minutes)

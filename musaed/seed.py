@@ -131,14 +131,18 @@ def seed(db, today: Optional[date] = None) -> dict:
         ("fatima", 500, "مخالفة تأخر تجديد هوية مقيم", 0),  # unpaid
         ("khalid", 300, "مخالفة مرورية", 1),  # paid: does not block
     ]
-    # A demo reset, not a business write: sqlite-utils' insert_all commits per table.
+    # A demo reset, not a business write.
     store.clear_records(db)
-    db["people"].insert_all(people)
-    db["family_links"].insert_all({"head_id": i[h], "member_id": i[m], "relation": r} for h, m, r in links)
-    db["passports"].insert_all({"national_id": i[k], "number": n, "expiry": e} for k, n, e in passports)
-    db["health_insurance"].insert_all({"national_id": i[k], "provider": p, "expiry": e} for k, p, e in insurance)
-    db["fines"].insert_all({"national_id": i[k], "amount": a, "description": d, "paid": p} for k, a, d, p in fines)
-    db["family_records"].insert_all([{"head_id": i["khalid"], "number": "FR-778120", "status": "valid"}])
+    store.insert_rows(db, "people", people)
+    store.insert_rows(db, "family_links", ({"head_id": i[h], "member_id": i[m], "relation": r} for h, m, r in links))
+    store.insert_rows(db, "passports", ({"national_id": i[k], "number": n, "expiry": e} for k, n, e in passports))
+    store.insert_rows(
+        db, "health_insurance", ({"national_id": i[k], "provider": p, "expiry": e} for k, p, e in insurance)
+    )
+    store.insert_rows(
+        db, "fines", ({"national_id": i[k], "amount": a, "description": d, "paid": p} for k, a, d, p in fines)
+    )
+    store.insert_rows(db, "family_records", [{"head_id": i["khalid"], "number": "FR-778120", "status": "valid"}])
     return i
 
 

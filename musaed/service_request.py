@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Dict, List, Optional
 
-from sqlite_utils import Database
-
 from musaed import catalogue, eligibility, store
 from musaed.arabic import normalize
 from musaed.identity import parse_national_id
+from musaed.store import Db
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Assessment:
 
 
 def assess(
-    db: Database,
+    db: Db,
     service_id: str,
     applicant_id: str,
     beneficiary_id: Optional[str],
@@ -76,7 +75,7 @@ class Submission:
 
 
 def submit(
-    db: Database,
+    db: Db,
     service_id: str,
     applicant_id: str,
     beneficiary_id: Optional[str],
@@ -102,7 +101,7 @@ def submit(
     return Submission(a, request, created)
 
 
-def eligible_dependents(db: Database, service_id: str, head_id: str) -> List[dict]:
+def eligible_dependents(db: Db, service_id: str, head_id: str) -> List[dict]:
     """The family members this service can be requested for."""
     service = catalogue.load().services[service_id]
     return [

@@ -35,6 +35,41 @@ def servers(tmp_path_factory):
     s.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL server on a free loopback port, for the whole test session."""
+    from backing import Postgres, ensure_installed
+
+    ensure_installed(("postgresql",))
+    server = Postgres(tmp_path_factory.mktemp("postgres") / "data", free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A PostgreSQL database of this test's own: a new schema, first on the search path."""
+    import psycopg2
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(pg_server.url)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE SCHEMA {schema}")
+    conn.close()
+    return f"{pg_server.url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request, tmp_path):
+    """Opens this test's own application database, on each engine in turn: call it
+    in every thread that needs a connection (each thread opens its own)."""
+    if request.param == "sqlite":
+        path = tmp_path / "musaed.db"
+        return lambda: store.open_db(path)
+    url = request.getfixturevalue("pg_url")
+    return lambda: store.open_db(url=url)
+
+
 @pytest.fixture(autouse=True)
 def fresh_records(request):
     """Each end-to-end test starts from the demo records, with no requests, codes or

@@ -17,8 +17,9 @@ KHALID = IDS["khalid"]
 
 
 @pytest.fixture
-def db(tmp_path):
-    db = store.open_db(tmp_path / "musaed.db")
+def db(open_store):
+    """This test's own database, on SQLite and on PostgreSQL (conftest's open_store)."""
+    db = open_store()
     seed.seed(db, today=date(2026, 11, 23))
     return db
 
@@ -138,14 +139,11 @@ def test_three_codes_in_fifteen_minutes_then_the_fourth_is_refused_with_the_wait
     assert identity.send_code(db, IDS["sara"], now=T0 + timedelta(minutes=10)).status == "sent"
 
 
-def test_code_limit_holds_for_concurrent_conversations(tmp_path):
+def test_code_limit_holds_for_concurrent_conversations(db, open_store):
     """Twelve conversations typing the same id at once (each its own connection): three codes."""
-    path = tmp_path / "musaed.db"
-    seed.seed(store.open_db(path), today=date(2026, 11, 23))
     with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = list(pool.map(lambda _: identity.send_code(store.open_db(path), KHALID).status, range(12)))
+        statuses = list(pool.map(lambda _: identity.send_code(open_store(), KHALID).status, range(12)))
     assert sorted(statuses) == ["limited"] * 9 + ["sent"] * 3
-    db = store.open_db(path)
     assert db.execute("SELECT COUNT(*) FROM otp_outbox WHERE national_id = ?", [KHALID]).fetchone()[0] == 3
 
 

@@ -13,15 +13,10 @@ TRACKING = re.compile(r"^MSD-\d{8}$")
 
 
 @pytest.fixture
-def db_file(tmp_path):
-    path = tmp_path / "musaed.db"
-    seed.seed(store.open_db(path), today=TODAY)
-    return path
-
-
-@pytest.fixture
-def db(db_file):
-    return store.open_db(db_file)
+def db(open_store):
+    db = open_store()
+    seed.seed(db, today=TODAY)
+    return db
 
 
 @pytest.fixture
@@ -125,9 +120,9 @@ def _in_threads(n, target):
     return results
 
 
-def test_fifty_concurrent_confirmations_create_one_request(db_file, ids):
+def test_fifty_concurrent_confirmations_create_one_request(db, open_store, ids):
     def confirm(_):
-        db = store.open_db(db_file)
+        db = open_store()
         try:
             request, created = new_request(db, ids, conversation="same")
             return request["tracking_number"], created
@@ -137,16 +132,16 @@ def test_fifty_concurrent_confirmations_create_one_request(db_file, ids):
     results = _in_threads(50, confirm)
     assert len({number for number, _ in results}) == 1
     assert sum(created for _, created in results) == 1
-    db = store.open_db(db_file)
+    db = open_store()
     assert count(db, "requests") == 1
     assert count(db, "request_events") == 1
 
 
-def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(db_file, ids):
+def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(db, open_store, ids):
     """Fifty conversations (other devices, other channels) confirm at once: one open request."""
 
     def confirm(i):
-        db = store.open_db(db_file)
+        db = open_store()
         try:
             request, created = new_request(db, ids, conversation=f"whatsapp:9665{i:08d}")
             return request["tracking_number"], created
@@ -156,7 +151,7 @@ def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(d
     results = _in_threads(50, confirm)
     assert len({number for number, _ in results}) == 1
     assert sum(created for _, created in results) == 1
-    db = store.open_db(db_file)
+    db = open_store()
     assert count(db, "requests") == 1
     assert count(db, "request_events") == 1
 
@@ -179,13 +174,10 @@ def test_a_closed_request_does_not_block_a_new_one(db, ids, closed):
 
 
 def test_the_database_itself_refuses_a_second_open_request(db, ids):
-    import sqlite3
-
     first, _ = new_request(db, ids)
     row = dict(first, tracking_number="MSD-00000001", idempotency_key="MSD-00000001", conversation_id="elsewhere")
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction(db):
-            store._insert(db, "requests", row)
+    with pytest.raises(store.integrity_errors()):
+        store.insert_rows(db, "requests", [row])  # a writer that skips create_request's check
     assert count(db, "requests") == 1
 
 

@@ -1,10 +1,12 @@
-"""The application database: people's records and service requests, in SQLite.
+"""The application database: people's records and service requests, in SQLite or PostgreSQL.
 
 Plain functions that take a `db` (sqlite_utils.Database), named migrations
 recorded in a table, one transaction per write that belongs together. This
 is the only module that speaks SQL to the application data: identity,
 eligibility, customer care, the seed and the scripts call these functions,
-so moving to PostgreSQL is a new adapter for them, not a rewrite.
+so PostgreSQL is one adapter (musaed/store/postgres.py), not a second store.
+SQLite is the default; ``MUSAED_DATABASE_URL=postgresql://…`` selects
+PostgreSQL. The SQL is written once, in what both engines share.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from sqlite_utils import Database
+
+if TYPE_CHECKING:
+    from musaed.store.postgres import PostgresDatabase
 
 from musaed.arabic import to_ascii_digits
 
 DEFAULT_PATH = Path("var") / "musaed.db"
+DATABASE_URL_ENV = "MUSAED_DATABASE_URL"
 TRACKING_PREFIX = "MSD-"
 
 
@@ -37,18 +43,33 @@ def db_path() -> Path:
 # (under BEGIN IMMEDIATE) for every action call.
 _connections = threading.local()
 
+# A connection: sqlite_utils' Database, or the PostgreSQL adapter with the same methods.
+Db = Union[Database, "PostgresDatabase"]
 
-def open_db(path: Optional[os.PathLike] = None) -> Database:
-    """The database at `path` or MUSAED_DB, created and migrated on first use in this thread.
 
-    ``:memory:`` is a new, empty database at every call.
+def open_db(path: Optional[os.PathLike] = None, url: Optional[str] = None) -> Db:
+    """The application database, created and migrated on first use in this thread.
+
+    `url` (or MUSAED_DATABASE_URL when neither is given) names a PostgreSQL
+    database; otherwise the SQLite file at `path` or MUSAED_DB. ``:memory:``
+    is a new, empty database at every call.
     """
+    if path is None and url is None:
+        url = os.environ.get(DATABASE_URL_ENV) or None
+    cache = _connections.__dict__
+    if url:
+        db = cache.get(url)
+        if db is None or not _alive(db):
+            from musaed.store.postgres import PostgresDatabase
+
+            db = cache[url] = PostgresDatabase(url)
+            migrate(db)
+        return db
     if path is None:
         path = db_path()
     if str(path) == ":memory:":
         return _connect(":memory:")
     key = str(Path(path).resolve())
-    cache = _connections.__dict__
     db = cache.get(key)
     if db is None or not _alive(db):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -56,15 +77,19 @@ def open_db(path: Optional[os.PathLike] = None) -> Database:
     return db
 
 
-def _alive(db: Database) -> bool:
+def dialect(db: Db) -> str:
+    return getattr(db, "dialect", "sqlite")
+
+
+def _alive(db: Db) -> bool:
     try:
         db.execute("SELECT 1")
         return True
-    except sqlite3.ProgrammingError:  # closed by its user
+    except Exception:  # noqa: BLE001 - closed by its user, or the server went away
         return False
 
 
-def _connect(path: str) -> Database:
+def _connect(path: str) -> Db:
     # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE),
     # so two writers never deadlock upgrading a read lock.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -78,15 +103,31 @@ def _connect(path: str) -> Database:
 
 
 @contextmanager
-def transaction(db: Database) -> Iterator[Database]:
-    """One atomic write: everything inside commits together or not at all."""
-    db.execute("BEGIN IMMEDIATE")
+def transaction(db: Db) -> Iterator[Db]:
+    """One atomic write: everything inside commits together or not at all.
+
+    On SQLite it holds the database's write lock from the start (BEGIN
+    IMMEDIATE), so transactions run one at a time; on PostgreSQL what must
+    not interleave takes `serialize` inside it.
+    """
+    db.execute("BEGIN IMMEDIATE" if dialect(db) == "sqlite" else "BEGIN")
     try:
         yield db
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def serialize(db: Db, key: str) -> None:
+    """Inside a transaction: wait until no other transaction holds `key`, then hold it to the end.
+
+    A check-then-write (the code limit, a wrong-code count, a migration) must
+    not interleave across replicas. SQLite's BEGIN IMMEDIATE already runs
+    one transaction at a time; PostgreSQL takes a transaction-level advisory lock.
+    """
+    if dialect(db) == "postgresql":
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [key])
 
 
 def now_iso(now: Optional[datetime] = None) -> str:
@@ -218,7 +259,7 @@ CREATE UNIQUE INDEX requests_one_open ON requests(service_id, beneficiary_id)
 """
 
 
-def _run_script(db: Database, script: str) -> None:
+def _run_script(db: Db, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
@@ -231,19 +272,22 @@ MIGRATIONS: Tuple[Tuple[str, str], ...] = (
 )
 
 
-def migrate(db: Database) -> None:
+def migrate(db: Db) -> None:
     """Apply the migrations not yet recorded in `_migrations`, each in its own transaction."""
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    columns = {row[1] for row in db.execute("PRAGMA table_info(_migrations)").fetchall()}
-    if "version" in columns:  # recorded by number before migrations had names
-        with transaction(db):
-            old = db.execute("SELECT version, applied_at FROM _migrations").fetchall()
-            db.execute("DROP TABLE _migrations")
-            db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-            for version, at in old:
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", [MIGRATIONS[version - 1][0], at])
+    with transaction(db):
+        serialize(db, "musaed-migrations")  # replicas starting together migrate once
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        if dialect(db) == "sqlite":
+            columns = {row[1] for row in db.execute("PRAGMA table_info(_migrations)").fetchall()}
+            if "version" in columns:  # recorded by number before migrations had names
+                old = db.execute("SELECT version, applied_at FROM _migrations").fetchall()
+                db.execute("DROP TABLE _migrations")
+                db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+                for version, at in old:
+                    db.execute("INSERT INTO _migrations VALUES (?, ?)", [MIGRATIONS[version - 1][0], at])
     for name, script in MIGRATIONS:
         with transaction(db):
+            serialize(db, "musaed-migrations")
             # Checked inside the transaction: another process may have applied it meanwhile.
             if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
                 continue
@@ -251,11 +295,33 @@ def migrate(db: Database) -> None:
             db.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now_iso()])
 
 
-def applied_migrations(db: Database) -> List[str]:
+def applied_migrations(db: Db) -> List[str]:
     return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
 
 
-def clear_records(db: Database) -> None:
+def insert_rows(db: Db, table: str, rows: Iterable[dict], ignore_existing: bool = False) -> None:
+    """Insert rows in one transaction; with `ignore_existing`,
+    a row whose key is already there is left as it is."""
+    conflict = " ON CONFLICT DO NOTHING" if ignore_existing else ""
+    with transaction(db):
+        for row in rows:
+            marks = ", ".join("?" for _ in row)
+            db.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks}){conflict}", list(row.values()))
+
+
+def integrity_errors() -> tuple:
+    """What either engine raises when a constraint refuses a write."""
+    errors: tuple = (sqlite3.IntegrityError,)
+    try:
+        from musaed.store.postgres import IntegrityError
+
+        errors += (IntegrityError,)
+    except ImportError:  # psycopg2 missing: SQLite only
+        pass
+    return errors
+
+
+def clear_records(db: Db) -> None:
     """Empty every table of people's records and requests (the demo seed starts over)."""
     with transaction(db):
         for table in (
@@ -277,16 +343,16 @@ def clear_records(db: Database) -> None:
 # -- people and their records ------------------------------------------------
 
 
-def _one(db: Database, sql: str, params) -> Optional[dict]:
+def _one(db: Db, sql: str, params) -> Optional[dict]:
     rows = list(db.query(sql, params))
     return rows[0] if rows else None
 
 
-def get_person(db: Database, national_id: str) -> Optional[dict]:
+def get_person(db: Db, national_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM people WHERE national_id = ?", [national_id])
 
 
-def dependents(db: Database, head_id: str) -> List[dict]:
+def dependents(db: Db, head_id: str) -> List[dict]:
     """The people whose services `head_id` may request, with their relation."""
     return list(
         db.query(
@@ -297,24 +363,24 @@ def dependents(db: Database, head_id: str) -> List[dict]:
     )
 
 
-def relation(db: Database, head_id: str, member_id: str) -> Optional[str]:
+def relation(db: Db, head_id: str, member_id: str) -> Optional[str]:
     row = _one(db, "SELECT relation FROM family_links WHERE head_id = ? AND member_id = ?", [head_id, member_id])
     return row["relation"] if row else None
 
 
-def passport(db: Database, national_id: str) -> Optional[dict]:
+def passport(db: Db, national_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM passports WHERE national_id = ?", [national_id])
 
 
-def insurance(db: Database, national_id: str) -> Optional[dict]:
+def insurance(db: Db, national_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM health_insurance WHERE national_id = ?", [national_id])
 
 
-def unpaid_fines(db: Database, national_id: str) -> List[dict]:
+def unpaid_fines(db: Db, national_id: str) -> List[dict]:
     return list(db.query("SELECT * FROM fines WHERE national_id = ? AND paid = 0", [national_id]))
 
 
-def family_record(db: Database, head_id: str) -> Optional[dict]:
+def family_record(db: Db, head_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM family_records WHERE head_id = ?", [head_id])
 
 
@@ -322,11 +388,11 @@ def family_record(db: Database, head_id: str) -> Optional[dict]:
 # Callers hold a transaction around what must be atomic (musaed/identity.py).
 
 
-def record_code_request(db: Database, national_id: str, at: str) -> None:
+def record_code_request(db: Db, national_id: str, at: str) -> None:
     _insert(db, "code_requests", {"national_id": national_id, "requested_at": at})
 
 
-def code_requests_since(db: Database, national_id: str, since: str) -> List[str]:
+def code_requests_since(db: Db, national_id: str, since: str) -> List[str]:
     """When codes were asked for this id since `since`, oldest first."""
     return [
         r["requested_at"]
@@ -337,14 +403,12 @@ def code_requests_since(db: Database, national_id: str, since: str) -> List[str]
     ]
 
 
-def latest_code_request(db: Database, national_id: str) -> Optional[str]:
+def latest_code_request(db: Db, national_id: str) -> Optional[str]:
     row = _one(db, "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ?", [national_id])
     return row["at"] if row else None
 
 
-def save_code(
-    db: Database, *, national_id: str, mobile: Optional[str], code: str, created_at: str, expires_at: str
-) -> None:
+def save_code(db: Db, *, national_id: str, mobile: Optional[str], code: str, created_at: str, expires_at: str) -> None:
     """Keep a new code for verification; it replaces any earlier one still pending."""
     db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL", [created_at, national_id])
     _insert(
@@ -361,17 +425,17 @@ def save_code(
     )
 
 
-def pending_code(db: Database, national_id: str) -> Optional[dict]:
+def pending_code(db: Db, national_id: str) -> Optional[dict]:
     return _one(
         db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL ORDER BY id DESC LIMIT 1", [national_id]
     )
 
 
-def use_code(db: Database, code_id: int, at: str) -> None:
+def use_code(db: Db, code_id: int, at: str) -> None:
     db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [at, code_id])
 
 
-def latest_code(db: Database, national_id: str) -> Optional[dict]:
+def latest_code(db: Db, national_id: str) -> Optional[dict]:
     """The newest code sent to this id, used or not (the development outbox)."""
     return _one(
         db,
@@ -380,30 +444,34 @@ def latest_code(db: Database, national_id: str) -> Optional[dict]:
     )
 
 
-def identity_lock(db: Database, national_id: str) -> Optional[dict]:
+def identity_lock(db: Db, national_id: str) -> Optional[dict]:
     """(failed codes so far, locked_until) for this id, if any."""
     return _one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
 
 
-def set_identity_lock(db: Database, national_id: str, failed: int, locked_until: Optional[str]) -> None:
-    db.execute("INSERT OR REPLACE INTO identity_locks VALUES (?, ?, ?)", [national_id, failed, locked_until])
+def set_identity_lock(db: Db, national_id: str, failed: int, locked_until: Optional[str]) -> None:
+    db.execute(
+        "INSERT INTO identity_locks (national_id, failed, locked_until) VALUES (?, ?, ?) "
+        "ON CONFLICT (national_id) DO UPDATE SET failed = excluded.failed, locked_until = excluded.locked_until",
+        [national_id, failed, locked_until],
+    )
 
 
-def clear_identity_lock(db: Database, national_id: str) -> None:
+def clear_identity_lock(db: Db, national_id: str) -> None:
     db.execute("DELETE FROM identity_locks WHERE national_id = ?", [national_id])
 
 
 # -- requests ----------------------------------------------------------------
 
 
-def _insert(db: Database, table: str, row: dict) -> None:
+def _insert(db: Db, table: str, row: dict) -> None:
     """INSERT inside the caller's transaction (sqlite-utils' insert commits itself)."""
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
 
-def _add_event(db: Database, tracking_number: str, status: str, *, actor: str, note: Optional[str], at: str) -> None:
+def _add_event(db: Db, tracking_number: str, status: str, *, actor: str, note: Optional[str], at: str) -> None:
     _insert(
         db,
         "request_events",
@@ -417,7 +485,7 @@ def _add_event(db: Database, tracking_number: str, status: str, *, actor: str, n
     )
 
 
-def _new_tracking_number(db: Database) -> str:
+def _new_tracking_number(db: Db) -> str:
     while True:
         number = f"{TRACKING_PREFIX}{secrets.randbelow(10**8):08d}"
         if not _one(db, "SELECT 1 AS x FROM requests WHERE tracking_number = ?", [number]):
@@ -425,7 +493,7 @@ def _new_tracking_number(db: Database) -> str:
 
 
 def create_request(
-    db: Database,
+    db: Db,
     *,
     service_id: str,
     applicant_id: str,
@@ -447,6 +515,7 @@ def create_request(
     at = now_iso(now)
     try:
         with transaction(db):
+            serialize(db, f"request:{service_id}:{beneficiary_id}")
             existing = open_request(db, service_id, beneficiary_id)
             if existing:
                 return existing, False
@@ -471,7 +540,7 @@ def create_request(
                 },
             )
             _add_event(db, number, status, actor=applicant_id, note=None, at=at)
-    except sqlite3.IntegrityError:
+    except integrity_errors():
         existing = open_request(db, service_id, beneficiary_id)
         if existing is None:
             raise
@@ -479,7 +548,7 @@ def create_request(
     return _required(get_request(db, number)), True
 
 
-def open_request(db: Database, service_id: str, beneficiary_id: str) -> Optional[dict]:
+def open_request(db: Db, service_id: str, beneficiary_id: str) -> Optional[dict]:
     """The open request for this service and beneficiary, if there is one."""
     return _one(
         db,
@@ -488,27 +557,27 @@ def open_request(db: Database, service_id: str, beneficiary_id: str) -> Optional
     )
 
 
-def get_request(db: Database, tracking_number: str) -> Optional[dict]:
+def get_request(db: Db, tracking_number: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM requests WHERE tracking_number = ?", [tracking_number])
 
 
-def request_events(db: Database, tracking_number: str) -> List[dict]:
+def request_events(db: Db, tracking_number: str) -> List[dict]:
     return list(db.query("SELECT * FROM request_events WHERE tracking_number = ? ORDER BY id", [tracking_number]))
 
 
-def requests_visible_to(db: Database, national_id: str) -> List[dict]:
+def requests_visible_to(db: Db, national_id: str) -> List[dict]:
     """Requests the person made, or made for them, or for their dependents; newest first."""
     return list(
         db.query(
-            "SELECT * FROM requests WHERE applicant_id = :id OR beneficiary_id = :id "
-            "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = :id) "
+            "SELECT * FROM requests WHERE applicant_id = ? OR beneficiary_id = ? "
+            "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = ?) "
             "ORDER BY created_at DESC, tracking_number",
-            {"id": national_id},
+            [national_id] * 3,
         )
     )
 
 
-def can_see_request(db: Database, national_id: str, request: dict) -> bool:
+def can_see_request(db: Db, national_id: str, request: dict) -> bool:
     return (
         national_id in (request["applicant_id"], request["beneficiary_id"])
         or relation(db, national_id, request["beneficiary_id"]) is not None
@@ -516,7 +585,7 @@ def can_see_request(db: Database, national_id: str, request: dict) -> bool:
 
 
 def set_request_status(
-    db: Database,
+    db: Db,
     tracking_number: str,
     status: str,
     *,
