@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 5080
@@ -21,9 +22,11 @@ def default_model() -> Path:
     return here if here.exists() else ROOT / "models" / "musaed.tar.gz"
 
 
-def default_tracker_db() -> Path:
-    """MUSAED_TRACKER_DB, else var/trackers.db (where `make run` keeps conversations)."""
-    if os.environ.get("MUSAED_TRACKER_DB"):
-        return Path(os.environ["MUSAED_TRACKER_DB"])
+def default_tracker_db() -> Union[Path, str]:
+    """MUSAED_TRACKER_DB (a SQLite file, or the cluster's postgresql:// URL), else
+    var/trackers.db (where `make run` keeps conversations)."""
+    configured = os.environ.get("MUSAED_TRACKER_DB")
+    if configured:
+        return configured if configured.startswith("postgres") else Path(configured)
     here = Path("var") / "trackers.db"
     return here if here.exists() else ROOT / "var" / "trackers.db"

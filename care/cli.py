@@ -205,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     trackers = argparse.ArgumentParser(add_help=False)
     trackers.add_argument(
         "--tracker-db",
-        type=Path,
+        type=str,
         default=None,
-        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db",
+        help="Rasa's tracker store, a SQLite file or postgresql:// URL (default: MUSAED_TRACKER_DB, var/trackers.db)",
     )
 
     parser = argparse.ArgumentParser(

@@ -73,7 +73,8 @@ def make_app(
         from care.model import Ranker
 
         ranker = Ranker(model_path)
-    tracker_db = Path(tracker_db)
+    # A SQLite file, or the cluster's postgresql:// URL (musaed/conversations.py reads both).
+    tracker_db = tracker_db if str(tracker_db).startswith("postgres") else Path(tracker_db)
     db = store.open_db(db_path)
     page = PAGE.read_text(encoding="utf-8")
 
@@ -226,9 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
     parser.add_argument(
         "--tracker-db",
-        type=Path,
+        type=str,
         default=None,
-        help="Rasa's SQLite tracker store; default: MUSAED_TRACKER_DB or var/trackers.db",
+        help="Rasa's tracker store, a SQLite file or postgresql:// URL (default: MUSAED_TRACKER_DB, var/trackers.db)",
     )
     args = parser.parse_args(argv)
     configure_logging()

@@ -3,7 +3,8 @@
 The one module that reads Rasa's SQL tracker store (table `events`, as
 Rasa's SQLTrackerStore writes it: one row per event, the event's JSON in
 `data`, its name in `action_name`), opened read-only: the bot's own store
-is never written here. Plain functions, no Rasa imports.
+is never written here. A SQLite file on one machine, the same table on
+PostgreSQL (a ``postgresql://`` URL) beyond it. Plain functions, no Rasa imports.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def _connect_ro(tracker_db) -> Optional[sqlite3.Connection]:
     return conn
 
 
-def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[sqlite3.Row]:
+def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[Any]:
+    """Rows of a query on the tracker store: a SQLite file, or a postgresql:// URL (the cluster)."""
+    if _is_url(tracker_db):
+        return _postgres_rows(str(tracker_db), sql, params)
     conn = _connect_ro(tracker_db)
     if conn is None:
         return []
@@ -41,6 +45,28 @@ def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[sqlite3.Row]:
             if "no such table" in str(e):  # Rasa has not stored a conversation yet
                 return []
             raise
+
+
+def _is_url(tracker_db) -> bool:
+    return str(tracker_db).startswith(("postgresql://", "postgres://"))
+
+
+def _postgres_rows(url: str, sql: str, params: Iterable) -> List[Any]:
+    """The PostgreSQL twin: the same query on Rasa's `events` table, in a read-only session."""
+    import psycopg2
+    import psycopg2.errors
+    import psycopg2.extras
+
+    from musaed.store.postgres import translate
+
+    with closing(psycopg2.connect(url)) as conn:
+        conn.set_session(readonly=True, autocommit=True)
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            try:
+                cur.execute(translate(sql), list(params))
+            except psycopg2.errors.UndefinedTable:  # Rasa has not stored a conversation yet
+                return []
+            return cur.fetchall()
 
 
 def _time(timestamp) -> Optional[str]:

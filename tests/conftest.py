@@ -149,16 +149,51 @@ def _user(text, intent, confidence, ranking=None):
     }
 
 
+EVENTS_TABLE = (
+    "CREATE TABLE events (id {id}, sender_id VARCHAR(255) NOT NULL, "
+    "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
+    "action_name VARCHAR(255), data TEXT)"
+)
+EVENT_INSERT = (
+    "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+    "VALUES ({m}, {m}, {m}, {m}, {m}, {m})"
+)
+
+
 @pytest.fixture
 def tracker_db(tmp_path):
-    """The schema of Rasa's SQLTrackerStore, with three conversations."""
+    """The schema of Rasa's SQLTrackerStore (a SQLite file), with four conversations."""
     path = tmp_path / "trackers.db"
     conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-        "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-        "action_name VARCHAR(255), data TEXT)"
-    )
+    conn.execute(EVENTS_TABLE.format(id="INTEGER PRIMARY KEY"))
+    for row in tracker_rows():
+        conn.execute(EVENT_INSERT.format(m="?"), row)
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def pg_tracker_db(pg_url):
+    """The same conversations in Rasa's `events` table on PostgreSQL (a postgresql:// URL)."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(EVENTS_TABLE.format(id="SERIAL PRIMARY KEY"))
+        for row in tracker_rows():
+            cur.execute(EVENT_INSERT.format(m="%s"), row)
+    conn.close()
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_tracker_db(request):
+    return request.getfixturevalue("tracker_db" if request.param == "sqlite" else "pg_tracker_db")
+
+
+def tracker_rows():
+    """(sender, type, timestamp, intent, name, data) rows as Rasa's SQLTrackerStore writes them."""
     rows = [
         ("alice", 0, {"event": "session_started"}),
         ("alice", 1, _user("ضاعت هويتي", "report_lost_id", 0.98)),
@@ -216,11 +251,4 @@ def tracker_db(tmp_path):
     for sender, minutes, data in rows:
         data = {**data, "timestamp": T0 + minutes * 60}
         intent = data.get("parse_data", {}).get("intent", {}).get("name")
-        conn.execute(
-            "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)],
-        )
-    conn.commit()
-    conn.close()
-    return path
+        yield [sender, data["event"], data["timestamp"], intent, data.get("name"), json.dumps(data)]
