@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train rules seed care chat code run test validate lint unit nlu-test core-test bench clean
+.PHONY: help browser install train rules seed care chat code run cluster test validate lint unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
@@ -21,6 +21,7 @@ help:
 	@echo "make care   the customer-care API and agent page on :5080 (needs MUSAED_CARE_TOKENS)"
 	@echo "make chat [ARGS=--no-shape]   talk to the running bot in this terminal"
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
+	@echo "make cluster [ARGS=--port 8080]   two replicas of each on PostgreSQL and Redis behind nginx"
 	@echo "make install | train | rules | seed | bench | clean"
 
 $(BIN)/.installed: requirements.txt pyproject.toml scripts/find-python310 web/package.json web/package-lock.json
@@ -61,6 +62,11 @@ code: $(BIN)/.installed
 run: $(MODEL)
 	$(BIN)/python -m musaed.seed --if-missing
 	$(BIN)/python scripts/run.py
+
+# Two Rasa servers and two action servers on PostgreSQL and Redis behind nginx, on loopback
+# (scripts/cluster.py; ARGS="--port 8080 --dir var/cluster").
+cluster: $(MODEL)
+	$(BIN)/python scripts/cluster.py $(ARGS)
 
 validate: $(BIN)/.installed
 	$(BIN)/rasa data validate --fail-on-warnings

@@ -78,7 +78,7 @@ def people(db_path, n: int) -> List[Person]:
     out = [Person("khalid", ids["khalid"], LOST_ID + RENEW_ID)]
     out += [Person(k, ids[k], LOST_ID) for k in ("sara", "fahd", "abdullah")]
     if n > len(out):
-        db = store.open_db(db_path)
+        db = open_target(db_path)
         khalid = store.get_person(db, ids["khalid"])
         new = []
         for i in range(n - len(out)):
@@ -89,10 +89,19 @@ def people(db_path, n: int) -> List[Person]:
     return out[: max(n, 1)]
 
 
+def open_target(db_path):
+    """The application database: a SQLite file, or the cluster's postgresql:// URL."""
+    from musaed import store
+
+    if str(db_path).startswith("postgres"):
+        return store.open_db(url=str(db_path))
+    return store.open_db(db_path)
+
+
 def latest_code(db_path, national_id: str) -> Optional[str]:
     from musaed import store
 
-    row = store.pending_code(store.open_db(db_path), national_id)
+    row = store.pending_code(open_target(db_path), national_id)
     return row["code"] if row else None
 
 

@@ -12,6 +12,9 @@ TARGETS = {
     "one_user_p95_ms_max": 60.0,
     "msgs_per_s_at_20_min": 40.0,
     "rasa_rss_mb_max": 1024.0,
+    # The cluster (two Rasa and two action servers on PostgreSQL and Redis behind nginx) at 20.
+    "cluster_msgs_per_s_at_20_min": 60.0,
+    "cluster_p95_ms_at_20_max": 500.0,
 }
 REFERENCE = {"one_user_p50_ms": 54, "one_user_p95_ms": 87, "msgs_per_s_at_20": 26, "rss_gb": 1.1}
 
@@ -27,7 +30,15 @@ def verdicts(results: dict) -> dict:
     default = (nlu.get("default") or {}).get("quality")
     one, twenty = level(results, 1), level(results, 20)
     rss = (results.get("memory") or {}).get("rasa", {}).get("peak_rss_mb")
+    cluster_20 = next((r for r in (results.get("cluster") or {}).get("load", []) if r["concurrency"] == 20), None)
     return {
+        "cluster_20": None
+        if cluster_20 is None
+        else (
+            cluster_20["messages_per_s"] >= TARGETS["cluster_msgs_per_s_at_20_min"]
+            and cluster_20["latency"]["p95_ms"] < TARGETS["cluster_p95_ms_at_20_max"]
+            and cluster_20["errors"] == 0
+        ),
         "accuracy": None
         if not ours
         else (
@@ -116,6 +127,26 @@ def markdown(results: dict) -> str:
             f"{_ms(lat['p50_ms'], lat['p95_ms'], lat['p99_ms'])}, {r['messages_per_s']} msg/s"
             f"{errors} | {base} | {target} | {mark} |"
         )
+    for r in (results.get("cluster") or {}).get("load", []):
+        c, lat = r["concurrency"], r["latency"]
+        target, mark = "", ""
+        if c == 20:
+            target = (
+                f"≥ {TARGETS['cluster_msgs_per_s_at_20_min']:.0f} msg/s, "
+                f"p95 < {TARGETS['cluster_p95_ms_at_20_max']:.0f} ms, no errors"
+            )
+            mark = _mark(v["cluster_20"])
+        one = level(results, c)
+        base = f"{one['messages_per_s']} msg/s (one process, this run)" if one else ""
+        rows.append(
+            f"| cluster (2 Rasa + 2 action servers, PostgreSQL, Redis, nginx), {c} conversations: "
+            f"p50 / p95 / p99, throughput | {_ms(lat['p50_ms'], lat['p95_ms'], lat['p99_ms'])}, "
+            f"{r['messages_per_s']} msg/s, {r['errors']} errors | {base} | {target} | {mark} |"
+        )
+        cpu = r.get("cpu_ms_per_message")
+        if cpu:
+            parts = ", ".join(f"{k} {v_}" for k, v_ in sorted(cpu.items()))
+            rows.append(f"| … CPU ms per message, {c} conversations | {parts} | | | |")
     t = results.get("training_s")
     rows.append(f"| training, `rasa train --force` | {'—' if t is None else f'{t:.0f} s'} | | | |")
     s = results.get("server_startup_s")

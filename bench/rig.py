@@ -11,9 +11,9 @@ from typing import Dict, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from servers import MODEL, Servers, free_port  # noqa: E402
-
 from bench import resources  # noqa: E402
+
+from servers import MODEL, Servers, free_port  # noqa: E402
 
 
 @dataclass

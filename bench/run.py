@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import load, nlu, report, rig  # noqa: E402
+from bench import load, nlu, report, resources, rig  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -76,6 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="trainings per pipeline for the accuracy comparison, DIET seeds 1..N (default 3)",
     )
     p.add_argument("--skip-load", action="store_true", help="no servers, no load")
+    p.add_argument("--skip-cluster", action="store_true", help="no load on the cluster (scripts/cluster.py)")
     p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
     p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
     p.add_argument(
@@ -185,6 +186,41 @@ def measure_load(args, work: Path) -> dict:
     }
 
 
+def measure_cluster(args, work: Path) -> dict:
+    """The same flows against `make cluster` (two Rasa servers, two action servers, PostgreSQL,
+    Redis, nginx) at 20 and 50 conversations, with the CPU each part spent per message."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from cluster import Cluster  # scripts/cluster.py
+    from servers import free_port
+
+    levels = [c for c in args.levels if c >= 20] or args.levels[-1:]
+    log(f"cluster: starting it (scripts/cluster.py); levels {levels}")
+    cluster = Cluster(work / "cluster", free_port())
+    try:
+        settings = cluster.start()
+        cpu = {
+            name: (lambda pid=proc.pid: resources.tree_cpu_seconds(pid))
+            for name, proc in cluster.procs.items()
+            if name.startswith(("rasa", "actions", "nginx"))
+        }
+        cpu["postgres"] = lambda pid=cluster.backing[0].proc.pid: resources.tree_cpu_seconds(pid)
+        cpu["redis"] = lambda pid=cluster.backing[1].proc.pid: resources.tree_cpu_seconds(pid)
+        results = asyncio.run(
+            load.run_levels(
+                settings["MUSAED_FRONT_URL"],
+                settings["MUSAED_DATABASE_URL"],
+                levels,
+                args.duration,
+                args.max_conversations,
+                cpu_of=cpu,
+                log=log,
+            )
+        )
+    finally:
+        cluster.stop()
+    return {"cluster": {"load": results, "replicas": {"rasa": 2, "actions": 2}}}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -205,6 +241,8 @@ def main(argv=None) -> int:
             results["nlu"] = measure_nlu(args, work, trained)
         if not args.skip_load:
             results.update(measure_load(args, work))
+        if not args.skip_load and not args.skip_cluster:
+            results.update(measure_cluster(args, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["loadavg_after"] = round(os.getloadavg()[0], 2)

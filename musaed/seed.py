@@ -8,9 +8,9 @@ days" stays true for a while after.  The README lists these identities.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Optional
 
 from musaed import store
@@ -148,14 +148,16 @@ def seed(db, today: Optional[date] = None) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Load Musaed's demo population.")
-    parser.add_argument("--if-missing", action="store_true", help="seed only when the database file does not exist yet")
+    parser.add_argument("--if-missing", action="store_true", help="seed only when the database has nobody in it yet")
     args = parser.parse_args()
-    path = store.db_path()
-    if args.if_missing and Path(path).exists():
+    url = os.environ.get(store.DATABASE_URL_ENV)
+    where = url.split("@")[-1] if url else str(store.db_path())
+    if args.if_missing and not url and not store.db_path().exists():
+        pass  # a new SQLite file: seed it
+    elif args.if_missing and store.people_count(store.open_db()) > 0:
         return 0
-    db = store.open_db(path)
-    seeded = seed(db)
-    print(f"seeded {len(seeded)} demo people into {path}")
+    seeded = seed(store.open_db())
+    print(f"seeded {len(seeded)} demo people into {where}")
     return 0
 
 

@@ -12,9 +12,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from servers import MODEL, Servers, free_port  # noqa: E402
-
 from musaed import catalogue, seed, store  # noqa: E402
+
+from servers import MODEL, Servers, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

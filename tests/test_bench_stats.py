@@ -74,11 +74,41 @@ def test_verdicts_apply_each_target():
         "one_user_p95": True,
         "throughput_20": True,
         "rasa_rss": True,
+        "cluster_20": None,  # not measured in these results
     }
     bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
-    assert bad == {"accuracy": False, "one_user_p95": False, "throughput_20": False, "rasa_rss": False}
+    assert bad == {
+        "accuracy": False,
+        "one_user_p95": False,
+        "throughput_20": False,
+        "rasa_rss": False,
+        "cluster_20": None,
+    }
     assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
-    assert report.verdicts({}) == {"accuracy": None, "one_user_p95": None, "throughput_20": None, "rasa_rss": None}
+    assert report.verdicts({}) == {
+        "accuracy": None,
+        "one_user_p95": None,
+        "throughput_20": None,
+        "rasa_rss": None,
+        "cluster_20": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "mps, p95, errors, verdict",
+    [(65.0, 400.0, 0, True), (55.0, 400.0, 0, False), (65.0, 600.0, 0, False), (65.0, 400.0, 1, False)],
+)
+def test_the_cluster_target_needs_throughput_latency_and_no_errors(mps, p95, errors, verdict):
+    level = {
+        "concurrency": 20,
+        "messages": 10,
+        "messages_per_s": mps,
+        "errors": errors,
+        "latency": {"p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95},
+    }
+    results = {"cluster": {"load": [level]}}
+    assert report.verdicts(results)["cluster_20"] is verdict
+    assert "cluster (2 Rasa" in report.markdown(results)
 
 
 def test_markdown_table_has_a_row_per_measure(tmp_path):

@@ -3,12 +3,13 @@
 import re
 from pathlib import Path
 
-import guidance_rules  # scripts/, put on sys.path by conftest
 import pytest
 import yaml
 
 from actions.requests import ValidateServiceRequestForm
 from musaed import catalogue, eligibility
+
+import guidance_rules  # scripts/, put on sys.path by conftest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARABIC = re.compile(r"[\u0600-\u06FF]")

@@ -8,10 +8,11 @@ import hmac
 import json
 
 import pytest
-from fake_apis import BOT_TOKEN, FakeGraph, FakeTelegram
 
 from channels import telegram, whatsapp
 from channels._text import shorten, split_long
+
+from fake_apis import BOT_TOKEN, FakeGraph, FakeTelegram
 
 TOKEN = "EAAGunit"
 PHONE_ID = "1000001"

@@ -11,16 +11,17 @@ import time
 import uuid
 from pathlib import Path
 
-import credentials  # scripts/, put on sys.path by conftest
 import pytest
 import requests
 import yaml
-from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
-from servers import MODEL, Servers, free_port
-from web_client import Tab
 
 from channels import telegram
 from musaed import catalogue, seed, store
+
+import credentials  # scripts/, put on sys.path by conftest
+from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
+from servers import MODEL, Servers, free_port
+from web_client import Tab
 
 pytestmark = pytest.mark.e2e
 CAT = catalogue.load()

@@ -15,9 +15,10 @@ import chat as chat_client  # scripts/ is on sys.path (conftest.py)
 import pytest
 from arabic_reshaper import reshape
 from bidi.algorithm import get_display
-from servers import free_port
 
 from musaed import catalogue
+
+from servers import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -5,10 +5,11 @@ pass around; musaed/logsafe.py rewrites every record before it is written.
 """
 
 import pytest
-from conftest import Conversation
-from servers import Servers, free_port
 
 from musaed import logsafe, seed, store
+
+from conftest import Conversation
+from servers import Servers, free_port
 
 pytestmark = pytest.mark.e2e
 ID = seed.ids()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from run import exposure_refusal
 
 ROOT = Path(__file__).resolve().parent.parent

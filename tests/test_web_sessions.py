@@ -26,10 +26,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from web_client import TIMEOUT, TURN, Tab
 
 from channels import socketio as web
 from musaed import keys, seed, store
+
+from web_client import TIMEOUT, TURN, Tab
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent

@@ -348,6 +348,10 @@ def _one(db: Db, sql: str, params) -> Optional[dict]:
     return rows[0] if rows else None
 
 
+def people_count(db: Db) -> int:
+    return db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+
+
 def get_person(db: Db, national_id: str) -> Optional[dict]:
     return _one(db, "SELECT * FROM people WHERE national_id = ?", [national_id])
 

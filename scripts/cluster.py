@@ -1,0 +1,282 @@
+"""`make cluster`: Musaed as several replicas on this machine, as it runs beyond one.
+
+PostgreSQL (the application data and Rasa's tracker store), Redis (Rasa's
+lock store), two Rasa servers, two action servers, the web page, customer
+care (when MUSAED_CARE_TOKENS is set) and nginx in front, all on loopback:
+
+    front  http://127.0.0.1:<port>/       the web page (nginx → web server)
+           /webhooks/…                    REST, Telegram, WhatsApp (round robin over the Rasa servers)
+           /socket.io/…                   the widget (sticky: ip_hash)
+           /care/…                        customer care
+    nginx  127.0.0.1:<actions port>       the action servers, round robin, for the Rasa servers
+
+Any message of a conversation may reach either Rasa server: they share the
+tracker store, and a Redis lock that is correct across processes
+(components/lock_store.py) handles one conversation's messages one at a
+time. A replica that dies is skipped by nginx until it is back. Pids go to
+<dir>/pids/<name>.pid, settings to <dir>/env (KEY=value lines), logs to
+<dir>/logs/. Ctrl-C stops everything.
+
+    python scripts/cluster.py [--port 8080] [--dir var/cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backing import Postgres, Redis, ensure_installed  # noqa: E402
+from credentials import write as write_credentials  # noqa: E402
+from servers import BIN, MODEL, ROOT, free_port, wait_until_up  # noqa: E402
+
+REPLICAS = 2
+APP_DATABASE = "musaed"
+TRACKER_DATABASE = "rasa"
+
+
+def nginx_conf(
+    d: Path, front: int, actions_front: int, rasa: List[int], actions: List[int], web: int, care: int
+) -> str:
+    """nginx in front: one address for everything, and one for the action servers."""
+
+    def servers(ports: List[int]) -> str:
+        # One failure takes a replica out for 5 s; the request goes to the next.
+        return "\n".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
+
+    care_location = (
+        f"""
+    location /care/ {{ proxy_pass http://127.0.0.1:{care}; }}"""
+        if care
+        else ""
+    )
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes 1;
+pid {d}/run/nginx.pid;
+error_log {d}/logs/nginx.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/run/nginx-body;
+  proxy_temp_path {d}/run/nginx-proxy;
+  fastcgi_temp_path {d}/run/nginx-fastcgi;
+  uwsgi_temp_path {d}/run/nginx-uwsgi;
+  scgi_temp_path {d}/run/nginx-scgi;
+  proxy_read_timeout 120s;
+  # A replica that refuses or drops the connection: try the next one. A POST
+  # is passed on only when it never reached the dead one (nginx's rule).
+  proxy_next_upstream error timeout http_502 http_503;
+  upstream rasa {{
+{servers(rasa)}
+  }}
+  upstream rasa_sticky {{
+    # socket.io's polling transport keeps its session in one server: one client, one replica.
+    ip_hash;
+{servers(rasa)}
+  }}
+  upstream actions {{
+{servers(actions)}
+  }}
+  server {{
+    listen 127.0.0.1:{front};
+    client_max_body_size 1m;
+    location /webhooks/ {{ proxy_pass http://rasa; }}
+    location /socket.io/ {{
+      proxy_pass http://rasa_sticky;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 3600s;
+    }}{care_location}
+    location / {{ proxy_pass http://127.0.0.1:{web}; }}
+  }}
+  server {{
+    listen 127.0.0.1:{actions_front};
+    location / {{ proxy_pass http://actions; }}
+  }}
+}}
+"""
+
+
+class Cluster:
+    def __init__(self, directory: Path, port: int) -> None:
+        self.dir = directory.resolve()
+        self.port = port
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self.backing: list = []
+        for sub in ("pids", "logs", "run"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def spawn(self, name: str, cmd: List[str], env: dict) -> subprocess.Popen:
+        log = open(self.dir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        self.write_pid(name, proc.pid)
+        return proc
+
+    def write_pid(self, name: str, pid: int) -> None:
+        (self.dir / "pids" / f"{name}.pid").write_text(f"{pid}\n")
+
+    def start(self) -> Dict[str, str]:
+        ensure_installed()
+        begin = time.monotonic()
+        pg = Postgres(self.dir / "pg", free_port(), database=APP_DATABASE).start()
+        self.backing.append(pg)
+        self.write_pid("postgres", pg.proc.pid)
+        pg.create_database(TRACKER_DATABASE)
+        redis = Redis(self.dir / "redis", free_port()).start()
+        self.backing.append(redis)
+        self.write_pid("redis", redis.proc.pid)
+
+        front_url = f"http://127.0.0.1:{self.port}"
+        rasa_ports = [free_port() for _ in range(REPLICAS)]
+        action_ports = [free_port() for _ in range(REPLICAS)]
+        actions_front, web_port = free_port(), free_port()
+        care_port = free_port() if os.environ.get("MUSAED_CARE_TOKENS") else 0
+        tracker_url = f"postgresql://postgres@127.0.0.1:{pg.port}/{TRACKER_DATABASE}"
+        settings = {
+            "MUSAED_FRONT_URL": front_url,
+            "MUSAED_DATABASE_URL": pg.url,
+            "MUSAED_TRACKER_DB": tracker_url,
+            "MUSAED_REDIS_URL": redis.url,
+            "MUSAED_RASA_URLS": ",".join(f"http://127.0.0.1:{p}" for p in rasa_ports),
+            "MUSAED_ACTION_URLS": ",".join(f"http://127.0.0.1:{p}" for p in action_ports),
+            "MUSAED_ACTIONS_FRONT_URL": f"http://127.0.0.1:{actions_front}",
+            "MUSAED_PUBLIC_URL": front_url,
+            # Shared by every replica (each would otherwise make its own beside its database).
+            "MUSAED_RECEIPT_SECRET": os.environ.get("MUSAED_RECEIPT_SECRET") or secrets.token_hex(32),
+            "MUSAED_SESSION_SECRET": os.environ.get("MUSAED_SESSION_SECRET") or secrets.token_hex(32),
+            "MUSAED_LOGS": str(self.dir / "logs"),
+        }
+        if care_port:
+            settings["MUSAED_CARE_URL"] = f"{front_url}/care/"
+        env = {
+            **os.environ,
+            **settings,
+            "PYTHONPATH": str(ROOT),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+
+        subprocess.run([str(BIN / "python"), "-m", "musaed.seed", "--if-missing"], cwd=ROOT, env=env, check=True)
+        endpoints = self.dir / "endpoints.yml"
+        endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{actions_front}/webhook"\n'
+            "tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: 127.0.0.1\n"
+            f"  port: {pg.port}\n  db: {TRACKER_DATABASE}\n  username: postgres\n"
+            "lock_store:\n  type: components.lock_store.RedisMutexLockStore\n  url: 127.0.0.1\n"
+            f"  port: {redis.port}\n  db: 1\n"
+        )
+        credentials = self.dir / "credentials.yml"
+        for note in write_credentials(os.environ, credentials):
+            print(note, flush=True)
+
+        for n, port in enumerate(action_ports, start=1):
+            self.spawn(
+                f"actions-{n}",
+                [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+                {**env, "SANIC_HOST": "127.0.0.1"},
+            )
+        for n, port in enumerate(rasa_ports, start=1):
+            self.spawn(
+                f"rasa-{n}",
+                [
+                    str(BIN / "rasa"),
+                    "run",
+                    "--model",
+                    str(MODEL),
+                    "--port",
+                    str(port),
+                    "--interface",
+                    "127.0.0.1",
+                    "--credentials",
+                    str(credentials),
+                    "--endpoints",
+                    str(endpoints),
+                    "--cors",
+                    "*",
+                ],
+                env,
+            )
+        self.spawn(
+            "web",
+            [str(BIN / "python"), str(ROOT / "web" / "serve.py"), "--port", str(web_port), "--rasa-url", front_url],
+            env,
+        )
+        if care_port:
+            self.spawn("care", [str(BIN / "python"), "-m", "care.server", "--port", str(care_port)], env)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(nginx_conf(self.dir, self.port, actions_front, rasa_ports, action_ports, web_port, care_port))
+        nginx = self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.dir / "run"), "-g", "daemon off;"], env)
+        for n, port in enumerate(action_ports, start=1):
+            wait_until_up(f"http://127.0.0.1:{port}/health", self.procs[f"actions-{n}"], 120)
+        for n, port in enumerate(rasa_ports, start=1):
+            wait_until_up(f"http://127.0.0.1:{port}/", self.procs[f"rasa-{n}"], 300)
+        wait_until_up(f"{front_url}/webhooks/rest/", nginx, 60)
+        env_file = self.dir / "env"  # holds the shared secrets: owner only
+        env_file.touch(mode=0o600)
+        env_file.chmod(0o600)
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        print(
+            f"Musaed's cluster is up after {time.monotonic() - begin:.0f} s: {front_url}\n"
+            f"  settings: {self.dir / 'env'}  pids: {self.dir / 'pids'}/  logs: {self.dir / 'logs'}/\n"
+            "Ctrl-C stops them all.",
+            flush=True,
+        )
+        return settings
+
+    def watch(self) -> None:
+        """Stay up while nginx is: a replica that dies is reported (the others carry on)."""
+        reported = set()
+        while self.procs["nginx"].poll() is None:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None and name not in reported:
+                    print(f"{name} exited ({proc.returncode}); the others carry on", flush=True)
+                    reported.add(name)
+            time.sleep(1)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for server in reversed(self.backing):
+            server.stop()
+        for pid_file in (self.dir / "pids").glob("*.pid"):
+            pid_file.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MUSAED_FRONT_PORT", "8080")))
+    parser.add_argument("--dir", type=Path, default=ROOT / "var" / "cluster")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cluster = Cluster(args.dir, args.port)
+    try:
+        cluster.start()
+        cluster.watch()
+        print("nginx stopped; stopping the rest", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        print("\nStopping Musaed's cluster…", flush=True)
+        return 0
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
