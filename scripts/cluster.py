@@ -219,6 +219,7 @@ class Cluster:
             wait_until_up(f"http://127.0.0.1:{port}/health", self.procs[f"actions-{n}"], 120)
         for n, port in enumerate(rasa_ports, start=1):
             wait_until_up(f"http://127.0.0.1:{port}/", self.procs[f"rasa-{n}"], 300)
+        wait_until_up(f"http://127.0.0.1:{web_port}/", self.procs["web"], 60)
         wait_until_up(f"{front_url}/webhooks/rest/", nginx, 60)
         env_file = self.dir / "env"  # holds the shared secrets: owner only
         env_file.touch(mode=0o600)
