@@ -1,7 +1,8 @@
 """`make cluster` from a fresh clone, then the cluster itself: two Rasa servers and two
 action servers on PostgreSQL and Redis behind nginx, all started here on loopback ports.
 
-The clone gets the project's installed .venv and trained model (a link and a copy):
+The clone gets the project's installed .venv and web/node_modules and its trained
+model (links and a copy):
 `make install` and `make train` are what `make test` itself has just run, and
 doing them twice would only cost minutes. Everything else is the newcomer's
 path: `make cluster`, read the front address and var/cluster/env, Ctrl-C.
@@ -48,6 +49,7 @@ def cluster(tmp_path_factory):
     clone = tmp_path_factory.mktemp("newcomer") / "musaed"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     (clone / ".venv").symlink_to(ROOT / ".venv")
+    (clone / "web" / "node_modules").symlink_to(ROOT / "web" / "node_modules")
     (clone / "models").mkdir()
     shutil.copy2(ROOT / "models" / "musaed.tar.gz", clone / "models" / "musaed.tar.gz")
     port = free_port()
