@@ -230,8 +230,9 @@ def test_a_replica_and_an_action_server_killed_mid_form_lose_nothing(cluster):
 
 
 def test_ctrl_c_stops_everything_and_leaves_no_process(cluster):
-    os.killpg(cluster.proc.pid, signal.SIGINT)
-    assert cluster.proc.wait(90) == 0
+    os.killpg(cluster.proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: make and its children
+    cluster.proc.wait(90)  # make reports the interrupt; what matters is what it leaves behind
+    assert "Stopping Musaed's cluster" in cluster.log.read_text()
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in cluster.pids.values()):
         assert time.monotonic() < deadline, {n: p for n, p in cluster.pids.items() if alive(p)}
