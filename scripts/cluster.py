@@ -70,9 +70,11 @@ http {{
   uwsgi_temp_path {d}/run/nginx-uwsgi;
   scgi_temp_path {d}/run/nginx-scgi;
   proxy_read_timeout 120s;
-  # A replica that refuses or drops the connection: try the next one. A POST
-  # is passed on only when it never reached the dead one (nginx's rule).
-  proxy_next_upstream error timeout http_502 http_503;
+  # A replica that refuses or drops the connection: try the next one, POSTs
+  # too (non_idempotent). A Rasa server that dies mid-message has saved none of
+  # it (the tracker is saved at the end), and a request confirmed twice is
+  # still one request (the store's one-open-request rule).
+  proxy_next_upstream error timeout http_502 http_503 non_idempotent;
   upstream rasa {{
 {servers(rasa)}
   }}
