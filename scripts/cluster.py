@@ -35,7 +35,7 @@ from typing import Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backing import Postgres, Redis, ensure_installed  # noqa: E402
 from credentials import write as write_credentials  # noqa: E402
-from servers import BIN, MODEL, ROOT, free_port, wait_until_up  # noqa: E402
+from servers import BIN, MODEL, ROOT, SERVER_ENV, free_port, wait_until_up  # noqa: E402
 
 REPLICAS = 2
 APP_DATABASE = "musaed"
@@ -159,13 +159,7 @@ class Cluster:
         }
         if care_port:
             settings["MUSAED_CARE_URL"] = f"{front_url}/care/"
-        env = {
-            **os.environ,
-            **settings,
-            "PYTHONPATH": str(ROOT),
-            "RASA_TELEMETRY_ENABLED": "false",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        }
+        env = {**os.environ, **SERVER_ENV, **settings, "PYTHONPATH": str(ROOT)}
 
         subprocess.run([str(BIN / "python"), "-m", "musaed.seed", "--if-missing"], cwd=ROOT, env=env, check=True)
         endpoints = self.dir / "endpoints.yml"

@@ -18,6 +18,20 @@ BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "musaed.tar.gz"
 
 
+# The environment every Musaed server starts with (a caller's own settings win).
+SERVER_ENV = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # One OpenMP thread: the sentence encoder asks for one, but the OpenMP
+    # runtime is often started by another library before it loads and then
+    # takes a thread per core; those threads spin while they wait. Measured
+    # (bench, this machine): Rasa server CPU per message 48 -> 31 ms with one
+    # process, and with two Rasa servers on 2 cores 4.6 -> 43 msg/s at 10
+    # conversations (bench/NOTES.md, round 7).
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,7 +77,7 @@ class Servers:
         return f"http://127.0.0.1:{self.rasa_port}"
 
     def start(self, timeout: float = 180) -> "Servers":
-        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
+        env = {**os.environ, **SERVER_ENV, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="musaed-logs-"))
         log_dir.mkdir(parents=True, exist_ok=True)
