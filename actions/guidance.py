@@ -96,7 +96,8 @@ class ActionAnswerFollowup(Action):
 
 
 class ActionShowCapabilities(Action):
-    """The service menu, introduced by why it is shown (asked, out of scope, not understood)."""
+    """The service menu, introduced by why it is shown (asked, out of scope, another
+    government service, not understood)."""
 
     def name(self) -> Text:
         return "action_show_capabilities"
@@ -105,9 +106,12 @@ class ActionShowCapabilities(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         cat = catalogue.load()
-        intro = {
-            "out_of_scope": "out_of_scope",
-            "nlu_fallback": "not_understood",
-        }.get(latest_intent(tracker), "capabilities")
-        dispatcher.utter_message(text=cat.labels[intro], buttons=service_buttons(cat))
+        intent = latest_intent(tracker)
+        if intent == "other_service":  # a government service we do not cover: name it, say where to go
+            text = cat.other_service_text(tracker.latest_message.get("text") or "")
+        else:
+            text = cat.labels[
+                {"out_of_scope": "out_of_scope", "nlu_fallback": "not_understood"}.get(intent, "capabilities")
+            ]
+        dispatcher.utter_message(text=text, buttons=service_buttons(cat))
         return []

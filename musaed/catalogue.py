@@ -79,6 +79,7 @@ class Catalogue:
         self.statuses: Dict[str, str] = data["statuses"]
         self.relations: Dict[str, dict] = data["relations"]
         self.record_kinds: Dict[str, dict] = data["record_kinds"]
+        self.other_services: Dict[str, dict] = data.get("other_services") or {}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
         self.services: Dict[str, Service] = {sid: _service(sid, s) for sid, s in data["services"].items()}
         for service in self.services.values():
@@ -150,6 +151,23 @@ class Catalogue:
     def record_kind_in(self, text: str) -> Optional[str]:
         """ "damaged" or "lost" when `text` says which ("تبلل السجل" → "damaged")."""
         return _one_kind_in(text, self.record_kinds)
+
+    def other_service_in(self, text: str) -> Optional[str]:
+        """The uncovered government service `text` names ("ابي اجدد جوازي" → "passport"), first match first."""
+        for kind, spec in self.other_services.items():
+            if _one_kind_in(text, {kind: spec}) == kind:
+                return kind
+        return None
+
+    def other_service_text(self, text: str) -> str:
+        """What Musaed says of a service it does not cover: which one it understood, and where to go."""
+        kind = self.other_service_in(text)
+        if kind is None:
+            return self.labels["other_service_unnamed"].format(**self.call_centre_fields())
+        return self.labels["other_service"].format(name=self.other_services[kind]["label"], **self.call_centre_fields())
+
+    def call_centre_fields(self) -> Dict[str, str]:
+        return {"call_centre": self.call_centre["name"], "phone": self.call_centre["phone"]}
 
     def status_text(self, status: str) -> str:
         return self.statuses.get(status, status)

@@ -116,3 +116,26 @@ async def test_a_no_in_a_form_cancels_only_when_the_bot_is_sure_it_is_a_no(confi
         # "I have no idea" read as a weak no: the request is kept and its step asked again.
         assert messages[0]["text"] == CAT.labels["cancel_unsure"]
         assert events == [FollowupAction("service_request_form")]
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("ابي اجدد جوازي", "جواز السفر"),
+        ("كيف اطلع تأشيرة خروج وعودة للعامل", "تأشيرة الخروج والعودة"),
+        ("how do I pay my traffic fines", "المخالفات المرورية"),
+        ("ابغى اجدد رخصة القيادة", "رخصة القيادة"),
+    ],
+)
+async def test_another_government_service_is_named_with_where_to_go_and_no_steps(text, name):
+    messages, events = await run(ActionShowCapabilities(), tracker("other_service", text))
+    reply = messages[0]["text"]
+    assert f"«{name}»" in reply and CAT.call_centre["phone"] in reply and "أبشر" in reply
+    assert not any(s.steps[0] in reply for s in CAT.services.values())  # never another service's steps
+    assert len(messages[0]["buttons"]) == len(CAT.services)
+    assert events == []
+
+
+async def test_a_government_service_not_in_the_list_is_still_sent_to_absher():
+    messages, _ = await run(ActionShowCapabilities(), tracker("other_service", "ابي اطلع سجل تجاري"))
+    assert messages[0]["text"].startswith(CAT.labels["other_service_unnamed"].split("،")[0])

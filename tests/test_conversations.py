@@ -93,3 +93,9 @@ def test_any_message_gets_an_arabic_reply(chat, message):
     assert replies, "the bot must answer"
     assert all(ARABIC.search(t) for t in texts(replies) if t)
     assert any(ARABIC.search(t) for t in texts(replies))
+
+
+def test_a_service_musaed_does_not_cover_is_named_and_sent_to_absher(chat):
+    reply = "\n".join(m.get("text", "") for m in chat.say("ابي اجدد جواز السفر حقي"))
+    assert "«جواز السفر»" in reply and "992" in reply
+    assert "1. " not in reply  # no steps of another service
