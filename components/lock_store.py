@@ -46,9 +46,9 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Optional, Text
 
 import redis
-from redis.connection import SSLConnection, parse_url
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
+from redis.connection import SSLConnection, parse_url
 
 logger = logging.getLogger(__name__)
 
