@@ -229,12 +229,7 @@ def test_rasa_builds_it_from_an_endpoint_config(redis_server):
 async def test_the_endpoints_yml_block_works(redis_server, tmp_path):
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text(
-        "lock_store:\n"
-        f"  type: {TYPE}\n"
-        "  url: 127.0.0.1\n"
-        f"  port: {redis_server.port}\n"
-        "  db: 1\n"
-        "  key_prefix: musaed\n"
+        f"lock_store:\n  type: {TYPE}\n  url: 127.0.0.1\n  port: {redis_server.port}\n  db: 1\n  key_prefix: musaed\n"
     )
     store = LockStore.create(read_endpoint_config(str(endpoints), "lock_store"))
     assert type(store) is RedisMutexLockStore
