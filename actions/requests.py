@@ -59,7 +59,10 @@ def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]
     if service is None or not applicant:
         return None
     beneficiary = tracker.get_slot("beneficiary")
-    if service.beneficiary == "dependent" and not beneficiary:
+    # Until validate_beneficiary has read it, the slot holds what was typed («زوجتي»).
+    if service.beneficiary == "dependent" and (
+        not beneficiary or identity.parse_national_id(str(beneficiary)).national_id != beneficiary
+    ):
         return None
     given = answers(tracker)
     if any(value is None for value in given.values()):

@@ -331,3 +331,10 @@ async def test_a_form_turn_reads_the_records_once(db, monkeypatch):
     events = await FORM.run(d, t, domain)
     assert len(calls) == 1
     assert events == [SlotSet("requested_slot", "confirm")]
+
+
+async def test_a_typed_relative_is_not_assessed_before_it_is_read(db):
+    """The slot holds what was typed («زوجتي») until validate_beneficiary reads it: asking
+    for the required slots then must not look it up as a national id (it raised LookupError)."""
+    t = tracker("renew_resident_id", verified_id=KHALID, beneficiary="زوجتي", requested_slot="beneficiary")
+    assert await required(t) == ["beneficiary", "confirm"]
