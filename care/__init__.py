@@ -27,6 +27,8 @@ def default_tracker_db() -> Union[Path, str]:
     var/trackers.db (where `make run` keeps conversations)."""
     configured = os.environ.get("MUSAED_TRACKER_DB")
     if configured:
-        return configured if configured.startswith("postgres") else Path(configured)
+        from musaed.conversations import is_url
+
+        return configured if is_url(configured) else Path(configured)
     here = Path("var") / "trackers.db"
     return here if here.exists() else ROOT / "var" / "trackers.db"

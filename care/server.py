@@ -74,7 +74,7 @@ def make_app(
 
         ranker = Ranker(model_path)
     # A SQLite file, or the cluster's postgresql:// URL (musaed/conversations.py reads both).
-    tracker_db = tracker_db if str(tracker_db).startswith("postgres") else Path(tracker_db)
+    tracker_db = tracker_db if conversations.is_url(tracker_db) else Path(tracker_db)
     db = store.open_db(db_path)
     page = PAGE.read_text(encoding="utf-8")
 

@@ -33,7 +33,7 @@ def _connect_ro(tracker_db) -> Optional[sqlite3.Connection]:
 
 def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[Any]:
     """Rows of a query on the tracker store: a SQLite file, or a postgresql:// URL (the cluster)."""
-    if _is_url(tracker_db):
+    if is_url(tracker_db):
         return _postgres_rows(str(tracker_db), sql, params)
     conn = _connect_ro(tracker_db)
     if conn is None:
@@ -47,7 +47,7 @@ def _rows(tracker_db, sql: str, params: Iterable = ()) -> List[Any]:
             raise
 
 
-def _is_url(tracker_db) -> bool:
+def is_url(tracker_db) -> bool:
     return str(tracker_db).startswith(("postgresql://", "postgres://"))
 
 

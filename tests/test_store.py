@@ -120,30 +120,19 @@ def _in_threads(n, target):
     return results
 
 
-def test_fifty_concurrent_confirmations_create_one_request(db, open_store, ids):
-    def confirm(_):
-        db = open_store()
-        try:
-            request, created = new_request(db, ids, conversation="same")
-            return request["tracking_number"], created
-        finally:
-            db.conn.close()
-
-    results = _in_threads(50, confirm)
-    assert len({number for number, _ in results}) == 1
-    assert sum(created for _, created in results) == 1
-    db = open_store()
-    assert count(db, "requests") == 1
-    assert count(db, "request_events") == 1
-
-
-def test_fifty_concurrent_conversations_for_one_beneficiary_create_one_request(db, open_store, ids):
-    """Fifty conversations (other devices, other channels) confirm at once: one open request."""
-
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        lambda i: "same",  # one conversation confirming fifty times at once
+        lambda i: f"whatsapp:9665{i:08d}",  # fifty conversations (other devices, other channels)
+    ],
+    ids=["one conversation", "fifty conversations"],
+)
+def test_fifty_concurrent_confirmations_for_one_beneficiary_create_one_request(db, open_store, ids, conversation):
     def confirm(i):
         db = open_store()
         try:
-            request, created = new_request(db, ids, conversation=f"whatsapp:9665{i:08d}")
+            request, created = new_request(db, ids, conversation=conversation(i))
             return request["tracking_number"], created
         finally:
             db.conn.close()
