@@ -86,6 +86,7 @@ unit: $(MODEL) browser
 nlu-test: $(MODEL)
 	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
 	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-accuracy 0.92
+	$(BIN)/python -m bench.nlu ood $(MODEL) --max-routed 0.10 --max-confident 0.03 > results/nlu/out_of_domain.json
 
 core-test: $(MODEL)
 	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml --out results/core --fail-on-prediction-errors

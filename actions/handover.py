@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from musaed import catalogue
+from actions.turn import catalogue_for
 
 
 class ActionHandOver(Action):
@@ -24,5 +24,5 @@ class ActionHandOver(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        dispatcher.utter_message(text=catalogue.load().call_centre_text())
+        dispatcher.utter_message(text=catalogue_for(tracker).call_centre_text())
         return [SlotSet("handed_over", True)]

@@ -8,6 +8,7 @@ from typing import Any, Dict, Text
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.turn import language_of
 from musaed import identity, store
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,6 @@ NATIONAL_ID_ERRORS = {
     "prefix": "utter_national_id_prefix",
     "check_digit": "utter_national_id_check_digit",
 }
-
-
-def latest_intent(tracker: Tracker) -> str:
-    return (tracker.latest_message.get("intent") or {}).get("name") or ""
 
 
 class IdentitySlots:
@@ -43,7 +40,7 @@ class IdentitySlots:
         if parsed.error:
             dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error])
             return {"national_id": None}
-        outcome = identity.send_code(store.open_db(), parsed.national_id)
+        outcome = identity.send_code(store.open_db(), parsed.national_id, language=language_of(tracker))
         if not say_code_outcome(dispatcher, outcome):
             return {"national_id": None}
         return {"national_id": parsed.national_id}
@@ -68,7 +65,7 @@ class IdentitySlots:
             say_code_outcome(dispatcher, outcome)
             return {"otp": None, "national_id": None}
         # expired, or no code pending: send a fresh one, within the limit.
-        resent = identity.send_code(db, nid)
+        resent = identity.send_code(db, nid, language=language_of(tracker))
         if resent.status == "sent":
             dispatcher.utter_message(response="utter_otp_expired")
             return {"otp": None}

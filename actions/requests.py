@@ -12,7 +12,8 @@ from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.identity import IdentitySlots, latest_intent
+from actions.identity import IdentitySlots
+from actions.turn import catalogue_for, latest_intent
 from musaed import catalogue, identity, receipt, service_request, store
 
 log = logging.getLogger(__name__)
@@ -117,16 +118,18 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         deps = service_request.eligible_dependents(db, tracker.get_slot("service"), tracker.get_slot("verified_id"))
         match = service_request.match_dependent(str(value), deps)
         if match is None:
-            dispatcher.utter_message(text=catalogue.load().labels["not_a_dependent"], buttons=dependent_buttons(deps))
+            cat = catalogue_for(tracker)
+            dispatcher.utter_message(text=cat.labels["not_a_dependent"], buttons=dependent_buttons(cat, deps))
             return {"beneficiary": None}
         return {"beneficiary": match["national_id"]}
 
     def validate_record_kind(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        kind = catalogue.load().record_kind_in(str(value))
+        cat = catalogue_for(tracker)
+        kind = cat.record_kind_in(str(value))
         if kind is None:
-            dispatcher.utter_message(text=catalogue.load().labels["record_kind_unclear"], buttons=record_kind_buttons())
+            dispatcher.utter_message(text=cat.labels["record_kind_unclear"], buttons=record_kind_buttons(cat))
         return {"record_kind": kind}
 
     def validate_documents_confirmed(
@@ -148,13 +151,13 @@ def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Track
     return {slot: None}
 
 
-def dependent_buttons(deps: List[dict]) -> List[Dict[str, str]]:
-    labels = catalogue.load().relations
+def dependent_buttons(cat: catalogue.Catalogue, deps: List[dict]) -> List[Dict[str, str]]:
+    labels = cat.relations
     return [{"title": f"{d['name']} ({labels[d['relation']]['label']})", "payload": d["national_id"]} for d in deps]
 
 
-def record_kind_buttons() -> List[Dict[str, str]]:
-    kinds = catalogue.load().record_kinds
+def record_kind_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
+    kinds = cat.record_kinds
     return [{"title": k["label"], "payload": k["label"]} for k in kinds.values()]
 
 
@@ -163,12 +166,12 @@ class ActionAskBeneficiary(Action):
         return "action_ask_beneficiary"
 
     async def run(self, dispatcher, tracker, domain):
-        cat = catalogue.load()
+        cat = catalogue_for(tracker)
         deps = service_request.eligible_dependents(
             store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id")
         )
         if deps:
-            dispatcher.utter_message(text=cat.labels["choose_dependent"], buttons=dependent_buttons(deps))
+            dispatcher.utter_message(text=cat.labels["choose_dependent"], buttons=dependent_buttons(cat, deps))
         else:
             dispatcher.utter_message(
                 text=cat.labels["no_dependents"], buttons=[{"title": cat.labels["button_cancel"], "payload": "/deny"}]
@@ -181,7 +184,8 @@ class ActionAskRecordKind(Action):
         return "action_ask_record_kind"
 
     async def run(self, dispatcher, tracker, domain):
-        dispatcher.utter_message(text=catalogue.load().labels["choose_record_kind"], buttons=record_kind_buttons())
+        cat = catalogue_for(tracker)
+        dispatcher.utter_message(text=cat.labels["choose_record_kind"], buttons=record_kind_buttons(cat))
         return []
 
 
@@ -190,7 +194,7 @@ class ActionAskDocumentsConfirmed(Action):
         return "action_ask_documents_confirmed"
 
     async def run(self, dispatcher, tracker, domain):
-        cat = catalogue.load()
+        cat = catalogue_for(tracker)
         dispatcher.utter_message(text=cat.labels["documents"], buttons=yes_cancel_buttons(cat))
         return []
 
@@ -209,7 +213,7 @@ class ActionAskConfirm(Action):
         return "action_ask_confirm"
 
     async def run(self, dispatcher, tracker, domain):
-        cat = catalogue.load()
+        cat = catalogue_for(tracker)
         a = current_assessment(tracker)
         if a is None:  # cannot happen in the form's order; say something useful anyway
             dispatcher.utter_message(text=cat.labels["confirm"], buttons=yes_cancel_buttons(cat))
@@ -232,7 +236,7 @@ class ActionSubmitRequest(Action):
         return "action_submit_request"
 
     async def run(self, dispatcher, tracker, domain):
-        cat = catalogue.load()
+        cat = catalogue_for(tracker)
         service_id = tracker.get_slot("service")
         applicant = tracker.get_slot("verified_id")
         if not applicant or cat.service(service_id) is None:
@@ -275,7 +279,7 @@ class ActionSubmitRequest(Action):
                 text=cat.labels["created"].format(tracking_number=number, delivery=cat.services[service_id].delivery)
             )
             # The receipt (PNG with a QR code) from the web server, behind a signed link.
-            dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number))
+            dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number, cat.language))
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
         return clear_form_slots()
@@ -297,7 +301,7 @@ class ActionCancelForm(Action):
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 1.0)
         if loop and confidence < SURE_DENY:
             # The form runs again: it extracts nothing from a "no" and asks its step again.
-            dispatcher.utter_message(text=catalogue.load().labels["cancel_unsure"])
+            dispatcher.utter_message(text=catalogue_for(tracker).labels["cancel_unsure"])
             return [FollowupAction(loop)]
         dispatcher.utter_message(response="utter_request_cancelled")
         return [ActiveLoop(None), *clear_form_slots()]

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
+from actions.turn import catalogue_for
 from musaed import catalogue, store
 
 
@@ -47,7 +48,7 @@ class ActionShowTracking(Action):
         return "action_show_tracking"
 
     async def run(self, dispatcher, tracker, domain):
-        cat = catalogue.load()
+        cat = catalogue_for(tracker)
         viewer = tracker.get_slot("verified_id")
         reset = [
             SlotSet("tracking_query", None),

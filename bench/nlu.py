@@ -3,6 +3,12 @@
 `python -m bench.nlu parse MODEL [--limit N]` prints the parse latency as
 JSON; bench/run.py runs it in a child process so that each model's
 TensorFlow stays out of the load generator's process.
+
+`python -m bench.nlu ood MODEL [--max-routed 0.10 --max-confident 0.03]`
+parses the out-of-domain split (tests/ood/: banking, telecom, shopping, …,
+written blind) and says how much of it the bot would route into a service
+or a follow-up, and how much of that with confidence ≥ 0.7; with the bars
+given it fails when the data does not meet them (`make test` does so).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ BIN = Path(sys.executable).parent
 TEST_SPLIT = ROOT / "tests" / "nlu"
 TRAINING_DATA = ROOT / "data" / "nlu"
 DEFAULT_CONFIG = ROOT / "bench" / "default_config.yml"
+OUT_OF_DOMAIN = ROOT / "tests" / "ood" / "out_of_domain.yml"
+# At or above this confidence a wrong route is said with conviction (issue 17).
+CONFIDENT = 0.7
 
 
 def _env() -> dict:
@@ -177,21 +186,104 @@ async def _time_parses(model: Path, texts: List[str]) -> List[float]:
     return timings
 
 
+def out_of_domain_texts(path: Path = OUT_OF_DOMAIN) -> List[tuple]:
+    """(domain, text) for each example of the split; the domain is the `# domain: …`
+    comment above its block (comments are the only place YAML keeps it)."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    domain, by_text = "unknown", {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# domain:"):
+            domain = stripped.split(":", 1)[1].strip()
+        elif stripped.startswith("- ") and not stripped.startswith("- intent:"):
+            by_text.setdefault(stripped[2:].strip(), domain)
+    return [(by_text.get(m.get("text"), "unknown"), m.get("text")) for m in load_data(str(path)).intent_examples]
+
+
+def routed_intents() -> set:
+    """Intents that take a person into a service's answer or flow: the services and the follow-ups."""
+    from musaed import catalogue
+
+    return set(catalogue.load().services) | {f"ask_{aspect}" for aspect in catalogue.FOLLOWUPS}
+
+
+async def _route_out_of_domain(model: Path, examples: List[tuple]) -> dict:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+    routed_to, domains, wrong = routed_intents(), {}, []
+    for domain, text in examples:
+        intent = (await agent.parse_message(text))["intent"]
+        routed = intent["name"] in routed_to
+        confident = routed and intent["confidence"] >= CONFIDENT
+        d = domains.setdefault(domain, {"messages": 0, "routed": 0, "confident": 0})
+        d["messages"] += 1
+        d["routed"] += routed
+        d["confident"] += confident
+        if routed:
+            wrong.append({"text": text, "intent": intent["name"], "confidence": round(intent["confidence"], 3)})
+    total = {k: sum(d[k] for d in domains.values()) for k in ("messages", "routed", "confident")}
+    return {
+        **total,
+        "routed_share": round(total["routed"] / total["messages"], 4),
+        "confident_share": round(total["confident"] / total["messages"], 4),
+        "domains": domains,
+        "routed_examples": sorted(wrong, key=lambda w: -w["confidence"]),
+    }
+
+
+def out_of_domain(model: Path) -> dict:
+    """The out-of-domain figures in a child process (as parse_latency)."""
+    cmd = [sys.executable, "-m", "bench.nlu", "ood", str(model)]
+    out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"out-of-domain check of {model} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("parse", help="time parse_message over the held-out splits")
     p.add_argument("model")
     p.add_argument("--limit", type=int)
+    o = sub.add_parser("ood", help="how much of the out-of-domain split is routed into a service")
+    o.add_argument("model")
+    o.add_argument("--max-routed", type=float, help="fail above this share routed")
+    o.add_argument("--max-confident", type=float, help=f"fail above this share routed with confidence >= {CONFIDENT}")
     args = parser.parse_args(argv)
     import logging
 
+    logging.disable(logging.WARNING)
+    if args.cmd == "ood":
+        return _check_out_of_domain(args)
     from bench.stats import summarize
 
-    logging.disable(logging.WARNING)
     timings = asyncio.run(_time_parses(Path(args.model), test_texts(args.limit)))
     print(json.dumps(summarize(timings)))
     return 0
+
+
+def _check_out_of_domain(args) -> int:
+    result = asyncio.run(_route_out_of_domain(Path(args.model), out_of_domain_texts()))
+    failed = []
+    if args.max_routed is not None and result["routed_share"] > args.max_routed:
+        failed.append(f"routed {result['routed_share']:.1%} > {args.max_routed:.0%}")
+    if args.max_confident is not None and result["confident_share"] > args.max_confident:
+        failed.append(f"confidently routed {result['confident_share']:.1%} > {args.max_confident:.0%}")
+    if args.max_routed is not None or args.max_confident is not None:
+        print(
+            f"out of domain: {result['messages']} messages, {result['routed_share']:.1%} routed into a service "
+            f"or follow-up, {result['confident_share']:.1%} with confidence >= {CONFIDENT}",
+            file=sys.stderr,
+        )
+        for w in result["routed_examples"][:15]:
+            print(f"  {w['confidence']:.2f} {w['intent']}: {w['text']}", file=sys.stderr)
+        for reason in failed:
+            print(f"FAIL: {reason}", file=sys.stderr)
+    print(json.dumps(result, ensure_ascii=False))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ TARGETS = {
     # The cluster (two Rasa and two action servers on PostgreSQL and Redis behind nginx) at 20.
     "cluster_msgs_per_s_at_20_min": 60.0,
     "cluster_p95_ms_at_20_max": 500.0,
+    # Out-of-domain messages (tests/ood/) routed into a service or a follow-up (issue 17).
+    "ood_routed_max": 0.10,
+    "ood_confident_max": 0.03,
 }
 REFERENCE = {"one_user_p50_ms": 54, "one_user_p95_ms": 87, "msgs_per_s_at_20": 26, "rss_gb": 1.1}
 
@@ -31,6 +34,7 @@ def verdicts(results: dict) -> dict:
     one, twenty = level(results, 1), level(results, 20)
     rss = (results.get("memory") or {}).get("rasa", {}).get("peak_rss_mb")
     cluster_20 = next((r for r in (results.get("cluster") or {}).get("load", []) if r["concurrency"] == 20), None)
+    ood = (nlu.get("served") or {}).get("out_of_domain")
     return {
         "cluster_20": None
         if cluster_20 is None
@@ -52,6 +56,10 @@ def verdicts(results: dict) -> dict:
         "one_user_p95": None if not one else one["latency"]["p95_ms"] < TARGETS["one_user_p95_ms_max"],
         "throughput_20": None if not twenty else twenty["messages_per_s"] >= TARGETS["msgs_per_s_at_20_min"],
         "rasa_rss": None if not rss else rss < TARGETS["rasa_rss_mb_max"],
+        "out_of_domain": None
+        if not ood
+        else ood["routed_share"] <= TARGETS["ood_routed_max"]
+        and ood["confident_share"] <= TARGETS["ood_confident_max"],
     }
 
 
@@ -106,6 +114,14 @@ def markdown(results: dict) -> str:
         rows.append(
             f"| the served model (`rasa train`, NLU with dialogue): accuracy / macro F1 | "
             f"{sq['accuracy']} / {sq['macro_f1']} | | | |"
+        )
+    ood = (nlu.get("served") or {}).get("out_of_domain")
+    if ood:
+        rows.append(
+            f"| out-of-domain Arabic (`tests/ood/`, {ood['messages']} messages, {len(ood['domains'])} domains) "
+            f"routed into a service or follow-up / with confidence ≥ 0.7 | "
+            f"{ood['routed_share']:.1%} / {ood['confident_share']:.1%} | | "
+            f"≤ {TARGETS['ood_routed_max']:.0%} / ≤ {TARGETS['ood_confident_max']:.0%} | {_mark(v['out_of_domain'])} |"
         )
     rows.append(
         f"| NLU parse p50 / p95, in-process | {_ms(op.get('p50_ms'), op.get('p95_ms'))} | "

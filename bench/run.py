@@ -111,6 +111,10 @@ def measure_nlu(args, work: Path, trained_model) -> dict:
         "quality": nlu.evaluate(served, work / "nlu-served"),
     }
     log(f"  {out['served']['quality']}")
+    log(f"NLU: out-of-domain split {nlu.OUT_OF_DOMAIN.name}, served model")
+    ood = nlu.out_of_domain(served)
+    out["served"]["out_of_domain"] = {k: v for k, v in ood.items() if k != "routed_examples"}
+    log(f"  routed {ood['routed_share']:.1%}, with confidence >= {nlu.CONFIDENT}: {ood['confident_share']:.1%}")
     if full_run:
         out["ours"], ours_model = train_and_evaluate(work, nlu.ROOT / "config.yml", "ours", args.seeds)
     else:

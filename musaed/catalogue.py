@@ -4,10 +4,15 @@
 requirements, fees, delivery and notes, plus the few phrases that frame an
 answer.  The bot, the requirement checks and the customer-care lookup all
 render their answers here, so a service's text exists exactly once.
+
+Every text is written in Arabic and English side by side (`{ar: …, en: …}`);
+`load(language)` gives the catalogue in one of them, the same renderers
+working on either.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +21,15 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from musaed.arabic import normalize
+from musaed.language import ARABIC, LANGUAGES
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yml")
 
 # The follow-up questions answered for the service in context.
 FOLLOWUPS = ("requirements", "fees", "delivery")
+# Kinds whose words are also matched by their labels, in every language: a
+# button's payload is its label, and the person may have switched languages.
+_WORDED = ("relations", "record_kinds", "other_services")
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,18 @@ class Check:
 class Catalogue:
     """Read-only view of catalogue.yml with the answer renderers."""
 
-    def __init__(self, data: dict) -> None:
+    def __init__(self, data: dict, language: str = ARABIC) -> None:
+        data = _in_language(_with_label_words(data), language)
+        self.language = language
         self.labels: Dict[str, str] = data["labels"]
         self.call_centre: Dict[str, str] = data["call_centre"]
         self.statuses: Dict[str, str] = data["statuses"]
         self.relations: Dict[str, dict] = data["relations"]
         self.record_kinds: Dict[str, dict] = data["record_kinds"]
         self.other_services: Dict[str, dict] = data.get("other_services") or {}
+        # Words that ask about one aspect of a service ("كم رسوم", "how long").
+        self.aspects: Dict[str, dict] = data.get("aspects") or {}
+        self.covered: dict = data.get("covered") or {"words": []}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
         self.services: Dict[str, Service] = {sid: _service(sid, s) for sid, s in data["services"].items()}
         for service in self.services.values():
@@ -103,7 +117,7 @@ class Catalogue:
         s = self.services[service_id]
         parts = [
             f"{s.name}: {s.summary}",
-            self.labels["path"] + " " + " ← ".join(s.path),
+            self.labels["path"] + " " + self.labels.get("path_separator", " ← ").join(s.path),
             self.labels["steps"] + "\n" + _numbered(s.steps),
         ]
         if s.requirements:
@@ -152,12 +166,28 @@ class Catalogue:
         """ "damaged" or "lost" when `text` says which ("تبلل السجل" → "damaged")."""
         return _one_kind_in(text, self.record_kinds)
 
+    def aspects_in(self, text: str) -> List[str]:
+        """The FOLLOWUPS that `text` asks about ("كم رسوم تجديد الاقامة" → ["fees"]), in catalogue order."""
+        return [kind for kind in FOLLOWUPS if kind in self.aspects and _one_kind_in(text, {kind: self.aspects[kind]})]
+
+    def asks_how(self, text: str) -> bool:
+        """Whether `text` asks how to do something ("كيف", "how do I"): the steps are wanted too."""
+        return _one_kind_in(text, {"how": self.aspects.get("how") or {"words": []}}) == "how"
+
     def other_service_in(self, text: str) -> Optional[str]:
         """The uncovered government service `text` names ("ابي اجدد جوازي" → "passport"), first match first."""
         for kind, spec in self.other_services.items():
             if _one_kind_in(text, {kind: spec}) == kind:
                 return kind
         return None
+
+    def uncovered_service_in(self, text: str) -> Optional[str]:
+        """The other government service `text` is about, if it names one and nothing Musaed covers
+        ("ضاع جوازي" → "passport"; "جوازي وهويتي" → None)."""
+        kind = self.other_service_in(text)
+        if kind is None or _one_kind_in(text, {"covered": self.covered}) == "covered":
+            return None
+        return kind
 
     def other_service_text(self, text: str) -> str:
         """What Musaed says of a service it does not cover: which one it understood, and where to go."""
@@ -244,7 +274,7 @@ def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
     so "للزوجة" is "الزوجة".
     """
     norm = normalize(text)
-    tokens = set(norm.split())
+    tokens = set(re.findall(r"\w+", norm))  # "الرسوم؟" and "fees?" are words too
     tokens |= {t[1:] for t in tokens if len(t) > 3 and t[0] in "لوبف"}
     tokens |= {"ال" + t[2:] for t in tokens if len(t) > 3 and t.startswith("لل")}
     found = {
@@ -264,12 +294,41 @@ def _bulleted(lines) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-def load(path: Optional[Path] = None) -> Catalogue:
-    """The catalogue at `path` (default CATALOGUE_PATH), parsed once per process (read-only data)."""
-    return _parsed(Path(path or CATALOGUE_PATH))
+def _is_text(node) -> bool:
+    """A text written in several languages: {ar: …, en: …}."""
+    return isinstance(node, dict) and ARABIC in node and set(node) <= set(LANGUAGES)
+
+
+def _in_language(node, language: str):
+    """`node` with every {ar: …, en: …} text replaced by its `language` version (Arabic if missing)."""
+    if _is_text(node):
+        return node.get(language) or node[ARABIC]
+    if isinstance(node, dict):
+        return {key: _in_language(value, language) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_in_language(value, language) for value in node]
+    return node
+
+
+def _with_label_words(data: dict) -> dict:
+    """`data` with each relation's, record kind's and other service's labels among its words."""
+    data = dict(data)
+    for section in _WORDED:
+        kinds = {}
+        for kind, spec in (data.get(section) or {}).items():
+            label = spec.get("label")
+            labels = list(label.values()) if _is_text(label) else [label]
+            kinds[kind] = {**spec, "words": [*spec.get("words", []), *(x for x in labels if x)]}
+        data[section] = kinds
+    return data
+
+
+def load(language: str = ARABIC, path: Optional[Path] = None) -> Catalogue:
+    """The catalogue at `path` (default CATALOGUE_PATH) in `language`, parsed once per process (read-only data)."""
+    return _parsed(Path(path or CATALOGUE_PATH), language if language in LANGUAGES else ARABIC)
 
 
 @lru_cache(maxsize=None)
-def _parsed(path: Path) -> Catalogue:
+def _parsed(path: Path, language: str) -> Catalogue:
     with open(path, encoding="utf-8") as f:
-        return Catalogue(yaml.safe_load(f))
+        return Catalogue(yaml.safe_load(f), language)

@@ -19,6 +19,7 @@ from typing import Optional
 
 from musaed import catalogue, sms, store
 from musaed.arabic import to_ascii_digits
+from musaed.language import ARABIC
 from musaed.store import Db
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,18 @@ def _lock_minutes_left(db: Db, national_id: str, now: datetime) -> int:
     return _minutes_until(datetime.fromisoformat(row["locked_until"]), now)
 
 
-def code_text(code: str) -> str:
-    """The SMS the person gets."""
-    return catalogue.load().labels["sms_code"].format(code=code, minutes=CODE_TTL_MINUTES)
+def code_text(code: str, language: str = ARABIC) -> str:
+    """The SMS the person gets, in the language they are writing in."""
+    return catalogue.load(language).labels["sms_code"].format(code=code, minutes=CODE_TTL_MINUTES)
 
 
-def send_code(db: Db, national_id: str, now: Optional[datetime] = None, sender: Optional[sms.Sender] = None) -> Outcome:
+def send_code(
+    db: Db,
+    national_id: str,
+    now: Optional[datetime] = None,
+    sender: Optional[sms.Sender] = None,
+    language: str = ARABIC,
+) -> Outcome:
     """Send a fresh 6-digit code to the mobile on file, within the limit.
 
     An id that is not on file gets the same outcome, and the same work, as
@@ -148,7 +155,7 @@ def send_code(db: Db, national_id: str, now: Optional[datetime] = None, sender: 
     if delivery is not None:
         # Never the code itself in a log, at any level.
         log.info("one-time code sent for %s", mask_id(national_id))
-        (sender or sms.from_env()).deliver(delivery[0], code_text(delivery[1]))
+        (sender or sms.from_env()).deliver(delivery[0], code_text(delivery[1], language))
     return Outcome("sent", attempts_left=MAX_WRONG_CODES)
 
 

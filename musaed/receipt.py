@@ -5,6 +5,9 @@ national id, tracking number, date, expected delivery, and a QR code holding
 exactly the tracking number); `receipt_for` fills it from the database and
 the catalogue.  Links are signed with an HMAC so receipts cannot be fetched
 by guessing tracking numbers: `receipt_path` makes one, `verify` checks it.
+A receipt is in the language the person wrote in (`lang` in its link, which
+the signature leaves out: it reveals nothing), laid out right to left in
+Arabic and left to right in English.
 
 Text is drawn with Pillow's BASIC layout after arabic-reshaper (joined
 letter forms) and python-bidi (visual right-to-left order).  Pillow's RAQM
@@ -33,6 +36,7 @@ from qrcode.constants import ERROR_CORRECT_M
 
 from musaed import catalogue, keys, store
 from musaed.identity import mask_id
+from musaed.language import ARABIC, LANGUAGES
 
 WIDTH = 800
 MARGIN = 40
@@ -76,10 +80,11 @@ def receipt_secret() -> bytes:
     return keys.shared_secret(SECRET_ENV, SECRET_FILE)
 
 
-def receipt_path(tracking_number: str) -> str:
-    """The signed link to a request's receipt, e.g. /receipts/MSD-12345678.png?sig=…"""
+def receipt_path(tracking_number: str, language: str = ARABIC) -> str:
+    """The signed link to a request's receipt, e.g. /receipts/MSD-12345678.png?sig=…&lang=en"""
     sig = sign(tracking_number, receipt_secret())
-    return f"/receipts/{quote(tracking_number, safe='')}.png?sig={sig}"
+    path = f"/receipts/{quote(tracking_number, safe='')}.png?sig={sig}"
+    return path if language == ARABIC else f"{path}&lang={quote(language)}"
 
 
 # -- rendering -----------------------------------------------------------------
@@ -163,15 +168,17 @@ def render_receipt(
     tracking_number: str,
     created_at: Union[str, date, datetime],
     expected_delivery: str,
+    language: str = ARABIC,
 ) -> bytes:
-    """The receipt as PNG bytes: WIDTH px wide, white, laid out right to left.
+    """The receipt as PNG bytes: WIDTH px wide, white, right to left in Arabic, left to right in English.
 
     `beneficiary_masked_id` must already be masked (identity.mask_id); a
     full ten-digit id is refused, so it can never end up on an image.
     """
     if _FULL_ID.search(str(beneficiary_masked_id)):
         raise ValueError("beneficiary_masked_id must be masked (musaed.identity.mask_id)")
-    labels = catalogue.load().labels
+    labels = catalogue.load(language).labels
+    rtl = language == ARABIC
 
     title_font = _font(32, bold=True)
     label_font = _font(21, bold=True)
@@ -179,6 +186,8 @@ def render_receipt(
     caption_font = _font(20)
 
     right = WIDTH - MARGIN
+    # Where a line starts, and which way it runs from there.
+    start, anchor = (right, "r") if rtl else (MARGIN, "l")
     rows: Sequence[Tuple[str, str]] = (
         (labels["receipt_service"], service_name),
         (labels["receipt_beneficiary"], beneficiary_masked_id),
@@ -187,8 +196,9 @@ def render_receipt(
         (labels["receipt_expected_delivery"], expected_delivery),
     )
     label_width = max(int(label_font.getlength(visual(label))) for label, _ in rows)
-    value_right = right - label_width - 28  # values start right of centre, after the labels
-    value_width = value_right - MARGIN
+    # Values start after the labels, on the side the reading goes.
+    value_start = start - label_width - 28 if rtl else start + label_width + 28
+    value_width = right - label_width - 28 - MARGIN
     laid_out = [(visual(label), _wrap(str(value), value_font, value_width)) for label, value in rows]
 
     line_h = _line_height(value_font) + 8
@@ -201,16 +211,18 @@ def render_receipt(
     image = Image.new("RGB", (WIDTH, height), _WHITE)
     draw = ImageDraw.Draw(image)
 
-    # Header band with the title, right-aligned.
+    # Header band with the title, at the side a line starts.
     draw.rectangle((0, 0, WIDTH, header_h), fill=_BRAND)
-    draw.text((right, header_h // 2), visual(labels["receipt_title"]), font=title_font, fill=_WHITE, anchor="rm")
+    draw.text(
+        (start, header_h // 2), visual(labels["receipt_title"]), font=title_font, fill=_WHITE, anchor=anchor + "m"
+    )
 
-    # Rows: label at the right edge, value to its left, both right-aligned.
+    # Rows: label at the starting edge, value after it.
     y = header_h + 32
     for label, lines in laid_out:
-        draw.text((right, y), label, font=label_font, fill=_MUTED, anchor="ra")
+        draw.text((start, y), label, font=label_font, fill=_MUTED, anchor=anchor + "a")
         for line in lines:
-            draw.text((value_right, y), line, font=value_font, fill=_INK, anchor="ra")
+            draw.text((value_start, y), line, font=value_font, fill=_INK, anchor=anchor + "a")
             y += line_h
         y += row_gap
     y += 28 - row_gap
@@ -228,7 +240,7 @@ def render_receipt(
     return out.getvalue()
 
 
-def receipt_for(db, tracking_number: str) -> bytes:
+def receipt_for(db, tracking_number: str, language: str = ARABIC) -> bytes:
     """Render the receipt of a stored request; KeyError if there is no such request.
 
     Access control is the caller's: check the link's signature (`verify`)
@@ -240,7 +252,8 @@ def receipt_for(db, tracking_number: str) -> bytes:
     person = store.get_person(db, request["beneficiary_id"])
     if person is None:
         raise KeyError(request["beneficiary_id"])
-    service = catalogue.load().service(request["service_id"])
+    language = language if language in LANGUAGES else ARABIC
+    service = catalogue.load(language).service(request["service_id"])
     if service is None:
         raise KeyError(request["service_id"])
     return render_receipt(
@@ -249,4 +262,5 @@ def receipt_for(db, tracking_number: str) -> bytes:
         tracking_number=request["tracking_number"],
         created_at=request["created_at"],
         expected_delivery=service.delivery,
+        language=language,
     )

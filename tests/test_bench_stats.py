@@ -68,6 +68,17 @@ def _results(accuracy=0.98, default_accuracy=0.93, p95=50.0, mps=45.0, rss=900.0
     }
 
 
+def test_out_of_domain_verdict_needs_both_shares_within_their_bars():
+    def with_ood(routed, confident):
+        r = _results()
+        r["nlu"]["served"] = {"out_of_domain": {"routed_share": routed, "confident_share": confident}}
+        return report.verdicts(r)["out_of_domain"]
+
+    assert with_ood(0.08, 0.02) is True
+    assert with_ood(0.12, 0.02) is False
+    assert with_ood(0.08, 0.04) is False
+
+
 def test_verdicts_apply_each_target():
     assert report.verdicts(_results()) == {
         "accuracy": True,
@@ -75,6 +86,7 @@ def test_verdicts_apply_each_target():
         "throughput_20": True,
         "rasa_rss": True,
         "cluster_20": None,  # not measured in these results
+        "out_of_domain": None,
     }
     bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
     assert bad == {
@@ -83,6 +95,7 @@ def test_verdicts_apply_each_target():
         "throughput_20": False,
         "rasa_rss": False,
         "cluster_20": None,
+        "out_of_domain": None,
     }
     assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
     assert report.verdicts({}) == {
@@ -91,6 +104,7 @@ def test_verdicts_apply_each_target():
         "throughput_20": None,
         "rasa_rss": None,
         "cluster_20": None,
+        "out_of_domain": None,
     }
 
 
@@ -152,7 +166,7 @@ def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data(
     examples = {(m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT)).intent_examples}
     wrong = set(sorted(examples)[:10])
     got = nlu.split_accuracy(wrong)
-    assert set(got["splits"]) == {"heldout", "unseen", "fresh", "fourth"}
+    assert set(got["splits"]) == {"heldout", "unseen", "fresh", "fourth", "english", "other_service"}
     for name, split in got["splits"].items():
         in_file = {
             (m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples

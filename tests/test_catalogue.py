@@ -175,3 +175,129 @@ def test_every_relative_word_the_nlu_knows_is_found_and_understood(cat):
         for word in [w[2:] for w in block["examples"].strip().splitlines()]:
             assert re.fullmatch(regex, word), word
             assert cat.relation_in(word) == block["synonym"], word
+
+
+# -- both languages ------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _texts(node, where=""):
+    """(where, {ar, en}) for every bilingual text in the catalogue."""
+    if isinstance(node, dict) and "ar" in node:
+        yield where, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _texts(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _texts(value, f"{where}[{i}]")
+
+
+def _plain_strings(node, where=""):
+    """Strings that are not inside a bilingual text or a `words` list: they must carry no Arabic."""
+    if isinstance(node, dict) and "ar" in node:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "words":
+                yield from _plain_strings(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _plain_strings(value, f"{where}[{i}]")
+    elif isinstance(node, str):
+        yield where, node
+
+
+RAW = yaml.safe_load(catalogue.CATALOGUE_PATH.read_text(encoding="utf-8"))
+
+
+def test_every_text_is_written_in_arabic_and_english_with_the_same_placeholders():
+    texts = list(_texts(RAW))
+    assert len(texts) > 250
+    for where, text in texts:
+        assert set(text) == {"ar", "en"}, where
+        assert text["ar"].strip() and text["en"].strip(), where
+        assert not ARABIC.search(text["en"]), where
+        assert sorted(PLACEHOLDER.findall(text["ar"])) == sorted(PLACEHOLDER.findall(text["en"])), where
+        assert text["ar"].count("\n") == text["en"].count("\n"), where
+
+
+def test_no_arabic_text_is_left_outside_a_bilingual_entry():
+    assert [where for where, s in _plain_strings(RAW) if ARABIC.search(s)] == []
+
+
+@pytest.mark.parametrize("sid", SERVICE_IDS)
+def test_the_english_catalogue_renders_every_answer_in_english(sid):
+    en = catalogue.load("en")
+    answers = [en.howto(sid), *(en.followup(sid, q) for q in catalogue.FOLLOWUPS), en.offer(sid)]
+    for answer in answers:
+        assert not ARABIC.search(answer), answer
+    assert " → " in en.howto(sid) and " ← " in catalogue.load("ar").howto(sid)
+    assert en.services[sid].steps and len(en.services[sid].steps) == len(catalogue.load().services[sid].steps)
+
+
+def test_an_unknown_language_gets_the_arabic_catalogue():
+    assert catalogue.load("fr").labels == catalogue.load("ar").labels
+
+
+@pytest.mark.parametrize(
+    "text, aspects",
+    [
+        ("كم رسوم تجديد الاقامة؟", ["fees"]),
+        ("وش شروط تجديد الهوية الوطنية؟", ["requirements"]),
+        ("بعد ما ابلغ عن فقدان هويتي كم يوم توصلني الجديدة؟", ["delivery"]),
+        ("وش الشروط والرسوم لسجل الاسرة", ["requirements", "fees"]),
+        ("how much does it cost to renew my iqama", ["fees"]),
+        ("what documents do i need for the digital id", ["requirements"]),
+        ("ابي اجدد هويتي", []),
+    ],
+)
+def test_aspects_a_message_asks_about(cat, text, aspects):
+    assert cat.aspects_in(text) == aspects
+
+
+def test_how_asks_for_the_steps_but_how_much_and_how_long_do_not(cat):
+    assert cat.asks_how("كيف اجدد هويتي وكم الرسوم") and cat.asks_how("how do i renew my id, and the fees?")
+    assert not cat.asks_how("how much to renew my iqama") and not cat.asks_how("how long does delivery take")
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("ضاع جوازي كيف أطلع بدل فاقد؟", "passport"),
+        ("how do i renew my passport", "passport"),
+        ("كم رسوم تجديد الاستمارة", "vehicle"),
+        ("ابي اجدد جوازي وهويتي", None),  # names ours too: the classifier decides
+        ("لازم جواز ساري عشان اجدد الاقامة؟", None),  # a requirement of renewing an iqama
+        ("ابي اجدد هويتي", None),
+    ],
+)
+def test_a_message_about_another_government_service_and_none_of_ours(cat, text, kind):
+    assert cat.uncovered_service_in(text) == kind
+
+
+def test_relations_and_record_kinds_are_read_in_either_language(cat):
+    en = catalogue.load("en")
+    assert cat.relation_in("my wife") == en.relation_in("زوجتي") == "wife"
+    # A button's payload is its label, in whichever language it was shown.
+    for kind, spec in en.record_kinds.items():
+        assert cat.record_kind_in(spec["label"]) == kind
+        assert en.record_kind_in(catalogue.load().record_kinds[kind]["label"]) == kind
+
+
+@pytest.mark.parametrize("name", sorted(DOMAIN["responses"]))
+def test_every_response_has_an_english_variation_chosen_by_the_language_slot(name):
+    variations = DOMAIN["responses"][name]
+    plain = [v for v in variations if not v.get("condition")]
+    english = [v for v in variations if v.get("condition") == [{"type": "slot", "name": "language", "value": "en"}]]
+    assert len(plain) == 1 and len(english) == 1, name
+    assert ARABIC.search(plain[0]["text"]) and not ARABIC.search(english[0]["text"])
+    assert sorted(PLACEHOLDER.findall(plain[0]["text"])) == sorted(PLACEHOLDER.findall(english[0]["text"]))
+
+
+def test_the_language_slot_is_filled_by_the_language_entity_and_decides_nothing():
+    slot = DOMAIN["slots"]["language"]
+    assert slot["mappings"] == [{"type": "from_entity", "entity": "language"}]
+    assert slot["influence_conversation"] is False
+    assert {"language": {"influence_conversation": False}} in DOMAIN["entities"]

@@ -295,6 +295,23 @@ def test_http_gateway_gets_the_code_for_the_mobile_on_file(db, caplog):
         gateway.close()
 
 
+def test_the_sms_is_in_the_language_the_person_writes_in(db):
+    gateway = FakeGateway()
+    try:
+        sender = sms.HttpGateway(gateway.url)
+        delivered = []
+        real_deliver = sender.deliver
+        sender.deliver = lambda mobile, text: delivered.append(real_deliver(mobile, text)) or delivered[-1]
+        assert identity.send_code(db, KHALID, now=T0, sender=sender, language="en").status == "sent"
+        assert delivered[0].result(timeout=10) is True
+        [call] = gateway.received
+        assert call["json"]["text"] == identity.code_text(latest_code(db), "en")
+        assert "Musaed" in call["json"]["text"] and not re.search("[\u0621-\u064a]", call["json"]["text"])
+        assert identity.code_text("424242") != identity.code_text("424242", "en")
+    finally:
+        gateway.close()
+
+
 def test_http_gateway_failure_is_logged_without_the_code(caplog):
     gateway = FakeGateway(status=503)
     try:

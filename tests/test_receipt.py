@@ -110,6 +110,36 @@ def test_receipt_shows_labels_and_values_shaped_and_right_to_left(drawn_text):
     assert len(delivery_lines) >= 2
 
 
+def test_an_english_receipt_has_english_labels_laid_out_from_the_left(db, request_row, monkeypatch):
+    drawn = []
+    original = ImageDraw.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kwargs):
+        drawn.append((xy, text, kwargs.get("anchor")))
+        return original(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    en = catalogue.load("en")
+    png = receipt.receipt_for(db, request_row["tracking_number"], "en")
+    texts = {text: (xy, anchor) for xy, text, anchor in drawn}
+    for key in RECEIPT_LABELS:
+        label = en.labels[key]
+        assert label in texts, key
+        (x, _), anchor = texts[label]
+        assert x == receipt.MARGIN and anchor.startswith("l"), key  # from the left edge, not the right
+    assert en.labels["receipt_title"] in texts
+    assert qr_texts(png) == [request_row["tracking_number"]]
+    # A language it does not have gets the Arabic receipt, never an error.
+    receipt.receipt_for(db, request_row["tracking_number"], "fr")
+    assert receipt.visual(CAT.labels["receipt_title"]) in [t for _, t, _ in drawn]
+
+
+def test_receipt_links_carry_the_language_outside_the_signature(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSAED_DB", str(tmp_path / "musaed.db"))
+    arabic, english = receipt.receipt_path("MSD-12345678"), receipt.receipt_path("MSD-12345678", "en")
+    assert "lang=" not in arabic and english == arabic + "&lang=en"
+
+
 def test_visual_joins_letters_and_reverses_them():
     shown = receipt.visual("الخدمة")
     # Presentation forms (joined glyphs), no bare letters left for the font to guess.
@@ -174,6 +204,7 @@ def test_receipt_for_never_passes_the_full_national_id(db, request_row, monkeypa
         "tracking_number": request_row["tracking_number"],
         "created_at": request_row["created_at"],
         "expected_delivery": service.delivery,
+        "language": "ar",
     }
     for value in seen.values():
         assert full_id not in str(value)

@@ -44,7 +44,9 @@ def make_app(rasa_url: str, web_url: str = "") -> web.Application:
         db = store.open_db()
         if store.get_request(db, number) is None:
             raise web.HTTPNotFound()
-        return web.Response(body=receipt.receipt_for(db, number), content_type="image/png")
+        return web.Response(
+            body=receipt.receipt_for(db, number, request.query.get("lang", "ar")), content_type="image/png"
+        )
 
     if not SOCKET_IO.exists():
         raise SystemExit(f"{SOCKET_IO} is missing: run `make install` (npm ci in web/)")

@@ -29,7 +29,7 @@
     '<header class="musaed-head">مساعد — خدمات الهوية والإقامة</header>' +
     '<div class="musaed-log" role="log" aria-live="polite"></div>' +
     '<form class="musaed-form">' +
-    '<input class="musaed-input" name="message" autocomplete="off" placeholder="اكتب سؤالك هنا…" aria-label="رسالتك">' +
+    '<input class="musaed-input" name="message" dir="auto" autocomplete="off" placeholder="اكتب سؤالك هنا…" aria-label="رسالتك">' +
     '<button class="musaed-send" type="submit">إرسال</button></form>';
   (document.querySelector("[data-musaed-chat]") || document.body).appendChild(root);
   var log = root.querySelector(".musaed-log");
@@ -38,6 +38,8 @@
   function render(entry) {
     var bubble = document.createElement("div");
     bubble.className = "musaed-msg musaed-" + entry.from;
+    // Each bubble runs the way its own text does: Arabic right to left, English left to right.
+    bubble.setAttribute("dir", "auto");
     if (entry.text) {
       var p = document.createElement("p");
       p.textContent = entry.text;  // textContent: a message is never HTML

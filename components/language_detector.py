@@ -1,0 +1,48 @@
+"""Tags each message with the language it is written in, as a `language` entity.
+
+The `language` slot is filled from this entity by Rasa's own slot extraction,
+before any action or response runs, so that every reply of the turn, the
+domain's responses included (conditioned on the slot), is in the language of
+the person's latest message.  A message that does not tell (an id, a code, a
+button) carries no entity and the slot keeps its value.  The entity does not
+influence the conversation (domain.yml), and it names no extractor, so
+`rasa test nlu` does not score it as one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from musaed import language
+
+ENTITY = "language"
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class LanguageDetector(GraphComponent):
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "LanguageDetector":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT) or ""
+            found = language.detect(text)
+            if found:
+                # No "extractor" key: `rasa test nlu` scores only entities that name one.
+                entity = {"entity": ENTITY, "value": found, "start": 0, "end": len(text)}
+                message.set(ENTITIES, [*message.get(ENTITIES, []), entity], add_to_output=True)
+        return messages
