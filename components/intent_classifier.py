@@ -58,9 +58,6 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             "neighbours": 3,
             "neighbour_weight": 1.0,
             "max_iter": 5000,
-            # scikit-learn's class_weight: None, or "balanced" to weigh each
-            # intent by the inverse of its number of examples.
-            "class_weight": None,
             # Intents listed in `intent_ranking`; 0 lists all of them.
             "ranking_length": 10,
         }
@@ -199,9 +196,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if dense is not None:
                 self._weights["example_vectors"] = dense
         X = self._matrix(weighted, dense, leave_out_self=True)
-        clf = LogisticRegression(
-            C=self._config["C"], max_iter=self._config["max_iter"], class_weight=self._config["class_weight"]
-        )
+        clf = LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"])
         clf.fit(X, y)
         self._weights.update(coef=clf.coef_, intercept=clf.intercept_, classes=np.array(clf.classes_))
         with self._model_storage.write_to(self._resource) as directory:
