@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Text
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.turn import language_of
+from actions.turn import ASKS, asked_this_turn, language_of
 from musaed import identity, store
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class IdentitySlots:
     ) -> Dict[Text, Any]:
         parsed = identity.parse_national_id(str(value))
         if parsed.error:
-            dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error])
+            dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error], **{ASKS: "national_id"})
             return {"national_id": None}
         outcome = identity.send_code(store.open_db(), parsed.national_id, language=language_of(tracker))
         if not say_code_outcome(dispatcher, outcome):
@@ -51,7 +51,7 @@ class IdentitySlots:
         nid = tracker.get_slot("national_id")
         code = identity.parse_code(str(value))
         if not code:
-            dispatcher.utter_message(response="utter_otp_format")
+            dispatcher.utter_message(response="utter_otp_format", **{ASKS: "otp"})
             return {"otp": None}
         db = store.open_db()
         outcome = identity.verify_code(db, nid, code)
@@ -67,7 +67,7 @@ class IdentitySlots:
         # expired, or no code pending: send a fresh one, within the limit.
         resent = identity.send_code(db, nid, language=language_of(tracker))
         if resent.status == "sent":
-            dispatcher.utter_message(response="utter_otp_expired")
+            dispatcher.utter_message(response="utter_otp_expired", **{ASKS: "otp"})
             return {"otp": None}
         say_code_outcome(dispatcher, resent)
         return {"otp": None, "national_id": None}
@@ -79,18 +79,47 @@ class IdentitySlots:
 
 def say_code_outcome(dispatcher: CollectingDispatcher, outcome: identity.Outcome) -> bool:
     """Tell the person what became of their code request; True when one was sent."""
-    if outcome.status == "sent":
-        dispatcher.utter_message(response="utter_code_sent", minutes=identity.CODE_TTL_MINUTES)
+    if outcome.status == "sent":  # it asks for the code: the form need not
+        dispatcher.utter_message(response="utter_code_sent", minutes=identity.CODE_TTL_MINUTES, **{ASKS: "otp"})
         return True
+    # Either says what to do instead of typing an id now.
     if outcome.status == "limited":
         dispatcher.utter_message(
             response="utter_code_limit",
             limit=identity.MAX_CODES,
             window=identity.CODE_WINDOW_MINUTES,
             minutes=outcome.minutes_left,
+            **{ASKS: "national_id"},
         )
     else:  # locked
         dispatcher.utter_message(
-            response="utter_identity_locked", attempts=identity.MAX_WRONG_CODES, minutes=outcome.minutes_left
+            response="utter_identity_locked",
+            attempts=identity.MAX_WRONG_CODES,
+            minutes=outcome.minutes_left,
+            **{ASKS: "national_id"},
         )
     return False
+
+
+class ActionAskNationalId(Action):
+    """The form's question for the national id, unless this turn's reply already asked it."""
+
+    def name(self) -> Text:
+        return "action_ask_national_id"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
+        if not asked_this_turn(tracker, "national_id"):
+            dispatcher.utter_message(response="utter_ask_national_id")
+        return []
+
+
+class ActionAskOtp(Action):
+    """The form's question for the code, unless this turn's reply already asked it ("أرسلت رمز تحقق…")."""
+
+    def name(self) -> Text:
+        return "action_ask_otp"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
+        if not asked_this_turn(tracker, "otp"):
+            dispatcher.utter_message(response="utter_ask_otp")
+        return []

@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
-from actions.turn import catalogue_for, latest_intent
+from actions.turn import ASKS, asked_this_turn, catalogue_for, latest_intent
 from musaed import catalogue, identity, receipt, service_request, store
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,9 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         match = service_request.match_dependent(str(value), deps)
         if match is None:
             cat = catalogue_for(tracker)
-            dispatcher.utter_message(text=cat.labels["not_a_dependent"], buttons=dependent_buttons(cat, deps))
+            dispatcher.utter_message(
+                text=cat.labels["not_a_dependent"], buttons=dependent_buttons(cat, deps), **{ASKS: "beneficiary"}
+            )
             return {"beneficiary": None}
         return {"beneficiary": match["national_id"]}
 
@@ -129,7 +131,9 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         cat = catalogue_for(tracker)
         kind = cat.record_kind_in(str(value))
         if kind is None:
-            dispatcher.utter_message(text=cat.labels["record_kind_unclear"], buttons=record_kind_buttons(cat))
+            dispatcher.utter_message(
+                text=cat.labels["record_kind_unclear"], buttons=record_kind_buttons(cat), **{ASKS: "record_kind"}
+            )
         return {"record_kind": kind}
 
     def validate_documents_confirmed(
@@ -147,7 +151,8 @@ def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Track
     """Only a clear yes fills a confirmation; anything else but "لا" asks again."""
     if latest_intent(tracker) == "affirm":
         return {slot: "yes"}
-    dispatcher.utter_message(response="utter_answer_yes_or_cancel")
+    cat = catalogue_for(tracker)
+    dispatcher.utter_message(response="utter_answer_yes_or_cancel", buttons=yes_cancel_buttons(cat), **{ASKS: slot})
     return {slot: None}
 
 
@@ -166,6 +171,8 @@ class ActionAskBeneficiary(Action):
         return "action_ask_beneficiary"
 
     async def run(self, dispatcher, tracker, domain):
+        if asked_this_turn(tracker, "beneficiary"):
+            return []
         cat = catalogue_for(tracker)
         deps = service_request.eligible_dependents(
             store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id")
@@ -184,6 +191,8 @@ class ActionAskRecordKind(Action):
         return "action_ask_record_kind"
 
     async def run(self, dispatcher, tracker, domain):
+        if asked_this_turn(tracker, "record_kind"):
+            return []
         cat = catalogue_for(tracker)
         dispatcher.utter_message(text=cat.labels["choose_record_kind"], buttons=record_kind_buttons(cat))
         return []
@@ -194,6 +203,8 @@ class ActionAskDocumentsConfirmed(Action):
         return "action_ask_documents_confirmed"
 
     async def run(self, dispatcher, tracker, domain):
+        if asked_this_turn(tracker, "documents_confirmed"):
+            return []
         cat = catalogue_for(tracker)
         dispatcher.utter_message(text=cat.labels["documents"], buttons=yes_cancel_buttons(cat))
         return []
@@ -213,6 +224,8 @@ class ActionAskConfirm(Action):
         return "action_ask_confirm"
 
     async def run(self, dispatcher, tracker, domain):
+        if asked_this_turn(tracker, "confirm"):
+            return []
         cat = catalogue_for(tracker)
         a = current_assessment(tracker)
         if a is None:  # cannot happen in the form's order; say something useful anyway

@@ -25,6 +25,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels.ids import conversation_id
+from channels.never_silent import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class RestInput(RasaRestInput):
         return self.name()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        bp = super().blueprint(on_new_message)
+        bp = super().blueprint(never_silent(on_new_message))
 
         @bp.middleware("request")
         async def authorize(request: Request) -> Optional[HTTPResponse]:

@@ -37,6 +37,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from channels.ids import conversation_id
+from channels.never_silent import never_silent
 from musaed import keys
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SocketIOInput(RasaSocketIOInput):
     """Rasa's socket.io input with server-issued sessions (see module doc)."""
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = never_silent(on_new_message)  # no message goes unanswered
         # cors_allowed_origins=[]: as Rasa's own, so the widget works embedded in other sites.
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)

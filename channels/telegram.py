@@ -60,6 +60,7 @@ from sanic.response import HTTPResponse
 
 from channels._text import split_long
 from channels.ids import conversation_id, external_id
+from channels.never_silent import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ class TelegramInput(RasaTelegramInput):
         return str(message.chat.id), as_user_text(text)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = never_silent(on_new_message)  # no message goes unanswered
         telegram_webhook = Blueprint("musaed_telegram_webhook", __name__)
         out_channel = self.get_output_channel()
 

@@ -47,6 +47,7 @@ from sanic.response import HTTPResponse
 
 from channels._text import shorten, split_long
 from channels.ids import conversation_id, external_id
+from channels.never_silent import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -346,6 +347,7 @@ class WhatsAppInput(InputChannel):
         return found
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = never_silent(on_new_message)  # no message goes unanswered
         whatsapp_webhook = Blueprint("musaed_whatsapp_webhook", __name__)
 
         @whatsapp_webhook.listener("after_server_stop")

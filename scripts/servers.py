@@ -70,6 +70,7 @@ class Servers:
     # Both servers at debug level (they then log what people type: musaed/logsafe.py).
     debug: bool = False
     procs: List[subprocess.Popen] = field(default_factory=list)
+    actions: Optional[subprocess.Popen] = None
     startup_seconds: float = 0.0
 
     @property
@@ -89,17 +90,8 @@ class Servers:
             f'  db: "{self.tracker_db}"\n'
         )
         begin = time.monotonic()
-        actions = self.spawn(
-            # rasa_sdk directly, not `rasa run actions`: the same server
-            # without importing Rasa (half the memory, starts faster; bench/NOTES.md).
-            [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_port)]
-            + (["--debug"] if self.debug else []),
-            # The action server trusts the tracker it is sent (slots included):
-            # only the Rasa server may reach it, so it listens on loopback
-            # (rasa_sdk reads SANIC_HOST; its default is every interface).
-            {"SANIC_HOST": "127.0.0.1", **env},
-            log_dir / "actions.log",
-        )
+        self.log_dir = log_dir
+        actions = self.start_actions(env)
         rasa = self.spawn(
             [
                 str(BIN / "rasa"),
@@ -132,8 +124,30 @@ class Servers:
                 sys.stderr.write(f"--- {log} ---\n{(log_dir / log).read_text()[-4000:]}\n")
             raise
         self.startup_seconds = time.monotonic() - begin
-        self.log_dir = log_dir
         return self
+
+    def start_actions(self, env: Optional[dict] = None) -> subprocess.Popen:
+        """The action server on its port (again, after `stop_actions`: an outage and its end)."""
+        assert self.log_dir is not None
+        env = env or {**os.environ, **SERVER_ENV, **self.env, "PYTHONPATH": str(ROOT)}
+        self.actions = self.spawn(
+            # rasa_sdk directly, not `rasa run actions`: the same server
+            # without importing Rasa (half the memory, starts faster; bench/NOTES.md).
+            [str(BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_port)]
+            + (["--debug"] if self.debug else []),
+            # The action server trusts the tracker it is sent (slots included):
+            # only the Rasa server may reach it, so it listens on loopback
+            # (rasa_sdk reads SANIC_HOST; its default is every interface).
+            {"SANIC_HOST": "127.0.0.1", **env},
+            self.log_dir / "actions.log",
+        )
+        return self.actions
+
+    def stop_actions(self) -> None:
+        assert self.actions is not None
+        self.actions.terminate()
+        self.actions.wait(timeout=20)
+        self.procs.remove(self.actions)
 
     def spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
         proc = subprocess.Popen(

@@ -74,6 +74,7 @@ def said(dispatcher: CollectingDispatcher) -> list:
                     "custom",
                     "attachment",
                     "template",
+                    "asks",  # which step a message asks again for (tests/test_prompts.py)
                 )
             },
         )
