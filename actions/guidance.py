@@ -55,7 +55,17 @@ class ActionExplainService(Action):
             for aspect in asked:
                 dispatcher.utter_message(text=cat.followup(service_id, aspect))
             dispatcher.utter_message(text=cat.offer(service_id), buttons=rest_buttons(cat, service_id, asked))
+        named = next(
+            (
+                e.get("value")
+                for e in tracker.latest_message.get("entities") or []
+                if e.get("entity") == "family_member"
+            ),
+            None,
+        )
         return [
+            # The relative this question names, if any: not one named for an earlier service.
+            SlotSet("family_member", named),
             SlotSet("service", service_id),
             SlotSet("pending_followup", None),
             SlotSet("requestable", cat.services[service_id].requestable),
@@ -112,8 +122,8 @@ class ActionAnswerFollowup(Action):
             dispatcher.utter_message(text=cat.labels["which_service"], buttons=service_buttons(cat))
             return [SlotSet("pending_followup", question)]
         dispatcher.utter_message(text=cat.followup(service_id, question))
-        if cat.services[service_id].requestable:
-            # Keep the offer within reach: "نعم" after a follow-up starts the request.
+        # Keep the offer within reach, unless a request is already under way (the form asks its step next).
+        if cat.services[service_id].requestable and not (tracker.active_loop or {}).get("name"):
             dispatcher.utter_message(text=cat.offer(service_id), buttons=offer_buttons(cat, service_id))
         return []
 

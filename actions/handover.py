@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.requests import clear_form_slots
 from actions.turn import catalogue_for
 
 
@@ -25,4 +26,7 @@ class ActionHandOver(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         dispatcher.utter_message(text=catalogue_for(tracker).call_centre_text())
-        return [SlotSet("handed_over", True)]
+        events = [SlotSet("handed_over", True)]
+        if (tracker.active_loop or {}).get("name"):  # in the middle of a form, which stops: keep nothing of it
+            events += clear_form_slots()
+        return events

@@ -25,10 +25,11 @@ PUBLIC_URL = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
 def form_slots() -> List[str]:
     """Slots a request form fills; cleared when it ends, whichever way it ends.
 
-    verified_id stays: verification lasts for the conversation session.
+    verified_id stays: verification lasts for the conversation session. family_member goes:
+    the relative named for one request is not the next request's.
     """
     steps = dict.fromkeys(step for s in catalogue.load().services.values() for step in s.form_steps)
-    return ["national_id", "otp", "beneficiary", *steps, "confirm", "requested_slot"]
+    return ["national_id", "otp", "beneficiary", "family_member", *steps, "confirm", "requested_slot"]
 
 
 def clear_form_slots() -> List[Dict[Text, Any]]:
@@ -110,6 +111,16 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         deps = service_request.eligible_dependents(db, service_id, national_id)
         match = service_request.match_dependent(str(named), deps)
         return {"beneficiary": match["national_id"]} if match else {}
+
+    async def extract_beneficiary(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """The relative named before this request ("ابغى اجدد اقامة زوجتي"), on any request of the
+        conversation: one made after an earlier one skips verification, and so after_verification."""
+        applicant = tracker.get_slot("verified_id")
+        if not applicant or tracker.get_slot("beneficiary") or tracker.get_slot("requested_slot") == "beneficiary":
+            return {}
+        return self.after_verification(store.open_db(), applicant, tracker)
 
     def validate_beneficiary(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

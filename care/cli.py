@@ -7,6 +7,12 @@ musaed-care status MSD-12345678 rejected --reason "الصورة غير واضح�
 musaed-care conversation <sender id>
 musaed-care handovers
 musaed-care fallbacks
+
+It prints only its answer; what it logs (each lookup, library warnings) goes to
+MUSAED_CARE_LOG (default var/care-cli.log). `ask` asks the running care
+server (--server, MUSAED_CARE_URL, default http://127.0.0.1:5080, with the
+agent's token in MUSAED_CARE_TOKEN), which has the model loaded and answers
+at once; only when none answers does it load the model itself (seconds).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -92,16 +100,42 @@ def _who(args) -> str:
 # -- subcommands ---------------------------------------------------------------
 
 
-def cmd_ask(args) -> int:
-    from care.model import Ranker
+def _ask_server(args, question: str) -> Optional[dict]:
+    """The running care server's answer, or None when there is none to ask (or it refuses)."""
+    import requests  # only here: the other commands never speak HTTP
 
-    ranker = Ranker(args.model or default_model())
-    results = []
+    if not args.token:
+        return None
+    try:
+        r = requests.get(
+            args.server.rstrip("/") + "/care/answer",
+            params={"q": question},
+            headers={"Authorization": f"Bearer {args.token}"},
+            timeout=5,
+        )
+    except requests.RequestException as error:
+        log.info("care server %s not reached (%s): loading the model here", args.server, type(error).__name__)
+        return None
+    if r.status_code != 200:
+        log.warning("care server %s answered %s: loading the model here", args.server, r.status_code)
+        return None
+    return r.json()
+
+
+def cmd_ask(args) -> int:
+    results, ranker = [], None
     for question in args.question:
-        result = {
-            "question": question,
-            **help_desk.answer(asyncio.run(ranker.rank(question)), threshold=args.threshold),
-        }
+        # The server's threshold is the default one; another is applied here, with the model.
+        result = _ask_server(args, question) if args.threshold == help_desk.THRESHOLD else None
+        if result is None:
+            if ranker is None:
+                from care.model import Ranker
+
+                ranker = Ranker(args.model or default_model())
+            result = {
+                "question": question,
+                **help_desk.answer(asyncio.run(ranker.rank(question)), threshold=args.threshold),
+            }
         results.append(result)
         log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
     if args.json:
@@ -222,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="+", help="the question, in Arabic (several: one answer each)")
     p.add_argument("--model", type=Path, default=None, help="default: models/musaed.tar.gz")
     p.add_argument("--threshold", type=float, default=help_desk.THRESHOLD)
+    p.add_argument(
+        "--server",
+        default=os.environ.get("MUSAED_CARE_URL", "http://127.0.0.1:5080"),
+        help="the care server to ask first (default: MUSAED_CARE_URL or http://127.0.0.1:5080)",
+    )
+    p.add_argument("--token", default=os.environ.get("MUSAED_CARE_TOKEN"), help="your agent token (MUSAED_CARE_TOKEN)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("request", parents=[common, who, app_db], help="find requests with their history")
@@ -252,11 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
+    # Only the answer on the terminal: the lookups, and what Rasa, TensorFlow and
+    # matplotlib warn of when the model loads, go to the log file.
+    path = Path(os.environ.get("MUSAED_CARE_LOG") or Path("var") / "care-cli.log")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
     log.setLevel(logging.INFO)
-    log.propagate = False
     return args.func(args)
 
 

@@ -37,6 +37,7 @@ async def test_service_intent_gets_howto_then_offer():
     assert messages[1]["text"] == CAT.labels["offer"]
     assert [b["payload"] for b in messages[1]["buttons"]] == ["/affirm", "/deny"]
     assert events == [
+        SlotSet("family_member", None),  # the message names no relative
         SlotSet("service", "report_lost_id"),
         SlotSet("pending_followup", None),
         SlotSet("requestable", True),

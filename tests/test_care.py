@@ -325,7 +325,7 @@ def test_cli_ask_says_when_nothing_matches_and_lists_the_nearest(cli_answers):
 
 def test_cli_request_status_and_json(db, tmp_path):
     number = new_request(db, service="report_lost_id", beneficiary="khalid")
-    env = {"MUSAED_DB": str(tmp_path / "musaed.db")}
+    env = {"MUSAED_DB": str(tmp_path / "musaed.db"), "MUSAED_CARE_LOG": str(tmp_path / "cli.log")}
     refused = run_cli("status", number, "rejected", "--agent", "huda", env=env)
     assert refused.returncode == 1 and CAT.labels["care_reason_required"] in refused.stderr
     moved = run_cli("status", number, "approved", "--agent", "huda", env=env)
@@ -334,7 +334,9 @@ def test_cli_request_status_and_json(db, tmp_path):
     shown = run_cli("request", "--national-id", ID["khalid"], "--json", env=env)
     [request] = json.loads(shown.stdout)["requests"]
     assert request["status"] == "approved" and request["history"][-1]["actor"] == "agent:huda"
-    assert ID["khalid"] not in shown.stderr and "1******014" in shown.stderr  # the log masks ids
+    assert shown.stderr == ""  # only the answer on the terminal; the log (a file) masks ids
+    logged = (tmp_path / "cli.log").read_text(encoding="utf-8")
+    assert ID["khalid"] not in logged and "1******014" in logged
     assert run_cli("request", "--tracking-number", "MSD-00000001", env=env).returncode == 1
 
 
@@ -447,6 +449,25 @@ def test_answer_endpoint_uses_the_trained_model(care_api):
 
 
 @e2e
+def test_cli_ask_uses_the_running_care_server_and_prints_only_the_answer(care_api, tmp_path):
+    env = {
+        "MUSAED_CARE_URL": care_api.url,
+        "MUSAED_CARE_TOKEN": TOKENS["omar"],
+        "MUSAED_CARE_LOG": str(tmp_path / "cli.log"),
+    }
+    p = run_cli("ask", "ضاعت هويتي", env=env, timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
+    assert p.stdout.startswith(CAT.labels["care_best"].split("{")[0] + CAT.services["report_lost_id"].name)
+    # The server answered (its log has the lookup), the CLI never loaded the model.
+    assert "agent omar: answer lookup → report_lost_id" in care_api.log.read_text()
+    assert "loading the model here" not in (tmp_path / "cli.log").read_text()
+    # With no server to ask, it loads the model itself, and still prints only the answer.
+    env["MUSAED_CARE_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    p = run_cli("ask", "ضاعت هويتي", env=env)
+    assert p.returncode == 0 and p.stderr == "" and CAT.services["report_lost_id"].name in p.stdout
+    assert "loading the model here" in (tmp_path / "cli.log").read_text()
+
+
 def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, care_api):
     # The person asks, verifies with a code and confirms over REST.
     assert chat.say("ضاعت هويتي وش اسوي")[-1]["buttons"][0]["payload"] == "/affirm"
