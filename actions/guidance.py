@@ -73,13 +73,10 @@ class ActionExplainService(Action):
 
 
 def offer_buttons(cat: catalogue.Catalogue, service_id: str) -> List[Dict[str, str]]:
+    """After a guide: start the request (when Musaed can make it), then every requirement, fees, delivery."""
     labels = cat.labels
-    if cat.services[service_id].requestable:
-        return [
-            {"title": labels["button_start"], "payload": "/affirm"},
-            {"title": labels["button_no"], "payload": "/deny"},
-        ]
-    return [
+    start = [{"title": labels["button_start"], "payload": "/affirm"}] if cat.services[service_id].requestable else []
+    return start + [
         {"title": labels["button_requirements"], "payload": "/ask_requirements"},
         {"title": labels["button_fees"], "payload": "/ask_fees"},
         {"title": labels["button_delivery"], "payload": "/ask_delivery"},

@@ -36,6 +36,8 @@ _WORDED = ("relations", "record_kinds", "other_services")
 class Requirement:
     check: str
     text: str
+    # One of those that most often stop people: shown in the first answer.
+    key: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,26 +115,32 @@ class Catalogue:
     # -- answers -------------------------------------------------------------
 
     def howto(self, service_id: str) -> str:
-        """A how-to answer: path, numbered steps, key requirements, notes."""
+        """A how-to answer that fits a phone screen: path, numbered steps and the
+        requirements that most often stop people; all of them, with the notes, are
+        one tap away (`requirements`)."""
         s = self.services[service_id]
         parts = [
             f"{s.name}: {s.summary}",
             self.labels["path"] + " " + self.labels.get("path_separator", " ← ").join(s.path),
             self.labels["steps"] + "\n" + _numbered(s.steps),
         ]
-        if s.requirements:
-            parts.append(self.requirements(service_id))
-        if s.notes:
-            parts.append(self.labels["notes"] + "\n" + _bulleted(s.notes))
+        key = [r.text for r in s.requirements if r.key]
+        if key:
+            parts.append(self.labels["key_requirements"] + "\n" + _bulleted(key))
         # One newline, not a blank line: Rasa's channels split a message at
         # blank lines, and the answer should arrive as one message.
         return "\n".join(parts)
 
     def requirements(self, service_id: str) -> str:
+        """Every requirement of the service, then its notes (what else to know before starting)."""
         s = self.services[service_id]
         if not s.requirements:
-            return self.labels["no_requirements"].format(name=s.name)
-        return self.labels["requirements"].format(name=s.name) + "\n" + _numbered(r.text for r in s.requirements)
+            text = self.labels["no_requirements"].format(name=s.name)
+        else:
+            text = self.labels["requirements"].format(name=s.name) + "\n" + _numbered(r.text for r in s.requirements)
+        if s.notes:
+            text += "\n" + self.labels["notes"] + "\n" + _bulleted(s.notes)
+        return text
 
     def fees(self, service_id: str) -> str:
         s = self.services[service_id]
@@ -249,7 +257,7 @@ def _service(sid: str, s: dict) -> Service:
         audience=s["audience"],
         path=tuple(s["path"]),
         steps=tuple(text(t) for t in s["steps"]),
-        requirements=tuple(Requirement(r["check"], text(r["text"])) for r in s["requirements"]),
+        requirements=tuple(Requirement(r["check"], text(r["text"]), bool(r.get("key"))) for r in s["requirements"]),
         fees=text(s["fees"]),
         delivery=text(s["delivery"]),
         notes=tuple(text(t) for t in s.get("notes") or ()),

@@ -35,7 +35,12 @@ async def test_service_intent_gets_howto_then_offer():
     messages, events = await run(ActionExplainService(), tracker("report_lost_id", "ضاعت هويتي"))
     assert messages[0]["text"] == CAT.howto("report_lost_id")
     assert messages[1]["text"] == CAT.labels["offer"]
-    assert [b["payload"] for b in messages[1]["buttons"]] == ["/affirm", "/deny"]
+    assert [b["payload"] for b in messages[1]["buttons"]] == [
+        "/affirm",
+        "/ask_requirements",
+        "/ask_fees",
+        "/ask_delivery",
+    ]
     assert events == [
         SlotSet("family_member", None),  # the message names no relative
         SlotSet("service", "report_lost_id"),

@@ -112,12 +112,31 @@ def test_service_entries_are_complete_arabic(cat, sid):
 
 
 @pytest.mark.parametrize("sid", SERVICE_IDS)
-def test_howto_lists_numbered_steps_then_requirements(cat, sid):
+def test_howto_lists_numbered_steps_then_the_key_requirements_only(cat, sid):
     s = cat.services[sid]
     text = cat.howto(sid)
     for i, step in enumerate(s.steps, start=1):
         assert f"{i}. {step}" in text
-    assert text.index(s.steps[-1]) < text.index(s.requirements[0].text)
+    key = [r for r in s.requirements if r.key]
+    for r in s.requirements:
+        assert (r.text in text) == r.key, r.check
+    if key:
+        assert text.index(s.steps[-1]) < text.index(key[0].text)
+    # All of them, and the notes, are one tap away.
+    for r in s.requirements:
+        assert r.text in cat.requirements(sid)
+    for note in s.notes:
+        assert note in cat.requirements(sid) and note not in text
+    # About one phone screen.
+    assert len(text) < 800 and text.count("\n") < 16
+
+
+def test_every_requestable_service_names_what_most_often_stops_people(cat):
+    for s in cat.services.values():
+        if s.requestable:
+            assert any(r.key for r in s.requirements), s.id
+    renewal = {r.check for r in cat.services["renew_national_id"].requirements if r.key}
+    assert renewal == {"national_address", "photo_valid"}
 
 
 def test_followups_render_each_service_text(cat):
@@ -154,7 +173,6 @@ def test_labels_used_by_actions_exist(cat):
         "offer",
         "offer_more",
         "button_start",
-        "button_no",
         "button_requirements",
         "button_fees",
         "button_delivery",

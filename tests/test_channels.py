@@ -175,7 +175,7 @@ def test_telegram_text_gets_numbered_steps_and_an_inline_keyboard(bot):
     keyboards = [m["reply_markup"] for m in sent if "reply_markup" in m]
     assert keyboards, "the offer's buttons were not sent"
     buttons = [b for row in keyboards[-1]["inline_keyboard"] for b in row]
-    assert {b["callback_data"] for b in buttons} == {"/affirm", "/deny"}
+    assert [b["callback_data"] for b in buttons] == ["/affirm", "/ask_requirements", "/ask_fees", "/ask_delivery"]
     assert all(b["text"] for b in buttons)
     assert all(m["chat_id"] == str(chat) for m in sent)
 
@@ -318,11 +318,12 @@ def test_whatsapp_signed_text_gets_steps_and_interactive_buttons(bot):
     texts = wa_texts(sent)
     assert any(t.startswith(s.name) and f"1. {s.steps[0]}" in t for t in texts), texts
     [offer] = [m for m in sent if m["type"] == "interactive"]
-    assert offer["interactive"]["type"] == "button"
+    # Four choices (start, requirements, fees, delivery): more than WhatsApp's 3 reply buttons, so a list.
+    assert offer["interactive"]["type"] == "list"
     assert offer["interactive"]["body"]["text"] == CAT.offer("renew_resident_id")
-    replies = [b["reply"] for b in offer["interactive"]["action"]["buttons"]]
-    assert [r["id"] for r in replies] == ["/affirm", "/deny"]
-    assert all(0 < len(r["title"]) <= 20 for r in replies)
+    rows = offer["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == ["/affirm", "/ask_requirements", "/ask_fees", "/ask_delivery"]
+    assert all(0 < len(r["title"]) <= 24 for r in rows)
     calls = [c for c in bot.graph.snapshot() if c["json"]["to"] == wa_id]
     assert all(c["path"] == f"/v19.0/{WA_PHONE_ID}/messages" for c in calls)
     assert all(c["authorization"] == f"Bearer {WA_TOKEN}" for c in calls)

@@ -33,7 +33,7 @@ def test_each_service_question_gets_its_numbered_steps(chat, service_id):
     answer = texts(replies)[0]
     assert answer.startswith(s.name)
     assert f"1. {s.steps[0]}" in answer
-    assert s.requirements[0].text in answer
+    assert [r.text for r in s.requirements if r.key][0] in answer  # what most often stops people
     assert replies[-1].get("buttons"), "the answer ends with an offer"
 
 

@@ -66,13 +66,14 @@ def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url
         timeout=20000,
     )
 
-    # The offer's buttons: "لا، شكرًا" answers with the closing question.
-    page.get_by_role("button", name=CAT.labels["button_no"]).last.click()
+    # The offer's buttons: «الرسوم» answers with the service's fees.
+    page.get_by_role("button", name=CAT.labels["button_fees"]).last.click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes('هل أقدر أساعدك'))",
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=CAT.services["report_lost_id"].fees,
         timeout=20000,
     )
-    assert page.locator(".musaed-user p").all_inner_texts()[-1] == CAT.labels["button_no"]
+    assert page.locator(".musaed-user p").all_inner_texts()[-1] == CAT.labels["button_fees"]
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "widget.png"), full_page=True)
