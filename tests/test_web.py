@@ -113,3 +113,112 @@ def test_receipts_are_served_only_behind_a_signed_link(web_url, servers, monkeyp
     assert ok.content.startswith(b"\x89PNG")
     assert requests.get(f"{web_url}/receipts/{number}.png", timeout=10).status_code == 404
     assert requests.get(f"{web_url}/receipts/{number}.png?sig=0000", timeout=10).status_code == 404
+
+
+# -- phones, desktops, and what a person on a phone needs (issue 18) ------------------
+
+
+def ask_and_wait(page, text, expect):
+    page.fill(".musaed-input", text)
+    page.press(".musaed-input", "Enter")
+    page.wait_for_function(
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=expect,
+        timeout=20000,
+    )
+
+
+def test_on_a_phone_the_chat_is_the_whole_screen_with_no_sideways_scroll(browser, web_url):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, locale="ar-SA"
+    )
+    page = context.new_page()
+    page.goto(web_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the embed snippet wraps
+    box = page.locator(".musaed-chat").bounding_box()
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 390, 844)
+    for part in (".musaed-input", ".musaed-send", ".musaed-new"):
+        b = page.locator(part).bounding_box()
+        assert b["x"] >= 0 and b["x"] + b["width"] <= 390 and b["y"] + b["height"] <= 844, part
+    assert float(page.evaluate("getComputedStyle(document.querySelector('.musaed-input')).fontSize")[:-2]) >= 16
+    page.locator(".musaed-input").tap()
+    ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
+    assert page.locator(".musaed-typing").is_hidden()  # the indicator goes once the answer is in
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "phone-390x844.png"))
+    context.close()
+
+
+def test_on_a_desktop_the_chat_is_a_box_beside_the_page(browser, web_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="ar-SA")
+    page.goto(web_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    box = page.locator(".musaed-chat").bounding_box()
+    assert box["width"] <= 460 and box["height"] == 620
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    ask_and_wait(page, "كيف اجدد هويتي", f"1. {CAT.services['renew_national_id'].steps[0]}")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "desktop-1280x800.png"))
+    page.close()
+
+
+def test_an_answered_questions_buttons_are_disabled_so_a_double_tap_sends_once(browser, web_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(web_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
+    fees = page.get_by_role("button", name=CAT.labels["button_fees"]).last.element_handle()  # this offer's
+    fees.dblclick()
+    page.wait_for_function(
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=CAT.services["report_lost_id"].fees,
+        timeout=20000,
+    )
+    assert page.locator(".musaed-user p").all_inner_texts().count(CAT.labels["button_fees"]) == 1
+    assert fees.is_disabled()
+    start = page.get_by_role("button", name=CAT.labels["button_start"]).first
+    assert start.is_disabled()  # the first offer's buttons too: that question has been answered
+    page.close()
+
+
+def test_new_conversation_starts_over_with_a_new_session(browser, web_url):
+    page = browser.new_page()
+    page.goto(web_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
+    before = page.evaluate("JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId")
+    page.get_by_role("button", name="محادثة جديدة").click()
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    page.wait_for_function("s => JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId !== s", arg=before)
+    assert page.locator(".musaed-msg").count() == 0
+    ask_and_wait(page, "hello", "Musaed")
+    # An English bubble runs left to right; the chat stays right to left.
+    assert page.evaluate("getComputedStyle(document.querySelectorAll('.musaed-bot')[0]).direction") == "ltr"
+    page.close()
+
+
+def test_a_dropped_connection_shows_reconnecting_and_sends_what_was_typed_once(browser, web_url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(web_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    context.set_offline(True)
+    page.wait_for_selector(".musaed-status:not([hidden])", timeout=30000)
+    page.fill(".musaed-input", "ضاعت هويتي")
+    page.press(".musaed-input", "Enter")
+    assert page.locator(".musaed-user p").all_inner_texts() == ["ضاعت هويتي"]
+    context.set_offline(False)
+    page.wait_for_function(
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=f"1. {CAT.services['report_lost_id'].steps[0]}",
+        timeout=40000,
+    )
+    assert page.locator(".musaed-status").is_hidden()
+    page.wait_for_timeout(1500)
+    guides = [
+        t for t in page.locator(".musaed-bot p").all_inner_texts() if CAT.services["report_lost_id"].steps[0] in t
+    ]
+    assert len(guides) == 1  # sent once, answered once
+    context.close()

@@ -1,5 +1,5 @@
 /*
- * Musaed chat widget: right-to-left Arabic chat over Rasa's socket.io channel.
+ * Musaed chat widget: Arabic and English chat over Rasa's socket.io channel.
  *
  * Embed in any page (the socket.io client is served beside this file):
  *   <script src="https://HOST/vendor/socket.io.min.js"></script>
@@ -7,18 +7,27 @@
  *
  * Our own rather than rasa-webchat: that package is unmaintained and has no
  * RTL option; this one is a small file over socket.io-client.
+ *
+ * What a person on a phone needs: full screen on small screens (widget.css),
+ * a typing indicator while the bot answers, a visible "reconnecting" state
+ * when the socket drops (messages typed meanwhile wait and go once it is
+ * back, each once), «محادثة جديدة» to start over, and the buttons of a
+ * question disabled once it is answered, so a double tap cannot confirm twice.
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   var server = (script && script.dataset.server) || window.location.protocol + "//" + window.location.hostname + ":5005";
   var STORE = "musaed.chat.v1";
+  // How long the typing indicator waits for a first reply before it gives up.
+  var TYPING_MS = 15000;
 
   function load() {
-    try { return JSON.parse(localStorage.getItem(STORE)) || { sessionId: null, log: [] }; }
-    catch (e) { return { sessionId: null, log: [] }; }
+    try { return JSON.parse(localStorage.getItem(STORE)) || { sessionId: null, log: [], outbox: [] }; }
+    catch (e) { return { sessionId: null, log: [], outbox: [] }; }
   }
   var state = load();
+  state.outbox = state.outbox || [];  // messages typed while disconnected, sent once back
   function save() { localStorage.setItem(STORE, JSON.stringify(state)); }
 
   var root = document.createElement("section");
@@ -26,16 +35,28 @@
   root.setAttribute("dir", "rtl");
   root.setAttribute("lang", "ar");
   root.innerHTML =
-    '<header class="musaed-head">مساعد — خدمات الهوية والإقامة</header>' +
+    '<header class="musaed-head"><span>مساعد — خدمات الهوية والإقامة</span>' +
+    '<button class="musaed-new" type="button">محادثة جديدة</button></header>' +
+    '<div class="musaed-status" role="status" hidden>جارٍ إعادة الاتصال…</div>' +
     '<div class="musaed-log" role="log" aria-live="polite"></div>' +
+    '<div class="musaed-typing" hidden aria-label="مساعد يكتب"><span></span><span></span><span></span></div>' +
     '<form class="musaed-form">' +
-    '<input class="musaed-input" name="message" dir="auto" autocomplete="off" placeholder="اكتب سؤالك هنا…" aria-label="رسالتك">' +
+    '<input class="musaed-input" name="message" dir="auto" autocomplete="off" enterkeyhint="send" placeholder="اكتب سؤالك هنا…" aria-label="رسالتك">' +
     '<button class="musaed-send" type="submit">إرسال</button></form>';
   (document.querySelector("[data-musaed-chat]") || document.body).appendChild(root);
   var log = root.querySelector(".musaed-log");
   var input = root.querySelector(".musaed-input");
+  var typing = root.querySelector(".musaed-typing");
+  var status = root.querySelector(".musaed-status");
+  var typingTimer = null;
 
-  function render(entry) {
+  function showTyping(on) {
+    typing.hidden = !on;
+    clearTimeout(typingTimer);
+    if (on) typingTimer = setTimeout(function () { typing.hidden = true; }, TYPING_MS);
+  }
+
+  function render(entry, index) {
     var bubble = document.createElement("div");
     bubble.className = "musaed-msg musaed-" + entry.from;
     // Each bubble runs the way its own text does: Arabic right to left, English left to right.
@@ -60,7 +81,12 @@
         btn.type = "button";
         btn.className = "musaed-button";
         btn.textContent = b.title;
-        btn.addEventListener("click", function () { send(b.payload, b.title); });
+        btn.disabled = !!entry.answered;
+        btn.addEventListener("click", function () {
+          if (entry.answered) return;  // a second tap on an answered question does nothing
+          answer(index);
+          send(b.payload, b.title);
+        });
         row.appendChild(btn);
       });
       bubble.appendChild(row);
@@ -68,13 +94,28 @@
     log.appendChild(bubble);
     log.scrollTop = log.scrollHeight;
   }
-  function add(entry) { state.log.push(entry); save(); render(entry); }
+  // A question's buttons are for one answer: disable every earlier question's.
+  function answer(upTo) {
+    state.log.forEach(function (entry, i) { if (i <= upTo && entry.buttons && entry.buttons.length) entry.answered = true; });
+    save();
+    root.querySelectorAll(".musaed-button").forEach(function (btn) {
+      var bubble = btn.closest(".musaed-msg");
+      var i = Array.prototype.indexOf.call(log.children, bubble);
+      if (i <= upTo) btn.disabled = true;
+    });
+  }
+  function add(entry) { state.log.push(entry); save(); render(entry, state.log.length - 1); }
   state.log.forEach(render);  // the conversation survives a page reload
 
   var socket = io(server, { transports: ["websocket", "polling"] });
+  function online(up) {
+    status.hidden = up;
+    root.dataset.connected = up ? "true" : "false";
+  }
   socket.on("connect", function () {
     socket.emit("session_request", { session_id: state.sessionId });
   });
+  socket.on("disconnect", function () { online(false); showTyping(false); });
   socket.on("session_confirm", function (sessionId) {
     var issued = typeof sessionId === "string" ? sessionId : sessionId.session_id;
     if (state.sessionId && issued !== state.sessionId) {
@@ -85,9 +126,12 @@
     }
     state.sessionId = issued;
     save();
+    online(true);
     root.dataset.ready = "true";
+    flush();
   });
   socket.on("bot_uttered", function (m) {
+    showTyping(false);
     var buttons = (m.quick_replies || m.buttons || []).map(function (b) {
       return { title: b.title, payload: b.payload };
     });
@@ -95,14 +139,37 @@
     add({ from: "bot", text: m.text || "", buttons: buttons, image: image });
   });
 
+  // Each typed message is shown once and sent once: straight away when
+  // connected, else kept in the outbox (which survives a reload) until
+  // the session is confirmed again.
+  function flush() {
+    while (state.outbox.length && socket.connected && root.dataset.connected === "true") {
+      var message = state.outbox.shift();
+      save();
+      socket.emit("user_uttered", { message: message, session_id: state.sessionId });
+      showTyping(true);
+    }
+  }
   function send(message, shown) {
     if (!message || !message.trim()) return;
+    answer(state.log.length - 1);  // typing an answer answers the question too
     add({ from: "user", text: shown || message });
-    socket.emit("user_uttered", { message: message, session_id: state.sessionId });
+    state.outbox.push(message);
+    save();
+    flush();
   }
   root.querySelector(".musaed-form").addEventListener("submit", function (e) {
     e.preventDefault();
     send(input.value);
     input.value = "";
+  });
+  root.querySelector(".musaed-new").addEventListener("click", function () {
+    // Start over: a new server-issued conversation, an empty transcript.
+    state = { sessionId: null, log: [], outbox: [] };
+    save();
+    log.textContent = "";
+    showTyping(false);
+    root.dataset.ready = "false";
+    socket.emit("session_request", { session_id: null });
   });
 })();
