@@ -29,7 +29,7 @@ def form_slots() -> List[str]:
     the relative named for one request is not the next request's.
     """
     steps = dict.fromkeys(step for s in catalogue.load().services.values() for step in s.form_steps)
-    return ["national_id", "otp", "beneficiary", "family_member", *steps, "confirm", "requested_slot"]
+    return ["national_id", "otp", "beneficiary", "family_member", *steps, "confirm", "switch_to", "requested_slot"]
 
 
 def clear_form_slots() -> List[Dict[Text, Any]]:
@@ -101,6 +101,13 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         if assessment is None or assessment.can_request:
             slots.append("confirm")
         return slots
+
+    async def validate(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        events = await super().validate(dispatcher, tracker, domain)
+        # An offer to switch services holds for the reply to it: answering the step declines it.
+        if tracker.get_slot("switch_to") and latest_intent(tracker) not in catalogue.load().services:
+            events.append(SlotSet("switch_to", None))
+        return events
 
     def after_verification(self, db, national_id: str, tracker: Tracker) -> Dict[Text, Any]:
         # "ابي اجدد اقامة زوجتي": the relative named before verification.
@@ -323,9 +330,41 @@ class ActionCancelForm(Action):
     async def run(self, dispatcher, tracker, domain):
         loop = (tracker.active_loop or {}).get("name")
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 1.0)
+        if loop and tracker.get_slot("switch_to"):
+            # "لا" to the offer to switch services: keep the current request and ask its step again.
+            cat = catalogue_for(tracker)
+            current = cat.services[tracker.get_slot("service")].name
+            dispatcher.utter_message(text=cat.labels["switch_declined"].format(current=current))
+            return [SlotSet("switch_to", None), FollowupAction(loop)]
         if loop and confidence < SURE_DENY:
             # The form runs again: it extracts nothing from a "no" and asks its step again.
             dispatcher.utter_message(text=catalogue_for(tracker).labels["cancel_unsure"])
             return [FollowupAction(loop)]
         dispatcher.utter_message(response="utter_request_cancelled")
         return [ActiveLoop(None), *clear_form_slots()]
+
+
+class ActionOfferSwitch(Action):
+    """Another service asked about in the middle of a request: offer to switch.
+
+    The offer's button sends that service's intent again, which switches: the
+    form stops (nothing half-made is kept) and the other service is explained,
+    with its own offer. Asking about the service already requested says nothing:
+    the form asks its step again.
+    """
+
+    def name(self) -> Text:
+        return "action_offer_switch"
+
+    async def run(self, dispatcher, tracker, domain):
+        cat = catalogue_for(tracker)
+        other, current = latest_intent(tracker), tracker.get_slot("service")
+        if other == current or cat.service(other) is None or cat.service(current) is None:
+            return []
+        if tracker.get_slot("switch_to") == other:  # the offer's button: switch
+            # Tracking is a form of its own; any other service starts with its guide and offer.
+            then = cat.services[other].flow or "action_explain_service"
+            return [ActiveLoop(None), *clear_form_slots(), FollowupAction(then)]
+        text = cat.labels["switch_offer"].format(current=cat.services[current].name, other=cat.services[other].name)
+        dispatcher.utter_message(text=text, buttons=[{"title": cat.services[other].name, "payload": f"/{other}"}])
+        return [SlotSet("switch_to", other)]

@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    # TensorFlow's C++ side writes straight to the terminal, past Python's
+    # logging: keep it to errors whatever the caller's environment says.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     # Only the answer on the terminal: the lookups, and what Rasa, TensorFlow and
     # matplotlib warn of when the model loads, go to the log file.
     path = Path(os.environ.get("MUSAED_CARE_LOG") or Path("var") / "care-cli.log")

@@ -48,6 +48,7 @@ from sanic.response import HTTPResponse
 from channels._text import shorten, split_long
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
+from musaed import catalogue, language
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,12 @@ MAX_ROWS = 10  # list rows, over all sections
 MAX_ROW_TITLE = 24
 MAX_ROW_DESCRIPTION = 72
 MAX_ROW_ID = 200
-# Words the person sees around a list or a body-less choice (the bot speaks Arabic).
-LIST_BUTTON = "الخيارات"  # the button that opens a list
-CHOOSE = "اختر من الخيارات:"  # body when the text had to be sent separately
+
+
+def _labels(text: str) -> Dict[str, str]:
+    """The catalogue's words in the language of `text` (the message they frame)."""
+    return catalogue.load(language.detect(text or "") or language.ARABIC).labels
+
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 SEEN_MESSAGE_IDS = 1000
@@ -128,7 +132,8 @@ def button_message(text: str, buttons: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {
         "type": "list",
         "body": body,
-        "action": {"button": LIST_BUTTON, "sections": [{"rows": rows}]},
+        # The button that opens a list, in the message's language.
+        "action": {"button": _labels(text)["whatsapp_list_button"], "sections": [{"rows": rows}]},
     }
 
 
@@ -222,7 +227,7 @@ class WhatsAppOutput(OutputChannel):
             # The body of an interactive message is short: send the text on its own.
             if text:
                 await self.send_text_message(recipient_id, text)
-            text = CHOOSE
+            text = _labels(text)["whatsapp_choose"]
         await self.send(recipient_id, {"type": "interactive", "interactive": button_message(text, buttons)})
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from channels import telegram, whatsapp
 from channels._text import shorten, split_long
+from musaed import catalogue
 
 from fake_apis import BOT_TOKEN, FakeGraph, FakeTelegram
 
@@ -265,7 +266,8 @@ async def test_whatsapp_output_posts_to_the_graph_api(fake_graph):
     # A body over 1024 characters goes first as text, then the list with a short body.
     assert sent[3]["type"] == "text" and len(sent[3]["text"]["body"]) == 1500
     assert sent[4]["interactive"]["type"] == "list"
-    assert sent[4]["interactive"]["body"]["text"] == whatsapp.CHOOSE
+    assert sent[4]["interactive"]["body"]["text"] == catalogue.load().labels["whatsapp_choose"]
+    assert sent[4]["interactive"]["action"]["button"] == catalogue.load().labels["whatsapp_list_button"]
     assert sent[5]["type"] == "location"
     assert [len(m["text"]["body"]) for m in sent[6:]] == [4096, 904]
 
@@ -277,3 +279,12 @@ async def test_whatsapp_output_logs_api_refusals(fake_graph, caplog):
     finally:
         await out.close()
     assert "refused" in caplog.text and "OAuthException" in caplog.text
+
+
+def test_a_whatsapp_list_in_english_has_english_words_around_it():
+    message = whatsapp.button_message(
+        "Would you like me to submit the request?", [{"title": f"Option {i}", "payload": f"/o{i}"} for i in range(5)]
+    )
+    assert (
+        message["type"] == "list" and message["action"]["button"] == catalogue.load("en").labels["whatsapp_list_button"]
+    )

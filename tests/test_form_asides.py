@@ -97,3 +97,25 @@ def test_a_person_asked_for_at_any_step_hands_over_and_stops_the_form(chat, serv
     # The form is over: «نعم» is no confirmation now, and nothing was made.
     after = joined(chat.say("نعم"))
     assert not TRACKING.search(after)
+
+
+def test_another_service_in_the_middle_of_a_request_is_offered_kept_if_declined_and_switched_by_its_button(
+    chat, servers
+):
+    chat.say("ابي اجدد هويتي الوطنية")
+    chat.say("نعم")
+    offer = chat.say("ابي اجدد اقامة زوجتي")
+    first = CAT.labels["switch_offer"].split("«")[0]
+    assert first in joined(offer) and CAT.services["renew_resident_id"].name in joined(offer)
+    assert any(b["payload"] == "/renew_resident_id" for r in offer for b in r.get("buttons") or [])
+    assert asks(offer, "national_id")  # the current step, asked again
+    declined = chat.say("لا")
+    assert CAT.labels["switch_declined"].split("«")[0] in joined(declined) and asks(declined, "national_id")
+
+    chat.say("كيف ابلغ عن فقدان هويتي")
+    switched = chat.say("/report_lost_id")  # the offer's button
+    assert f"1. {CAT.services['report_lost_id'].steps[0]}" in joined(switched)
+    assert "رقم هويتك" in joined(chat.say("نعم"))
+    chat.say(ID["khalid"])
+    summary = joined(chat.say(latest_code(servers, ID["khalid"])))
+    assert CAT.services["report_lost_id"].name in summary and CAT.services["renew_national_id"].name not in summary
