@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import load, nlu, report, resources, rig  # noqa: E402
+from bench import baseline, load, nlu, report, resources, rig  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -77,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--skip-load", action="store_true", help="no servers, no load")
     p.add_argument("--skip-cluster", action="store_true", help="no load on the cluster (scripts/cluster.py)")
+    p.add_argument("--skip-baseline", action="store_true", help="no plain `rasa init` bot beside Musaed")
     p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
     p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
     p.add_argument(
@@ -178,11 +179,15 @@ def measure_load(args, work: Path) -> dict:
             )
         )
         memory = servers.memory()
+        log(f"load: one conversation of {baseline.LONG_MESSAGES} messages (guides and follow-ups)")
+        long_conversation = baseline.growth(asyncio.run(baseline.long_conversation(servers.url, baseline.MUSAED_LONG)))
+        log(f"  {long_conversation}")
     finally:
         servers.stop()
     return {
         "server_startup_s": round(servers.startup_seconds, 1),
         "load": levels,
+        "long_conversation": long_conversation,
         "memory": memory,
         "memory_at_start": memory_at_start,
         "server_env": env,
@@ -245,6 +250,12 @@ def main(argv=None) -> int:
             results["nlu"] = measure_nlu(args, work, trained)
         if not args.skip_load:
             results.update(measure_load(args, work))
+        if not args.skip_load and not args.skip_baseline:
+            results["baseline"] = baseline.measure(
+                args.levels, args.duration, args.max_conversations, work / "baseline", log=log
+            )
+            results["ratios"] = baseline.ratios(results, results["baseline"])
+            log(f"  ratios, Musaed / rasa init: {results['ratios']}")
         if not args.skip_load and not args.skip_cluster:
             results.update(measure_cluster(args, work))
     finally:

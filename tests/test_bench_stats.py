@@ -87,6 +87,7 @@ def test_verdicts_apply_each_target():
         "rasa_rss": True,
         "cluster_20": None,  # not measured in these results
         "out_of_domain": None,
+        "long_conversation": None,
     }
     bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
     assert bad == {
@@ -96,6 +97,7 @@ def test_verdicts_apply_each_target():
         "rasa_rss": False,
         "cluster_20": None,
         "out_of_domain": None,
+        "long_conversation": None,
     }
     assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
     assert report.verdicts({}) == {
@@ -105,6 +107,7 @@ def test_verdicts_apply_each_target():
         "rasa_rss": None,
         "cluster_20": None,
         "out_of_domain": None,
+        "long_conversation": None,
     }
 
 
@@ -217,3 +220,34 @@ def test_mean_quality_averages_the_runs():
     assert got["splits"]["heldout"] == {"examples": 40, "accuracy": 0.975}
     assert got["novel"] == {"examples": 70, "accuracy": 0.85}
     assert got["examples"] == 100
+
+
+def test_long_conversation_growth_is_late_median_over_early():
+    from bench import baseline
+
+    times = [10.0] * 50 + [99.0] * 200 + [15.0] * 50
+    assert baseline.growth(times) == {"first_50_p50_ms": 10.0, "251_300_p50_ms": 15.0, "ratio": 1.5}
+    assert baseline.growth(times[:299]) is None  # fewer than 300 messages: no figure
+
+
+def test_ratios_are_musaed_over_the_init_bot_at_each_level():
+    from bench import baseline
+
+    musaed = _results(p95=50.0, mps=45.0, rss=900.0)
+    musaed["long_conversation"] = {"ratio": 3.0}
+    init = _results(p95=25.0, mps=90.0, rss=450.0)
+    init["long_conversation"] = {"first_50_p50_ms": 10.0, "251_300_p50_ms": 15.0, "ratio": 1.5}
+    r = baseline.ratios(musaed, init)
+    assert r["p95_at_1"] == 2.0 and r["throughput_at_20"] == 0.5 and r["rasa_rss"] == 2.0
+    assert r["long_conversation_growth"] == 2.0
+    verdict = report.verdicts({**musaed, "long_conversation": {"ratio": 1.4}})["long_conversation"]
+    assert verdict is True and report.verdicts(musaed)["long_conversation"] is False
+    table = report.markdown(
+        {
+            **musaed,
+            "baseline": init,
+            "ratios": r,
+            "long_conversation": {"first_50_p50_ms": 20.0, "251_300_p50_ms": 60.0, "ratio": 3.0},
+        }
+    )
+    assert "`rasa init` bot, this run" in table and "×3.0" in table
