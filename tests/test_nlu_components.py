@@ -179,3 +179,41 @@ def test_a_wall_of_text_is_encoded_only_up_to_max_chars():
     limit = SentenceEncoderFeaturizer.get_default_config()["max_chars"]
     kept = ("ضاعت هويتي " * limit)[:limit]
     assert np.allclose(sentence_vector(kept + " كم سعر البيتكوين" * 300), sentence_vector(kept))
+
+
+# -- the language entity and the other-service guard --------------------------------
+
+
+def _message(text, intent=None, ranking=()):
+    m = Message(data={TEXT: text})
+    if intent:
+        m.set("intent", {"name": intent, "confidence": 0.9})
+        m.set("intent_ranking", [{"name": n, "confidence": c} for n, c in ranking])
+    return m
+
+
+@pytest.mark.parametrize(
+    "text, language",
+    [("how do I renew my iqama?", "en"), ("ابي اجدد اقامتي", "ar"), ("shukran", "ar"), ("1010000014", None)],
+)
+def test_each_message_carries_its_language_as_an_entity_or_none(text, language):
+    from components.language_detector import LanguageDetector
+
+    [m] = LanguageDetector().process([_message(text)])
+    found = [e["value"] for e in m.get("entities") or [] if e["entity"] == "language"]
+    assert found == ([language] if language else [])
+
+
+def test_a_message_about_another_government_service_is_other_service_not_ours():
+    from components.other_service_guard import OtherServiceGuard
+
+    lost_passport = _message("ضاع جوازي كيف أطلع بدل فاقد؟", "report_lost_id", [("report_lost_id", 0.9)])
+    lost_id = _message("ضاعت هويتي كيف أطلع بدل فاقد؟", "report_lost_id", [("report_lost_id", 0.9)])
+    both = _message("ابي اجدد جوازي وهويتي", "renew_national_id", [("renew_national_id", 0.8)])
+    followup = _message("متى يوصل الجواز؟", "ask_delivery", [("ask_delivery", 0.7)])
+    OtherServiceGuard().process([lost_passport, lost_id, both, followup])
+    assert lost_passport.get("intent") == {"name": "other_service", "confidence": 0.9}
+    assert lost_passport.get("intent_ranking")[0]["name"] == "other_service"
+    assert lost_id.get("intent")["name"] == "report_lost_id"  # ours
+    assert both.get("intent")["name"] == "renew_national_id"  # names ours too: the classifier decides
+    assert followup.get("intent")["name"] == "ask_delivery"  # follow-ups: the action knows the context
