@@ -57,3 +57,80 @@ class SQLiteTrackerStore(SQLTrackerStore):
         )
         sa.event.listen(self.engine, "connect", _set_pragmas)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+
+    async def save(self, tracker) -> None:
+        # A long conversation gets a checkpoint first (checkpoint_events): the cost of a message stays flat.
+        for event in checkpoint_events(tracker):
+            tracker.update(event)
+        await super().save(tracker)
+
+    def _event_query(self, session, sender_id: Text, fetch_events_from_all_sessions: bool):
+        """Rasa's query (the latest session's events), from the person's message before the
+        latest checkpoint on. Reading a conversation and counting its stored events both use it."""
+        query = super()._event_query(session, sender_id, fetch_events_from_all_sessions)
+        if fetch_events_from_all_sessions:
+            return query
+        event = self.SQLEvent
+        checkpoint = (
+            session.query(sa.func.max(event.id))
+            .filter(event.sender_id == sender_id, event.type_name == "slot", event.data.like(_CHECKPOINT_JSON))
+            .scalar_subquery()
+        )
+        start = (
+            session.query(sa.func.coalesce(sa.func.max(event.id), 0))
+            .filter(event.sender_id == sender_id, event.type_name == "user", event.id < checkpoint)
+            .scalar_subquery()
+        )
+        return query.filter(sa.or_(checkpoint.is_(None), event.id >= start))
+
+
+# -- checkpoints: a long session read from its latest turns (issue 19) --------------
+
+# Events read for a conversation past which a checkpoint is written.
+CHECKPOINT_AFTER = 150
+# A checkpoint only where no rule reads what came before: not in a form, and
+# not after a question that a «نعم» answers (a guide's offer, a follow-up's, a
+# switch offer); only after a turn that ends the matter.
+SAFE_LAST_ACTIONS = frozenset(
+    {
+        "utter_you_are_welcome",
+        "utter_greet",
+        "utter_goodbye",
+        "utter_iamabot",
+        "utter_anything_else",
+        "action_show_capabilities",
+        "action_hand_over",
+        "action_show_tracking",
+        "action_submit_request",
+        "action_cancel_form",
+    }
+)
+# Marks a checkpoint's events; customer care's reader leaves them out (musaed/conversations.py).
+CHECKPOINT = {"checkpoint": True}
+_CHECKPOINT_JSON = '%"checkpoint": true%'
+
+
+def checkpoint_events(tracker) -> list:
+    """The slots as they stand, marked, when a long conversation may be read from here on; or none.
+
+    Rasa rebuilds a conversation from every event of its session and replays
+    them on every message, so each reply of a long conversation was slower
+    than the last. After a checkpoint the store reads from the person's
+    message before it (`_event_query`): that turn, then the slots exactly as
+    they were, verification included. Not a session start: Rasa measures a
+    session's expiry from the latest applied user message, which a session
+    start would hide.
+    """
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    if len(tracker.events) < CHECKPOINT_AFTER or tracker.active_loop_name:
+        return []
+    actions = [e.action_name for e in reversed(tracker.events) if isinstance(e, ActionExecuted)]
+    if len(actions) < 2 or actions[0] != ACTION_LISTEN_NAME or actions[1] not in SAFE_LAST_ACTIONS:
+        return []
+    return [
+        SlotSet(slot.name, slot.value, metadata=CHECKPOINT)
+        for slot in tracker.slots.values()
+        if slot.value != slot.initial_value
+    ] or [SlotSet("handed_over", tracker.get_slot("handed_over"), metadata=CHECKPOINT)]

@@ -119,6 +119,8 @@ def transcript(tracker_db, sender_id: str) -> List[dict]:
     ):
         data = _data(row)
         kind = row["type_name"]
+        if (data.get("metadata") or {}).get("checkpoint"):
+            continue  # the tracker store's checkpoint of a long conversation repeats slots already shown
         if kind == "user":
             messages.append(_user_message(row, data))
         elif kind == "bot":
@@ -146,7 +148,8 @@ def handovers(tracker_db, limit: int = 100) -> List[dict]:
     for row in _rows(
         tracker_db, "SELECT * FROM events WHERE type_name = 'slot' AND action_name = 'handed_over' ORDER BY id"
     ):
-        latest[row["sender_id"]] = row
+        if not (_data(row).get("metadata") or {}).get("checkpoint"):  # a checkpoint repeats the value
+            latest[row["sender_id"]] = row
     found = []
     for sender, row in latest.items():
         if not _data(row).get("value"):
