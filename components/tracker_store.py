@@ -33,7 +33,41 @@ def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SQLiteTrackerStore(SQLTrackerStore):
+class Checkpoints:
+    """Rasa's SQL tracker store, reading a long conversation from its latest checkpoint
+    (checkpoint_events); mixed into each engine's store."""
+
+    async def save(self, tracker) -> None:
+        # A long conversation gets a checkpoint first: the cost of a message stays flat.
+        for event in checkpoint_events(tracker):
+            tracker.update(event)
+        await super().save(tracker)  # type: ignore[misc]
+
+    def _event_query(self, session, sender_id: Text, fetch_events_from_all_sessions: bool):
+        """Rasa's query (the latest session's events), from the person's message before the
+        latest checkpoint on. Reading a conversation and counting its stored events both use it."""
+        query = super()._event_query(session, sender_id, fetch_events_from_all_sessions)  # type: ignore[misc]
+        if fetch_events_from_all_sessions:
+            return query
+        event = self.SQLEvent  # type: ignore[attr-defined]
+        checkpoint = (
+            session.query(sa.func.max(event.id))
+            .filter(event.sender_id == sender_id, event.type_name == "slot", event.data.like(_CHECKPOINT_JSON))
+            .scalar_subquery()
+        )
+        start = (
+            session.query(sa.func.coalesce(sa.func.max(event.id), 0))
+            .filter(event.sender_id == sender_id, event.type_name == "user", event.id < checkpoint)
+            .scalar_subquery()
+        )
+        return query.filter(sa.or_(checkpoint.is_(None), event.id >= start))
+
+
+class PostgresTrackerStore(Checkpoints, SQLTrackerStore):
+    """Rasa's SQL tracker store on PostgreSQL (the cluster's), with checkpoints."""
+
+
+class SQLiteTrackerStore(Checkpoints, SQLTrackerStore):
     """SQLTrackerStore on a SQLite file: pooled connection, WAL journal."""
 
     def __init__(
@@ -57,31 +91,6 @@ class SQLiteTrackerStore(SQLTrackerStore):
         )
         sa.event.listen(self.engine, "connect", _set_pragmas)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
-
-    async def save(self, tracker) -> None:
-        # A long conversation gets a checkpoint first (checkpoint_events): the cost of a message stays flat.
-        for event in checkpoint_events(tracker):
-            tracker.update(event)
-        await super().save(tracker)
-
-    def _event_query(self, session, sender_id: Text, fetch_events_from_all_sessions: bool):
-        """Rasa's query (the latest session's events), from the person's message before the
-        latest checkpoint on. Reading a conversation and counting its stored events both use it."""
-        query = super()._event_query(session, sender_id, fetch_events_from_all_sessions)
-        if fetch_events_from_all_sessions:
-            return query
-        event = self.SQLEvent
-        checkpoint = (
-            session.query(sa.func.max(event.id))
-            .filter(event.sender_id == sender_id, event.type_name == "slot", event.data.like(_CHECKPOINT_JSON))
-            .scalar_subquery()
-        )
-        start = (
-            session.query(sa.func.coalesce(sa.func.max(event.id), 0))
-            .filter(event.sender_id == sender_id, event.type_name == "user", event.id < checkpoint)
-            .scalar_subquery()
-        )
-        return query.filter(sa.or_(checkpoint.is_(None), event.id >= start))
 
 
 # -- checkpoints: a long session read from its latest turns (issue 19) --------------

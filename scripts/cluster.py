@@ -165,7 +165,9 @@ class Cluster:
         endpoints = self.dir / "endpoints.yml"
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{actions_front}/webhook"\n'
-            "tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: 127.0.0.1\n"
+            # Rasa's SQL store with checkpoints (components/tracker_store.py).
+            "tracker_store:\n  type: components.tracker_store.PostgresTrackerStore\n"
+            "  dialect: postgresql\n  url: 127.0.0.1\n"
             f"  port: {pg.port}\n  db: {TRACKER_DATABASE}\n  username: postgres\n"
             "lock_store:\n  type: components.lock_store.RedisMutexLockStore\n  url: 127.0.0.1\n"
             f"  port: {redis.port}\n  db: 1\n"

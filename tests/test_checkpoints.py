@@ -43,9 +43,27 @@ def test_no_checkpoint_in_a_short_conversation_a_form_or_after_an_offer():
     }
 
 
-@pytest.fixture
-def store(tmp_path):
-    return SQLiteTrackerStore(domain=DOMAIN, db=str(tmp_path / "trackers.db")), tmp_path / "trackers.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """(the store, where customer care reads it): the SQLite file, or the cluster's PostgreSQL."""
+    if request.param == "sqlite":
+        return SQLiteTrackerStore(domain=DOMAIN, db=str(tmp_path / "trackers.db")), tmp_path / "trackers.db"
+    import uuid
+
+    import psycopg2
+
+    from components.tracker_store import PostgresTrackerStore
+
+    pg = request.getfixturevalue("pg_server")
+    name = f"trackers_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(pg.url)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    trackers = PostgresTrackerStore(
+        domain=DOMAIN, dialect="postgresql", host="127.0.0.1", port=pg.port, db=name, username="postgres"
+    )
+    return trackers, f"postgresql://postgres@127.0.0.1:{pg.port}/{name}"
 
 
 async def test_a_long_conversation_is_read_from_its_checkpoint_with_its_slots_and_expiry(store):
