@@ -17,20 +17,26 @@ from musaed import catalogue, seed, store  # noqa: E402
 from servers import MODEL, Servers, free_port  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def servers(tmp_path_factory):
-    """A real Rasa server and action server on free loopback ports."""
+def start_servers(tmp_path_factory, name: str = "server") -> Servers:
+    """A real Rasa server and action server on free loopback ports, on a seeded database of their own."""
     if not MODEL.exists():
         pytest.fail(f"{MODEL} is missing: run `make train` (make test does it for you)")
-    db_file = tmp_path_factory.mktemp("db") / "musaed.db"
+    db_file = tmp_path_factory.mktemp(f"{name}-db") / "musaed.db"
     seed.seed(store.open_db(db_file))
     s = Servers(
         rasa_port=free_port(),
         action_port=free_port(),
-        log_dir=tmp_path_factory.mktemp("server-logs"),
+        log_dir=tmp_path_factory.mktemp(f"{name}-logs"),
         env={"MUSAED_DB": str(db_file)},
     ).start()
     s.db_file = db_file
+    return s
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """The servers most end-to-end tests share."""
+    s = start_servers(tmp_path_factory)
     yield s
     s.stop()
 

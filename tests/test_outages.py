@@ -6,15 +6,14 @@ Servers of their own (this module stops and restarts the action server).
 """
 
 import sqlite3
-import time
 
 import pytest
-import requests
 from test_request_flows import ID, joined, latest_code
 
-from musaed import catalogue, seed, store
+from musaed import catalogue, store
 
-from servers import Servers, free_port, wait_until_up
+from conftest import Conversation, start_servers
+from servers import wait_until_up
 
 pytestmark = pytest.mark.e2e
 AR, EN = catalogue.load("ar"), catalogue.load("en")
@@ -22,33 +21,14 @@ AR, EN = catalogue.load("ar"), catalogue.load("en")
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):
-    db_file = tmp_path_factory.mktemp("outage-db") / "musaed.db"
-    seed.seed(store.open_db(db_file))
-    s = Servers(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        log_dir=tmp_path_factory.mktemp("outage-logs"),
-        env={"MUSAED_DB": str(db_file)},
-    ).start()
-    s.db_file = db_file
+    """Servers of this module's own: it stops and restarts their action server."""
+    s = start_servers(tmp_path_factory, "outage")
     yield s
     s.stop()
 
 
-class Chat:
-    def __init__(self, url):
-        self.url, self.sender = url, f"outage-{time.monotonic_ns()}"
-
-    def say(self, text):
-        r = requests.post(
-            f"{self.url}/webhooks/rest/webhook", json={"sender": self.sender, "message": text}, timeout=60
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
-
-
 def test_the_action_server_down_mid_form_gets_words_and_the_form_goes_on_after(own):
-    chat = Chat(own.url)
+    chat = Conversation(own.url)
     chat.say("ابي اجدد هويتي الوطنية")
     assert "رقم هويتك" in joined(chat.say("نعم"))
     own.stop_actions()
@@ -72,7 +52,7 @@ def test_the_action_server_down_mid_form_gets_words_and_the_form_goes_on_after(o
 
 
 def test_a_database_locked_by_another_writer_gets_words_and_nothing_half_made(own):
-    chat = Chat(own.url)
+    chat = Conversation(own.url)
     chat.say("ضاعت هويتي")
     chat.say("نعم")
     other = sqlite3.connect(own.db_file, isolation_level=None)
@@ -87,5 +67,5 @@ def test_a_database_locked_by_another_writer_gets_words_and_nothing_half_made(ow
 
 def test_the_outage_is_logged_once_with_its_cause(own):
     log = (own.log_dir / "rasa.log").read_text(errors="replace")
-    assert "No reply to a message in rest:outage-" in log
+    assert "No reply to a message in rest:test-" in log
     assert "Failed to execute custom action" in log or "Encountered an exception" in log
