@@ -75,6 +75,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._weights = None
         self._tfidf = None
         self._examples = None
+        self._fast: Optional[Dict[Text, Any]] = None
         if weights is not None:
             self._set_weights(weights)
 
@@ -86,6 +87,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._tfidf.idf_ = weights["idf"]
         self._weights = weights
         self._examples = None
+        self._fast = None
         if "examples_data" in weights:
             self._examples = scipy.sparse.csr_matrix(
                 (weights["examples_data"], weights["examples_indices"], weights["examples_indptr"]),
@@ -199,6 +201,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         clf = LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"])
         clf.fit(X, y)
         self._weights.update(coef=clf.coef_, intercept=clf.intercept_, classes=np.array(clf.classes_))
+        self._fast = None
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / _FILE, **self._weights)
         return self._resource
@@ -226,6 +229,77 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         threadpool_limits(limits=1, user_api="blas")
         return cls(config, model_storage, resource, weights)
 
+    def _scores(self, counts: scipy.sparse.spmatrix, dense: Optional[np.ndarray]) -> np.ndarray:
+        """One message's score for each intent: `_matrix(...) @ coef.T + intercept`, term by term.
+
+        The same sums as the training matrix, without building it: the matrix,
+        its sparse products and scikit-learn's input checks cost more than a
+        third of the Rasa server's time per message (bench/NOTES.md, round 9).
+        tests/test_nlu_components.py checks both give the same scores.
+        """
+        fast = self._fast or self._prepare_fast()
+        counts = scipy.sparse.csr_matrix(counts)
+        counts.sum_duplicates()
+        counts.eliminate_zeros()
+        # Sub-linear tf-idf, unit length: TfidfTransformer(sublinear_tf=True).transform.
+        columns = counts.indices
+        values = (np.log(counts.data) + 1.0) * fast["idf"][columns]
+        norm = np.sqrt(values @ values)
+        if norm:
+            values = values / norm
+        scores = fast["coef_ngrams"][:, columns] @ values + fast["intercept"]
+        weight = self._config["neighbour_weight"]
+        similarities = []
+        if "examples_by_ngram" in fast:
+            rows = fast["examples_by_ngram"][columns]  # n-gram × example
+            similarities.append(rows.T @ values)
+        if dense is not None:
+            vector = dense - self._weights["mean"]
+            vector /= max(np.linalg.norm(vector), 1e-12)
+            scores += fast["coef_dense"] @ vector * self._config["dense_weight"]
+            if "example_vectors" in fast:
+                similarities.append(fast["example_vectors"] @ vector)
+        for coef, similarity in zip(fast["coef_nearest"], similarities):
+            # `_nearest` for one row: each intent's examples in a row of `groups`, padded
+            # with an index whose similarity is -inf, so each row's top k are its own.
+            table = np.append(similarity, -np.inf)[fast["groups"]]
+            k = fast["k"]
+            top = np.partition(table, -k, axis=1)[:, -k:] if k else table[:, :0]
+            nearest = np.where(np.isfinite(top), top, 0.0).sum(axis=1) / fast["group_k"]
+            scores += coef @ nearest * weight
+        return scores
+
+    def _prepare_fast(self) -> Dict[Text, Any]:
+        """The trained weights split by the blocks of `_matrix`, the examples indexed by n-gram."""
+        w = self._weights
+        coef = w["coef"]
+        vocabulary = len(w["idf"])
+        fast: Dict[Text, Any] = {"idf": w["idf"], "intercept": w["intercept"], "coef_ngrams": coef[:, :vocabulary]}
+        start = vocabulary
+        if "mean" in w:
+            fast["coef_dense"] = coef[:, start : start + len(w["mean"])]
+            start += len(w["mean"])
+        fast["coef_nearest"] = []
+        if self._config["neighbour_weight"] and self._examples is not None:
+            fast["examples_by_ngram"] = self._examples.T.tocsr()
+            if "example_vectors" in w:
+                fast["example_vectors"] = w["example_vectors"]
+            classes = len(w["classes"])
+            groups = [np.flatnonzero(w["example_intents"] == i) for i in range(classes)]
+            width = max(map(len, groups))
+            padding = len(w["example_intents"])  # the index of the appended -inf
+            fast["groups"] = np.array([np.pad(g, (0, width - len(g)), constant_values=padding) for g in groups])
+            fast["k"] = min(self._config["neighbours"], width)
+            # What each intent's mean is over: an intent without examples gets 0.
+            fast["group_k"] = np.maximum([min(self._config["neighbours"], len(g)) for g in groups], 1)
+            for _ in range(1 + ("example_vectors" in w)):
+                fast["coef_nearest"].append(coef[:, start : start + classes])
+                start += classes
+        if start != coef.shape[1]:
+            raise ValueError("The classifier's weights do not match its configuration.")
+        self._fast = fast
+        return fast
+
     def rank_every_intent(self) -> None:
         """List every intent in `intent_ranking` (customer care's look-up)."""
         self._config["ranking_length"] = 0
@@ -242,8 +316,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            X = self._matrix(*self._rows([sparse], [dense] if dense is not None and "mean" in w else []))
-            scores = (X @ w["coef"].T).ravel() + w["intercept"]
+            scores = self._scores(sparse, dense if "mean" in w else None)
             probs = np.exp(scores - scores.max())
             probs /= probs.sum()
             order = np.argsort(-probs)[: self._config["ranking_length"] or len(probs)]

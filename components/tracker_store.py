@@ -15,6 +15,8 @@ endpoints.yml:
       db: var/trackers.db
 """
 
+import itertools
+import json
 from typing import Any, Optional, Text
 
 import sqlalchemy as sa
@@ -33,15 +35,56 @@ def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Set on a tracker this store read or wrote: how many of its events are stored.
+_STORED = "_musaed_events_stored"
+
+
 class Checkpoints:
     """Rasa's SQL tracker store, reading a long conversation from its latest checkpoint
-    (checkpoint_events); mixed into each engine's store."""
+    (checkpoint_events); mixed into each engine's store.
+
+    Also, per message (bench/NOTES.md, round 9): a conversation is read as its
+    events' JSON only (not as ORM objects), and a save writes the events after
+    the ones the tracker was read with, where Rasa first counted them again in
+    the database with the same query. The conversation's lock (the lock store)
+    keeps anyone else from writing between the read and the save.
+    """
 
     async def save(self, tracker) -> None:
         # A long conversation gets a checkpoint first: the cost of a message stays flat.
         for event in checkpoint_events(tracker):
             tracker.update(event)
         await super().save(tracker)  # type: ignore[misc]
+        setattr(tracker, _STORED, len(tracker.events))
+
+    def _additional_events(self, session, tracker):
+        stored = getattr(tracker, _STORED, None)
+        if stored is None:  # a tracker this store did not read (a new conversation, a copy)
+            return super()._additional_events(session, tracker)  # type: ignore[misc]
+        return itertools.islice(tracker.events, stored, len(tracker.events))
+
+    async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool):
+        """Rasa's `_retrieve`, reading only the events' JSON."""
+        from rasa.shared.core.trackers import DialogueStateTracker
+
+        with self.session_scope() as session:  # type: ignore[attr-defined]
+            rows = session.execute(self._read_statement(session, fetch_events_from_all_sessions), {"sender": sender_id}).all()
+        if not rows or not self.domain:  # type: ignore[attr-defined]
+            return None
+        events = [json.loads(data) for (data,) in rows]
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)  # type: ignore[attr-defined]
+        if not fetch_events_from_all_sessions:  # a full history is saved Rasa's way, counted
+            setattr(tracker, _STORED, len(rows))
+        return tracker
+
+    def _read_statement(self, session, fetch_events_from_all_sessions: bool):
+        """`_event_query`'s SELECT of the events' JSON, made once with the sender as a parameter
+        (building the ORM query anew for each read took longer than running it)."""
+        statements = self.__dict__.setdefault("_read_statements", {})
+        if fetch_events_from_all_sessions not in statements:
+            query = self._event_query(session, sa.bindparam("sender"), fetch_events_from_all_sessions)
+            statements[fetch_events_from_all_sessions] = query.with_entities(self.SQLEvent.data).statement  # type: ignore[attr-defined]
+        return statements[fetch_events_from_all_sessions]
 
     def _event_query(self, session, sender_id: Text, fetch_events_from_all_sessions: bool):
         """Rasa's query (the latest session's events), from the person's message before the

@@ -138,3 +138,28 @@ def test_a_long_real_conversation_keeps_verification_and_its_flows_after_checkpo
     transcript = conversations.transcript(servers.tracker_db, chat.conversation_id)
     users = [m["text"] for m in transcript if m["role"] == "user"]
     assert users.count("شكرا") == CHECKPOINT_AFTER // 3  # every message once
+
+
+async def test_each_save_writes_only_the_events_after_those_it_was_read_with(store):
+    # The store remembers how many events a tracker was read with, instead of
+    # counting them again in the database before each save.
+    trackers, _ = store
+    await trackers.save(talk(3))  # a new conversation: Rasa's count (none stored)
+    tracker = await trackers.retrieve("rest:long")
+    read = len(tracker.events)
+    for event in turn(3):
+        tracker.update(event)
+    await trackers.save(tracker)
+    for event in turn(4):  # saved again, the same tracker: only this turn is new
+        tracker.update(event)
+    await trackers.save(tracker)
+    again = await trackers.retrieve("rest:long")
+    assert len(again.events) == read + 8
+    assert [e.text for e in again.events if isinstance(e, UserUttered)] == [f"thanks {i}" for i in range(5)]
+    # A copy (no count remembered) is saved Rasa's way: nothing written twice.
+    copy = again.copy()
+    copy.update(UserUttered("thanks 5", {"name": "thank", "confidence": 1.0}))
+    await trackers.save(copy)
+    assert len((await trackers.retrieve("rest:long")).events) == read + 9
+    full = await trackers.retrieve_full_tracker("rest:long")
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == [f"thanks {i}" for i in range(6)]

@@ -137,6 +137,22 @@ def test_each_intent_s_nearest_examples_are_features(tmp_path):
     assert weights["example_vectors"].shape == (sum(map(len, TOY_EXAMPLES.values())), 384)
 
 
+def test_the_served_scores_are_the_training_matrix_s(tmp_path):
+    # Served, the classifier sums each block's part without building the
+    # matrix it was trained on (for speed); the scores must be the same.
+    parse = toy_parser(tmp_path)
+    classifier = parse.classifier
+    w = classifier._weights
+    texts = ["ضيعت بطاقتي الوطنية", "كم الرسوم", "what is the price", "ابي اجدد", "1012345678", "بطاقتي بطاقتي بطاقتي"]
+    for text in texts:
+        message = parse(text)
+        sparse, dense = classifier._features(message)
+        matrix = classifier._matrix(*classifier._rows([sparse], [dense]))
+        expected = (matrix @ w["coef"].T).ravel() + w["intercept"]
+        # The same sums in another order: equal up to float rounding.
+        assert classifier._scores(sparse, dense) == pytest.approx(expected, abs=1e-5)
+
+
 def test_a_loaded_classifier_keeps_blas_to_one_thread(tmp_path):
     # Spinning BLAS threads would take the CPU the sentence encoder needs.
     from threadpoolctl import threadpool_info

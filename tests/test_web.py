@@ -194,8 +194,49 @@ def test_new_conversation_starts_over_with_a_new_session(browser, web_url):
     page.wait_for_function("s => JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId !== s", arg=before)
     assert page.locator(".musaed-msg").count() == 0
     ask_and_wait(page, "hello", "Musaed")
-    # An English bubble runs left to right; the chat stays right to left.
+    # An English bubble runs left to right.
     assert page.evaluate("getComputedStyle(document.querySelectorAll('.musaed-bot')[0]).direction") == "ltr"
+    page.close()
+
+
+def chrome(page):
+    return page.evaluate(
+        """() => { const c = document.querySelector('.musaed-chat');
+        return { dir: c.getAttribute('dir'), lang: c.getAttribute('lang'), direction: getComputedStyle(c).direction,
+                 title: c.querySelector('.musaed-title').innerText, fresh: c.querySelector('.musaed-new').innerText,
+                 send: c.querySelector('.musaed-send').innerText,
+                 placeholder: c.querySelector('.musaed-input').placeholder }; }"""
+    )
+
+
+def test_the_chat_s_own_words_follow_the_language_the_bot_answers_in(browser, web_url):
+    page = browser.new_page(locale="en-US", viewport={"width": 1100, "height": 760})
+    page.goto(web_url)  # an Arabic page: the frame starts in Arabic
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
+    assert chrome(page)["dir"] == "rtl" and chrome(page)["send"] == "إرسال"
+
+    ask_and_wait(page, "how do I renew my national ID?", catalogue.load("en").services["renew_national_id"].steps[0])
+    english = chrome(page)
+    assert english == {
+        "dir": "ltr",
+        "lang": "en",
+        "direction": "ltr",
+        "title": "Musaed — ID and residency services",
+        "fresh": "New chat",
+        "send": "Send",
+        "placeholder": "Type your question…",
+    }
+    # The person's bubble at the end of the line: the right, in English.
+    user = page.locator(".musaed-user").last.bounding_box()
+    bot = page.locator(".musaed-bot").last.bounding_box()
+    assert user["x"] + user["width"] > bot["x"] + bot["width"]
+    page.reload()
+    page.wait_for_selector(".musaed-bot p")
+    assert chrome(page)["title"] == english["title"]  # kept across a reload
+
+    ask_and_wait(page, "شكرا", "العفو")  # Arabic again: the frame follows
+    page.wait_for_function("() => document.querySelector('.musaed-chat').getAttribute('dir') === 'rtl'", timeout=20000)
+    assert chrome(page)["placeholder"] == "اكتب سؤالك هنا…" and chrome(page)["fresh"] == "محادثة جديدة"
     page.close()
 
 

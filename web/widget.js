@@ -13,6 +13,12 @@
  * when the socket drops (messages typed meanwhile wait and go once it is
  * back, each once), «محادثة جديدة» to start over, and the buttons of a
  * question disabled once it is answered, so a double tap cannot confirm twice.
+ *
+ * Its own words (header, placeholder, buttons) are in the language of the
+ * bot's latest reply: the server answers in the person's language (Arabizi is
+ * Arabic), so the frame follows the same choice and turns left to right in
+ * English. Before any reply: the script's data-lang, else the page's lang,
+ * else the browser's.
  */
 (function () {
   "use strict";
@@ -30,25 +36,58 @@
   state.outbox = state.outbox || [];  // messages typed while disconnected, sent once back
   function save() { localStorage.setItem(STORE, JSON.stringify(state)); }
 
+  var WORDS = {
+    ar: { dir: "rtl", title: "مساعد — خدمات الهوية والإقامة", fresh: "محادثة جديدة", reconnecting: "جارٍ إعادة الاتصال…",
+          typing: "مساعد يكتب", placeholder: "اكتب سؤالك هنا…", input: "رسالتك", send: "إرسال", receipt: "إيصال الطلب" },
+    en: { dir: "ltr", title: "Musaed — ID and residency services", fresh: "New chat", reconnecting: "Reconnecting…",
+          typing: "Musaed is typing", placeholder: "Type your question…", input: "Your message", send: "Send",
+          receipt: "Request receipt" }
+  };
+  function pick(tag) {
+    tag = (tag || "").slice(0, 2).toLowerCase();
+    return WORDS[tag] ? tag : null;
+  }
+  // The language a reply is written in: more Arabic letters than Latin ones is Arabic.
+  function languageOf(text) {
+    var arabic = (text.match(/[\u0600-\u06FF]/g) || []).length;
+    var latin = (text.match(/[A-Za-z]/g) || []).length;
+    return arabic || latin ? (arabic >= latin ? "ar" : "en") : null;
+  }
+
   var root = document.createElement("section");
   root.className = "musaed-chat";
-  root.setAttribute("dir", "rtl");
-  root.setAttribute("lang", "ar");
   root.innerHTML =
-    '<header class="musaed-head"><span>مساعد — خدمات الهوية والإقامة</span>' +
-    '<button class="musaed-new" type="button">محادثة جديدة</button></header>' +
-    '<div class="musaed-status" role="status" hidden>جارٍ إعادة الاتصال…</div>' +
+    '<header class="musaed-head"><span class="musaed-title"></span>' +
+    '<button class="musaed-new" type="button"></button></header>' +
+    '<div class="musaed-status" role="status" hidden></div>' +
     '<div class="musaed-log" role="log" aria-live="polite"></div>' +
-    '<div class="musaed-typing" hidden aria-label="مساعد يكتب"><span></span><span></span><span></span></div>' +
+    '<div class="musaed-typing" hidden><span></span><span></span><span></span></div>' +
     '<form class="musaed-form">' +
-    '<input class="musaed-input" name="message" dir="auto" autocomplete="off" enterkeyhint="send" placeholder="اكتب سؤالك هنا…" aria-label="رسالتك">' +
-    '<button class="musaed-send" type="submit">إرسال</button></form>';
+    '<input class="musaed-input" name="message" dir="auto" autocomplete="off" enterkeyhint="send">' +
+    '<button class="musaed-send" type="submit"></button></form>';
   (document.querySelector("[data-musaed-chat]") || document.body).appendChild(root);
   var log = root.querySelector(".musaed-log");
   var input = root.querySelector(".musaed-input");
   var typing = root.querySelector(".musaed-typing");
   var status = root.querySelector(".musaed-status");
   var typingTimer = null;
+
+  function words() { return WORDS[state.language]; }
+  function speak(language) {
+    state.language = language;
+    var w = words();
+    root.setAttribute("lang", language);
+    root.setAttribute("dir", w.dir);
+    root.querySelector(".musaed-title").textContent = w.title;
+    root.querySelector(".musaed-new").textContent = w.fresh;
+    root.querySelector(".musaed-send").textContent = w.send;
+    status.textContent = w.reconnecting;
+    typing.setAttribute("aria-label", w.typing);
+    input.placeholder = w.placeholder;
+    input.setAttribute("aria-label", w.input);
+  }
+  speak(pick(state.language) || pick(script && script.dataset.lang) || pick(document.documentElement.lang) ||
+        pick(navigator.language) || "ar");
 
   function showTyping(on) {
     typing.hidden = !on;
@@ -69,7 +108,7 @@
     if (entry.image) {
       var img = document.createElement("img");
       img.src = entry.image;
-      img.alt = "إيصال الطلب";
+      img.alt = words().receipt;
       img.className = "musaed-image";
       bubble.appendChild(img);
     }
@@ -136,6 +175,8 @@
       return { title: b.title, payload: b.payload };
     });
     var image = m.attachment && m.attachment.type === "image" ? m.attachment.payload.src : null;
+    var language = languageOf(m.text || "");
+    if (language && language !== state.language) speak(language);
     add({ from: "bot", text: m.text || "", buttons: buttons, image: image });
   });
 
@@ -165,7 +206,7 @@
   });
   root.querySelector(".musaed-new").addEventListener("click", function () {
     // Start over: a new server-issued conversation, an empty transcript.
-    state = { sessionId: null, log: [], outbox: [] };
+    state = { sessionId: null, log: [], outbox: [], language: state.language };
     save();
     log.textContent = "";
     showTyping(false);

@@ -1,0 +1,32 @@
+"""Rasa's lookup of an event's class by its name, remembered.
+
+Rasa 3.6 turns every stored event back into an object through
+`Event.resolve_by_type`, which walks every subclass of `Event` (recursively,
+building the list anew) until one has the name. A conversation's events are
+read on every message, and each action server reply is read the same way:
+this walk was about 4 % of the Rasa server's time per message (bench/NOTES.md,
+round 9). Here a name found once is looked up in a dict; a name not seen yet
+goes to Rasa's own method, so unknown names behave exactly as before.
+
+Imported for its effect by components/__init__.py. Rasa is pinned
+(requirements.txt); tests/test_event_types.py checks the method is still
+there, still used, and gives Rasa's answer for every event name.
+"""
+
+from rasa.shared.core.events import Event
+
+_rasa_resolve_by_type = Event.resolve_by_type
+_found: dict = {}
+
+
+def resolve_by_type(type_name, default=None):
+    cls = _found.get(type_name)
+    if cls is None:
+        cls = _rasa_resolve_by_type(type_name, default)
+        if cls is not None and cls is not default:
+            _found[type_name] = cls
+    return cls
+
+
+if getattr(Event.resolve_by_type, "__module__", "") != __name__:
+    Event.resolve_by_type = staticmethod(resolve_by_type)
