@@ -259,7 +259,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             scores += fast["coef_dense"] @ vector * self._config["dense_weight"]
             if "example_vectors" in fast:
                 similarities.append(fast["example_vectors"] @ vector)
-        for coef, similarity in zip(fast["coef_nearest"], similarities):
+        for coef, similarity in zip(fast["coef_nearest"], similarities, strict=True):
             # `_nearest` for one row: each intent's examples in a row of `groups`, padded
             # with an index whose similarity is -inf, so each row's top k are its own.
             table = np.append(similarity, -np.inf)[fast["groups"]]

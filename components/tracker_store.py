@@ -68,7 +68,8 @@ class Checkpoints:
         from rasa.shared.core.trackers import DialogueStateTracker
 
         with self.session_scope() as session:  # type: ignore[attr-defined]
-            rows = session.execute(self._read_statement(session, fetch_events_from_all_sessions), {"sender": sender_id}).all()
+            statement = self._read_statement(session, fetch_events_from_all_sessions)
+            rows = session.execute(statement, {"sender": sender_id}).all()
         if not rows or not self.domain:  # type: ignore[attr-defined]
             return None
         events = [json.loads(data) for (data,) in rows]
