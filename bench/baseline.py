@@ -185,7 +185,7 @@ def growth(times: Sequence[float]) -> Optional[dict]:
 
 
 def ratios(musaed: dict, init: dict) -> Dict[str, Optional[float]]:
-    """Musaed's figures over the init bot's: latency, throughput, memory, long-conversation growth."""
+    """Musaed's figures over the init bot's: latency, throughput, Rasa CPU, memory, long-conversation growth."""
 
     def level(results: dict, c: int) -> Optional[dict]:
         return next((r for r in results.get("load", []) if r["concurrency"] == c), None)
@@ -199,6 +199,9 @@ def ratios(musaed: dict, init: dict) -> Dict[str, Optional[float]]:
         if m and i:
             out[f"p95_at_{c}"] = div(m["latency"]["p95_ms"], i["latency"]["p95_ms"])
             out[f"throughput_at_{c}"] = div(m["messages_per_s"], i["messages_per_s"])
+            # CPU per message: the figure that least depends on the machine and its noise.
+            cpu_m, cpu_i = (m.get("cpu_ms_per_message") or {}), (i.get("cpu_ms_per_message") or {})
+            out[f"rasa_cpu_at_{c}"] = div(cpu_m.get("rasa"), cpu_i.get("rasa"))
 
     def rss(results: dict):
         return ((results.get("memory") or {}).get("rasa") or {}).get("peak_rss_mb")

@@ -38,8 +38,12 @@ def verdicts(results: dict) -> dict:
     cluster_20 = next((r for r in (results.get("cluster") or {}).get("load", []) if r["concurrency"] == 20), None)
     ood = (nlu.get("served") or {}).get("out_of_domain")
     long = results.get("long_conversation")
+    cluster_long = (results.get("cluster") or {}).get("long_conversation")
     return {
         "long_conversation": None if not long else long["ratio"] <= TARGETS["long_conversation_ratio_max"],
+        "cluster_long_conversation": None
+        if not cluster_long
+        else cluster_long["ratio"] <= TARGETS["long_conversation_ratio_max"],
         "cluster_20": None
         if cluster_20 is None
         else (
@@ -164,6 +168,12 @@ def markdown(results: dict) -> str:
             f"{_ms(lat['p50_ms'], lat['p95_ms'], lat['p99_ms'])}, {r['messages_per_s']} msg/s"
             f"{errors} | {base} | {target} | {mark} |"
         )
+        cpu = (r.get("cpu_ms_per_message") or {}).get("rasa")
+        if cpu is not None:
+            init_cpu = ((init or {}).get("cpu_ms_per_message") or {}).get("rasa")
+            ratio = (results.get("ratios") or {}).get(f"rasa_cpu_at_{c}")
+            base = f"{init_cpu} ms (`rasa init` bot, this run); Musaed ×{ratio}" if init_cpu is not None else ""
+            rows.append(f"| … Rasa server CPU per message, {who} | {cpu} ms | {base} | | |")
     for r in (results.get("cluster") or {}).get("load", []):
         c, lat = r["concurrency"], r["latency"]
         target, mark = "", ""
@@ -204,6 +214,13 @@ def markdown(results: dict) -> str:
             f"| one conversation of 300 messages: median reply, messages 1–50 → 251–300 | "
             f"{long['first_50_p50_ms']} → {long['251_300_p50_ms']} ms, ×{long['ratio']} | {init_text} | "
             f"≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['long_conversation'])} |"
+        )
+    cluster_long = (results.get("cluster") or {}).get("long_conversation")
+    if cluster_long:
+        rows.append(
+            f"| … on the cluster (PostgreSQL tracker store, behind nginx) | {cluster_long['first_50_p50_ms']} → "
+            f"{cluster_long['251_300_p50_ms']} ms, ×{cluster_long['ratio']} | | "
+            f"≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['cluster_long_conversation'])} |"
         )
     rows.append(f"| peak memory (VmHWM), action server | {_gb(mem.get('actions', {}).get('peak_rss_mb'))} | | | |")
     meta = results.get("machine", {})

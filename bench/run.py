@@ -225,9 +225,14 @@ def measure_cluster(args, work: Path) -> dict:
                 log=log,
             )
         )
+        log(f"cluster: one conversation of {baseline.LONG_MESSAGES} messages")
+        long = baseline.growth(
+            asyncio.run(baseline.long_conversation(settings["MUSAED_FRONT_URL"], baseline.MUSAED_LONG))
+        )
+        log(f"  {long}")
     finally:
         cluster.stop()
-    return {"cluster": {"load": results, "replicas": {"rasa": 2, "actions": 2}}}
+    return {"cluster": {"load": results, "long_conversation": long, "replicas": {"rasa": 2, "actions": 2}}}
 
 
 def main(argv=None) -> int:

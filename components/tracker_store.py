@@ -46,15 +46,21 @@ class Checkpoints:
     Also, per message (bench/NOTES.md, round 9): a conversation is read as its
     events' JSON only (not as ORM objects), and a save writes the events after
     the ones the tracker was read with, where Rasa first counted them again in
-    the database with the same query. The conversation's lock (the lock store)
+    the database with the same query, in one INSERT. The conversation's lock (the lock store)
     keeps anyone else from writing between the read and the save.
     """
 
     async def save(self, tracker) -> None:
+        """Rasa's `save`, the new events written in one INSERT rather than as ORM objects."""
         # A long conversation gets a checkpoint first: the cost of a message stays flat.
         for event in checkpoint_events(tracker):
             tracker.update(event)
-        await super().save(tracker)  # type: ignore[misc]
+        await self.stream_events(tracker)  # type: ignore[attr-defined]
+        with self.session_scope() as session:  # type: ignore[attr-defined]
+            rows = [_row(tracker.sender_id, event) for event in self._additional_events(session, tracker)]
+            if rows:
+                session.execute(sa.insert(self.SQLEvent), rows)  # type: ignore[attr-defined]
+            session.commit()
         setattr(tracker, _STORED, len(tracker.events))
 
     def _additional_events(self, session, tracker):
@@ -105,6 +111,19 @@ class Checkpoints:
             .scalar_subquery()
         )
         return query.filter(sa.or_(checkpoint.is_(None), event.id >= start))
+
+
+def _row(sender_id: Text, event) -> dict:
+    """An event as Rasa's SQLTrackerStore.save stores it: its columns and its JSON."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 class PostgresTrackerStore(Checkpoints, SQLTrackerStore):

@@ -88,6 +88,7 @@ def test_verdicts_apply_each_target():
         "cluster_20": None,  # not measured in these results
         "out_of_domain": None,
         "long_conversation": None,
+        "cluster_long_conversation": None,
     }
     bad = report.verdicts(_results(accuracy=0.95, default_accuracy=0.93, p95=61, mps=39, rss=1100))
     assert bad == {
@@ -98,6 +99,7 @@ def test_verdicts_apply_each_target():
         "cluster_20": None,
         "out_of_domain": None,
         "long_conversation": None,
+        "cluster_long_conversation": None,
     }
     assert report.verdicts(_results(accuracy=0.94, default_accuracy=0.5))["accuracy"] is False
     assert report.verdicts({}) == {
@@ -108,6 +110,7 @@ def test_verdicts_apply_each_target():
         "cluster_20": None,
         "out_of_domain": None,
         "long_conversation": None,
+        "cluster_long_conversation": None,
     }
 
 
@@ -251,3 +254,24 @@ def test_ratios_are_musaed_over_the_init_bot_at_each_level():
         }
     )
     assert "`rasa init` bot, this run" in table and "×3.0" in table
+
+
+def test_rasa_cpu_per_message_is_compared_with_the_init_bot_s():
+    from bench import baseline
+
+    musaed, init = _results(), _results()
+    for results, cpu in ((musaed, 30.0), (init, 60.0)):
+        for level in results["load"]:
+            level["cpu_ms_per_message"] = {"rasa": cpu, "actions": 2.0}
+    r = baseline.ratios(musaed, init)
+    assert r["rasa_cpu_at_1"] == 0.5 and r["rasa_cpu_at_20"] == 0.5
+    table = report.markdown({**musaed, "baseline": init, "ratios": r})
+    assert "Rasa server CPU per message, 1 conversation | 30.0 ms | 60.0 ms (`rasa init` bot, this run); Musaed ×0.5" in table
+
+
+def test_the_cluster_s_long_conversation_has_the_same_bar():
+    results = {"cluster": {"load": [], "long_conversation": {"first_50_p50_ms": 40.0, "251_300_p50_ms": 80.0, "ratio": 2.0}}}
+    assert report.verdicts(results)["cluster_long_conversation"] is False
+    results["cluster"]["long_conversation"]["ratio"] = 1.1
+    assert report.verdicts(results)["cluster_long_conversation"] is True
+    assert "on the cluster (PostgreSQL tracker store" in report.markdown(results)

@@ -163,3 +163,24 @@ async def test_each_save_writes_only_the_events_after_those_it_was_read_with(sto
     assert len((await trackers.retrieve("rest:long")).events) == read + 9
     full = await trackers.retrieve_full_tracker("rest:long")
     assert [e.text for e in full.events if isinstance(e, UserUttered)] == [f"thanks {i}" for i in range(6)]
+
+
+async def test_events_are_stored_in_the_rows_rasa_s_own_store_writes(tmp_path):
+    import sqlite3
+
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    ours = SQLiteTrackerStore(domain=DOMAIN, db=str(tmp_path / "ours.db"))
+    rasa = SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(tmp_path / "rasa.db"))
+    tracker = talk(3)
+    tracker.update(ActiveLoop("service_request_form"))
+    await ours.save(tracker)
+    await rasa.save(tracker)
+    columns = "sender_id, type_name, timestamp, intent_name, action_name, data"
+
+    def rows(name):
+        with sqlite3.connect(tmp_path / name) as db:
+            return db.execute(f"SELECT {columns} FROM events ORDER BY id").fetchall()
+
+    assert rows("ours.db") == rows("rasa.db") and len(rows("ours.db")) == len(tracker.events)
+    assert any(row[3] == "thank" for row in rows("ours.db")) and any(row[4] == "action_listen" for row in rows("ours.db"))
