@@ -266,11 +266,16 @@ def test_rasa_cpu_per_message_is_compared_with_the_init_bot_s():
     r = baseline.ratios(musaed, init)
     assert r["rasa_cpu_at_1"] == 0.5 and r["rasa_cpu_at_20"] == 0.5
     table = report.markdown({**musaed, "baseline": init, "ratios": r})
-    assert "Rasa server CPU per message, 1 conversation | 30.0 ms | 60.0 ms (`rasa init` bot, this run); Musaed ×0.5" in table
+    assert (
+        "Rasa server CPU per message, 1 conversation | 30.0 ms | 60.0 ms (`rasa init` bot, this run); Musaed ×0.5"
+        in table
+    )
 
 
 def test_the_cluster_s_long_conversation_has_the_same_bar():
-    results = {"cluster": {"load": [], "long_conversation": {"first_50_p50_ms": 40.0, "251_300_p50_ms": 80.0, "ratio": 2.0}}}
+    results = {
+        "cluster": {"load": [], "long_conversation": {"first_50_p50_ms": 40.0, "251_300_p50_ms": 80.0, "ratio": 2.0}}
+    }
     assert report.verdicts(results)["cluster_long_conversation"] is False
     results["cluster"]["long_conversation"]["ratio"] = 1.1
     assert report.verdicts(results)["cluster_long_conversation"] is True

@@ -183,4 +183,6 @@ async def test_events_are_stored_in_the_rows_rasa_s_own_store_writes(tmp_path):
             return db.execute(f"SELECT {columns} FROM events ORDER BY id").fetchall()
 
     assert rows("ours.db") == rows("rasa.db") and len(rows("ours.db")) == len(tracker.events)
-    assert any(row[3] == "thank" for row in rows("ours.db")) and any(row[4] == "action_listen" for row in rows("ours.db"))
+    assert any(row[3] == "thank" for row in rows("ours.db")) and any(
+        row[4] == "action_listen" for row in rows("ours.db")
+    )
