@@ -43,11 +43,12 @@ class Checkpoints:
     """Rasa's SQL tracker store, reading a long conversation from its latest checkpoint
     (checkpoint_events); mixed into each engine's store.
 
-    Also, per message (bench/NOTES.md, round 9): a conversation is read as its
-    events' JSON only (not as ORM objects), and a save writes the events after
-    the ones the tracker was read with, where Rasa first counted them again in
-    the database with the same query, in one INSERT. The conversation's lock (the lock store)
-    keeps anyone else from writing between the read and the save.
+    Also, for less CPU a message (bench/NOTES.md, round 9): a conversation is
+    read as its events' JSON only (not as ORM objects), and a save writes, in
+    one INSERT, the events after those the tracker was read with; Rasa first
+    counted them again in the database with the same query. The conversation's
+    lock (the lock store) keeps anyone else from writing between the read and
+    the save.
     """
 
     async def save(self, tracker) -> None:
