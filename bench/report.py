@@ -75,6 +75,11 @@ def _mark(v) -> str:
     return {True: "✅ pass", False: "❌ fail", None: "— not measured"}[v]
 
 
+def _growth(long: dict) -> str:
+    """A 300-message conversation's medians, early → late, and their ratio."""
+    return f"{long['first_50_p50_ms']} → {long['251_300_p50_ms']} ms, ×{long['ratio']}"
+
+
 def _ms(*vals) -> str:
     # One decimal below 100 ms, so that 59.6 does not print as a "60" that passes "< 60".
     return " / ".join("—" if v is None else f"{v:.1f}" if v < 100 else f"{v:.0f}" for v in vals) + " ms"
@@ -204,22 +209,15 @@ def markdown(results: dict) -> str:
     )
     long, init_long = results.get("long_conversation"), (results.get("baseline") or {}).get("long_conversation")
     if long:
-        init_text = (
-            f"{init_long['first_50_p50_ms']} → {init_long['251_300_p50_ms']} ms, "
-            f"×{init_long['ratio']} (`rasa init` bot)"
-            if init_long
-            else ""
-        )
+        init_text = f"{_growth(init_long)} (`rasa init` bot)" if init_long else ""
         rows.append(
-            f"| one conversation of 300 messages: median reply, messages 1–50 → 251–300 | "
-            f"{long['first_50_p50_ms']} → {long['251_300_p50_ms']} ms, ×{long['ratio']} | {init_text} | "
-            f"≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['long_conversation'])} |"
+            f"| one conversation of 300 messages: median reply, messages 1–50 → 251–300 | {_growth(long)} | "
+            f"{init_text} | ≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['long_conversation'])} |"
         )
     cluster_long = (results.get("cluster") or {}).get("long_conversation")
     if cluster_long:
         rows.append(
-            f"| … on the cluster (PostgreSQL tracker store, behind nginx) | {cluster_long['first_50_p50_ms']} → "
-            f"{cluster_long['251_300_p50_ms']} ms, ×{cluster_long['ratio']} | | "
+            f"| … on the cluster (PostgreSQL tracker store, behind nginx) | {_growth(cluster_long)} | | "
             f"≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['cluster_long_conversation'])} |"
         )
     rows.append(f"| peak memory (VmHWM), action server | {_gb(mem.get('actions', {}).get('peak_rss_mb'))} | | | |")
