@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict, List, Text
+import re
+from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -25,6 +26,24 @@ from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturiz
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+# Any letter of any script; a message without one that has a digit is a number
+# on its own: an id, a code, the digits of a tracking number.
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+_MAX_SHAPES = 1024
+
+
+def number_shape(text: Text) -> Optional[Text]:
+    """ "0000000000" for "1098765439" or "١٠٩٨٧٦٥٤٣٩"; None when `text` is not a number on its own.
+
+    What such a message means is in its shape (ten digits: an id; six: a
+    code), and the regexes read its value.  Its sentence vector is that of
+    the shape, so every id shares one vector, computed once per process.
+    """
+    if _LETTER.search(text) or not _DIGIT.search(text):
+        return None
+    return _DIGIT.sub("0", text)
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,6 +88,9 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:
         super().__init__(name, config)
         self._encoder = encoder(int(config["threads"]))
+        # Vectors of number shapes (a few lengths in real traffic): encoding
+        # «1098765439» costs as much as a sentence, and every id reads the same.
+        self._shapes: Dict[Text, np.ndarray] = {}
 
     @classmethod
     def create(
@@ -90,9 +112,18 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         messages = [m for m in messages if (m.get(TEXT) or "").strip()]
         if not messages:
             return
+        texts = [self._text(m) for m in messages]
+        shapes = [number_shape(t) for t in texts]
+        if len(self._shapes) >= _MAX_SHAPES:  # never expected: odd shapes by the thousand
+            self._shapes = {}
+        new = sorted({shape for shape in shapes if shape is not None} - self._shapes.keys())
+        sentences = [t for t, shape in zip(texts, shapes, strict=True) if shape is None]
         # "query: " is the prefix e5 was trained with for short texts to match.
-        vectors = self._encoder.query([self._text(m) for m in messages])
-        for message, vector in zip(messages, np.atleast_2d(vectors), strict=True):
+        encoded = iter(np.atleast_2d(self._encoder.query(sentences + new)) if sentences or new else ())
+        read = [None if shape is not None else next(encoded) for shape in shapes]
+        self._shapes.update(zip(new, encoded, strict=True))
+        vectors = [self._shapes[shape] if shape is not None else v for shape, v in zip(shapes, read, strict=True)]
+        for message, vector in zip(messages, vectors, strict=True):
             self.add_features_to_message(
                 sequence=None,
                 sentence=vector.reshape(1, -1).astype(np.float32),

@@ -289,9 +289,15 @@ def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:
         kind
         for kind, spec in kinds.items()
         for word in spec["words"]
-        if (normalize(word) in tokens if " " not in word else normalize(word) in norm)
+        if (_normal_word(word) in tokens if " " not in word else _normal_word(word) in norm)
     }
     return found.pop() if len(found) == 1 else None
+
+
+@lru_cache(maxsize=None)
+def _normal_word(word: str) -> str:
+    # The catalogue's own words, normalised once: every message is compared with all of them.
+    return normalize(word)
 
 
 def _numbered(lines) -> str:

@@ -187,6 +187,30 @@ def test_ngrams_of_no_intent_example_do_not_change_the_answer(tmp_path):
     assert [r["confidence"] for r in wider] == pytest.approx([r["confidence"] for r in plain])
 
 
+def test_a_number_on_its_own_is_encoded_by_its_shape_once_and_words_as_they_are():
+    import numpy as np
+
+    from components.sentence_encoder import SentenceEncoderFeaturizer, encoder, number_shape
+
+    e5 = encoder(1)
+    # Two ids, in two scripts, read as one ten-digit number; a code as six digits.
+    assert np.allclose(sentence_vector("1098765439"), e5.query("0000000000"), atol=1e-6)
+    assert np.allclose(sentence_vector("١٠١٢٣٤٥٦٧٢"), sentence_vector("1098765439"), atol=1e-6)
+    assert not np.allclose(sentence_vector("482913"), sentence_vector("1098765439"), atol=1e-3)
+    # Anything with a letter is the sentence it is, digits included.
+    assert number_shape("رقم هويتي 1098765439") is None and number_shape("MSD-20261234") is None
+    assert np.allclose(sentence_vector("رقم هويتي 1098765439"), e5.query("رقم هويتي 1098765439"), atol=1e-6)
+    assert number_shape("👍") is None and number_shape("؟؟") is None
+    # Each shape is encoded once per featurizer, in training as when served.
+    featurizer = SentenceEncoderFeaturizer(SentenceEncoderFeaturizer.get_default_config(), "encoder")
+    messages = [Message(data={TEXT: t}) for t in ("1098765439", "2012345670", "كم الرسوم", "482913")]
+    featurizer.process(messages)
+    assert sorted(featurizer._shapes) == ["000000", "0000000000"]
+    vectors = [m.get_dense_features(TEXT)[1].features.reshape(-1) for m in messages]
+    assert np.array_equal(vectors[0], vectors[1])
+    assert np.allclose(vectors[2], e5.query("كم الرسوم"), atol=1e-6)
+
+
 def test_a_wall_of_text_is_encoded_only_up_to_max_chars():
     import numpy as np
 
