@@ -33,9 +33,9 @@ from bench import load, rig  # noqa: E402
 
 # (part, frame that marks it); the first match, top to bottom, wins.
 RASA_PARTS: List[Tuple[str, str]] = [
-    ("jsonschema check of each action-server reply", "_validate_action_result (rasa/core/actions/action.py"),
-    ("NLU: parse_message (tokens, features, DIET)", "parse_message (rasa/core/processor.py"),
-    ("policies: TED, rules, memoization", "_predict_next_with_tracker (rasa/core/processor.py"),
+    ("jsonschema check of each action-server reply", "_validate_action_result ("),
+    ("NLU: parse_message (tokens, features, classifier)", "parse_message (rasa/core/processor.py"),
+    ("policies: rules", "_predict_next_with_tracker (rasa/core/processor.py"),
     ("tracker store: read", "retrieve (rasa/core/tracker_store.py"),
     ("tracker store: write", "save (rasa/core/tracker_store.py"),
     ("call to the action server (aiohttp)", "request (rasa/utils/endpoints.py"),
