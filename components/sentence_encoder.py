@@ -112,17 +112,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         messages = [m for m in messages if (m.get(TEXT) or "").strip()]
         if not messages:
             return
-        texts = [self._text(m) for m in messages]
-        shapes = [number_shape(t) for t in texts]
-        if len(self._shapes) >= _MAX_SHAPES:  # never expected: odd shapes by the thousand
-            self._shapes = {}
-        new = sorted({shape for shape in shapes if shape is not None} - self._shapes.keys())
-        sentences = [t for t, shape in zip(texts, shapes, strict=True) if shape is None]
-        # "query: " is the prefix e5 was trained with for short texts to match.
-        encoded = iter(np.atleast_2d(self._encoder.query(sentences + new)) if sentences or new else ())
-        read = [None if shape is not None else next(encoded) for shape in shapes]
-        self._shapes.update(zip(new, encoded, strict=True))
-        vectors = [self._shapes[shape] if shape is not None else v for shape, v in zip(shapes, read, strict=True)]
+        vectors = self._vectors([self._text(m) for m in messages])
         for message, vector in zip(messages, vectors, strict=True):
             self.add_features_to_message(
                 sequence=None,
@@ -130,6 +120,19 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
                 attribute=TEXT,
                 message=message,
             )
+
+    def _vectors(self, texts: List[Text]) -> List[np.ndarray]:
+        """Each text's vector; a number on its own gets its shape's, encoded once."""
+        shapes = [number_shape(t) for t in texts]
+        if len(self._shapes) >= _MAX_SHAPES:  # never expected: odd shapes by the thousand
+            self._shapes = {}
+        new = sorted({shape for shape in shapes if shape is not None} - self._shapes.keys())
+        sentences = [t for t, shape in zip(texts, shapes, strict=True) if shape is None]
+        # "query: " is the prefix e5 was trained with for short texts to match.
+        encoded = list(np.atleast_2d(self._encoder.query(sentences + new))) if sentences or new else []
+        self._shapes.update(zip(new, encoded[len(sentences) :], strict=True))
+        read = iter(encoded[: len(sentences)])
+        return [self._shapes[shape] if shape is not None else next(read) for shape in shapes]
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self._featurize(training_data.training_examples)
