@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from care import default_model, default_tracker_db
-from musaed import conversations, help_desk, store
+from musaed import conversations, files, help_desk, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    files.private()  # var/care-cli.log and any database it creates: 0600
     # TensorFlow's C++ side writes straight to the terminal, past Python's
     # logging: keep it to errors whatever the caller's environment says.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

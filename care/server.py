@@ -27,7 +27,7 @@ from typing import Awaitable, Callable, Dict, Optional
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import conversations, help_desk, store
+from musaed import conversations, files, help_desk, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -232,6 +232,7 @@ def main(argv=None) -> int:
         help="Rasa's tracker store, a SQLite file or postgresql:// URL (default: MUSAED_TRACKER_DB, var/trackers.db)",
     )
     args = parser.parse_args(argv)
+    files.private()  # its logs and any database it creates: 0600
     configure_logging()
     try:
         tokens = auth.tokens_from_env()

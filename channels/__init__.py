@@ -5,8 +5,10 @@ Rasa loads them by module path from the credentials file that
 scripts/credentials.py writes, e.g. ``channels.telegram.TelegramInput``.
 """
 
-from musaed import logsafe
+from musaed import files, logsafe
 
 # Imported by the Rasa server before it handles a message: Rasa logs what
 # people type at debug level, codes and national ids included.
 logsafe.install()
+# And before it opens its tracker store: what it creates is 0600 (musaed/files.py).
+files.private()

@@ -25,7 +25,7 @@ def shared_secret(env_var: str, file_name: str) -> bytes:
         return from_env.encode("utf-8")
     path = store.db_path().parent / file_name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -27,6 +27,7 @@ from sqlite_utils import Database
 if TYPE_CHECKING:
     from musaed.store.postgres import PostgresDatabase
 
+from musaed import files
 from musaed.arabic import to_ascii_digits
 
 DEFAULT_PATH = Path("var") / "musaed.db"
@@ -72,7 +73,7 @@ def open_db(path: Optional[os.PathLike] = None, url: Optional[str] = None) -> Db
     key = str(Path(path).resolve())
     db = cache.get(key)
     if db is None or not _alive(db):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = cache[key] = _connect(key)
     return db
 
@@ -92,6 +93,9 @@ def _alive(db: Db) -> bool:
 def _connect(path: str) -> Db:
     # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE),
     # so two writers never deadlock upgrading a read lock.
+    if path != ":memory:":
+        # 0600 before SQLite opens it: its -wal and -shm files take the database's mode.
+        files.create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
