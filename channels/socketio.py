@@ -92,9 +92,9 @@ class SocketIOInput(RasaSocketIOInput):
             conversation = conversation_id(CHANNEL, session)
             old = bound.get(sid)
             if old and old != conversation:
-                sio.leave_room(sid, old, namespace=self.namespace)
+                await sio.leave_room(sid, old, namespace=self.namespace)
             bound[sid] = conversation
-            sio.enter_room(sid, conversation, namespace=self.namespace)
+            await sio.enter_room(sid, conversation, namespace=self.namespace)
             await sio.emit("session_confirm", token, room=sid, namespace=self.namespace)
             return conversation
 
@@ -107,7 +107,7 @@ class SocketIOInput(RasaSocketIOInput):
             return isinstance(token, str) and decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) is not None
 
         @sio.on("disconnect", namespace=self.namespace)
-        async def disconnect(sid: Text) -> None:
+        async def disconnect(sid: Text, reason: Any = None) -> None:  # 5.12+ passes why
             bound.pop(sid, None)
 
         @sio.on("session_request", namespace=self.namespace)
