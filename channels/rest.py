@@ -9,6 +9,11 @@ What differs from ``rasa.core.channels.rest.RestInput``:
   ``Authorization: Bearer <token>`` (compared in constant time) or gets 401
   and reaches no conversation. Without it REST is open, which is only safe on
   loopback: `make run` refuses a wider interface then (scripts/run.py).
+- With a token, REST is public: the caller's address goes in the metadata as
+  ``musaed_address`` (the peer's, or X-Real-IP when the peer is the cluster's
+  nginx on loopback), and the limits on size and rate apply
+  (channels/limits.py). Without one, only the size cap does: the callers are
+  local and trusted (tests, `make chat`, `make bench`), and no address is set.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import limits
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
 
@@ -56,8 +62,13 @@ class RestInput(RasaRestInput):
     def _extract_input_channel(self, req: Request) -> Text:
         return self.name()
 
+    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+        # The address is the server's to say, never the caller's; none on open (loopback) REST.
+        address = limits.client_address(request.ip, request.headers) if self.token else None
+        return limits.with_address(request.json.get("metadata"), address)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        bp = super().blueprint(never_silent(on_new_message))
+        bp = super().blueprint(limits.guard(never_silent(on_new_message), rate_limited=bool(self.token)))
 
         @bp.middleware("request")
         async def authorize(request: Request) -> Optional[HTTPResponse]:

@@ -36,6 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from channels import limits
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
 from musaed import keys
@@ -72,13 +73,15 @@ class SocketIOInput(RasaSocketIOInput):
     """Rasa's socket.io input with server-issued sessions (see module doc)."""
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = never_silent(on_new_message)  # no message goes unanswered
+        # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
+        on_new_message = limits.guard(never_silent(on_new_message))
         # cors_allowed_origins=[]: as Rasa's own, so the widget works embedded in other sites.
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         secret = keys.shared_secret(SECRET_ENV, SECRET_FILE)
         bound: Dict[str, str] = {}  # socket id -> its conversation
+        addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -100,6 +103,11 @@ class SocketIOInput(RasaSocketIOInput):
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+            # engineio's Sanic driver says REMOTE_ADDR 127.0.0.1 for everyone: ask Sanic's request.
+            request = environ.get("sanic.request")
+            addresses[sid] = limits.client_address(
+                getattr(request, "ip", None) or environ.get("REMOTE_ADDR"), getattr(request, "headers", None)
+            )
             # As Rasa's own: with a jwt_key in the credentials, only a valid JWT connects.
             if not self.jwt_key:
                 return True
@@ -132,7 +140,7 @@ class SocketIOInput(RasaSocketIOInput):
                     SocketIOOutput(sio, self.bot_message_evt),
                     conversation,
                     input_channel=self.name(),
-                    metadata=metadata,
+                    metadata=limits.with_address(metadata, addresses.get(sid)),
                 )
             )
 

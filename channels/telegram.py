@@ -34,6 +34,11 @@ What differs from ``rasa.core.channels.telegram``:
   channel reaches it.
 - A failure while handling an update is logged and answered 200, so Telegram
   does not redeliver the same update again and again.
+- An ``update_id`` seen in the last day, or a message (or edit) dated more
+  than 5 minutes ago, is acknowledged and not handled: a captured update
+  cannot be replayed (channels/replays.py). A button press carries the date
+  of the message the button is on, which may be old: its update id is what
+  stops a replay. Each chat is limited in size and rate (channels/limits.py).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import limits, replays
 from channels._text import split_long
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
@@ -189,6 +195,15 @@ class TelegramInput(RasaTelegramInput):
         given = request.headers.get(SECRET_HEADER, "")
         return hmac.compare_digest(given.encode(), self.secret_token.encode())
 
+    @staticmethod
+    def _stale(payload: Dict[str, Any]) -> bool:
+        """Whether the update's message (or edit) was written too long ago to be handled now."""
+        for kind in ("message", "edited_message"):
+            message = payload.get(kind)
+            if isinstance(message, dict):
+                return replays.too_old(message.get("edit_date") or message.get("date"))
+        return False  # a button press: see the module doc
+
     def _user_text(self, update: Update) -> Optional[Tuple[str, str]]:
         """(chat id, text) of an update, or None when there is nothing for the bot to read."""
         if self._is_button(update):
@@ -210,7 +225,8 @@ class TelegramInput(RasaTelegramInput):
         return str(message.chat.id), as_user_text(text)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = never_silent(on_new_message)  # no message goes unanswered
+        # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
+        on_new_message = limits.guard(never_silent(on_new_message))
         telegram_webhook = Blueprint("musaed_telegram_webhook", __name__)
         out_channel = self.get_output_channel()
 
@@ -266,6 +282,13 @@ class TelegramInput(RasaTelegramInput):
                 logger.error("Telegram bot is @%s but credentials say verify: %s", username, self.verify)
                 return response.text("failed")
 
+            # After getMe: a 503 above makes Telegram retry, which must not look like a replay.
+            if self._stale(payload):
+                logger.warning("Telegram update %s dated over 5 minutes ago: not handled", update.update_id)
+                return response.text("success")
+            if not await replays.first_time(self.name(), update.update_id):
+                logger.warning("Telegram update %s delivered again: not handled", update.update_id)
+                return response.text("success")
             found = self._user_text(update)
             if found is None:
                 return response.text("success")

@@ -18,8 +18,11 @@ Routes, under /webhooks/whatsapp/:
   reading anything when it is missing or wrong. Then every text message, and
   every interactive button or list reply (its id, i.e. the button's payload
   such as ``/renew_national_id``, is what the bot reads), goes to Rasa.
-  Delivery statuses and other message types are acknowledged and ignored, and
-  a message id seen recently is not handled twice (Meta redelivers).
+  Delivery statuses and other message types are acknowledged and ignored. A
+  message id seen in the last day, or a message sent more than 5 minutes ago,
+  is acknowledged and not handled (Meta redelivers; a captured body must not
+  be replayed): channels/replays.py. Each sender is limited in size and rate
+  (channels/limits.py).
 - ``GET  /``: health.
 
 Replies go to ``POST {api_url}/{phone_number_id}/messages`` with the bearer
@@ -36,7 +39,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Text
 
 import aiohttp
@@ -45,6 +47,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import limits, replays
 from channels._text import shorten, split_long
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
@@ -73,7 +76,6 @@ def _labels(text: str) -> Dict[str, str]:
 
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
-SEEN_MESSAGE_IDS = 1000
 
 
 def signature(app_secret: str, body: bytes) -> str:
@@ -280,21 +282,9 @@ class WhatsAppInput(InputChannel):
         self.verify_token = verify_token
         self.api_url = api_url
         self._session = _Session()
-        self._seen: "OrderedDict[str, None]" = OrderedDict()
 
     def get_output_channel(self) -> WhatsAppOutput:
         return WhatsAppOutput(self.access_token, self.phone_number_id, self.api_url, session=self._session)
-
-    def _first_time(self, message_id: Optional[str]) -> bool:
-        """False for a message id handled recently (Meta may deliver a message twice)."""
-        if not message_id:
-            return True
-        if message_id in self._seen:
-            return False
-        self._seen[message_id] = None
-        while len(self._seen) > SEEN_MESSAGE_IDS:
-            self._seen.popitem(last=False)
-        return True
 
     @staticmethod
     def message_text(message: Dict[str, Any]) -> Optional[str]:
@@ -352,7 +342,8 @@ class WhatsAppInput(InputChannel):
         return found
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = never_silent(on_new_message)  # no message goes unanswered
+        # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
+        on_new_message = limits.guard(never_silent(on_new_message))
         whatsapp_webhook = Blueprint("musaed_whatsapp_webhook", __name__)
 
         @whatsapp_webhook.listener("after_server_stop")
@@ -386,7 +377,11 @@ class WhatsAppInput(InputChannel):
 
             out_channel = self.get_output_channel()
             for message in self.inbound(payload):
-                if not self._first_time(message["message_id"]):
+                if replays.too_old(message["metadata"]["whatsapp"]["timestamp"]):
+                    logger.warning("WhatsApp message %s sent over 5 minutes ago: not handled", message["message_id"])
+                    continue
+                if not await replays.first_time(self.name(), message["message_id"]):
+                    logger.warning("WhatsApp message %s delivered again: not handled", message["message_id"])
                     continue
                 try:
                     # The conversation says WhatsApp: no other channel reaches it.

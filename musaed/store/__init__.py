@@ -263,6 +263,19 @@ CREATE UNIQUE INDEX requests_one_open ON requests(service_id, beneficiary_id)
 """
 
 
+# Issue 25: webhook deliveries seen (WhatsApp message ids, Telegram update ids), for a day,
+# so a replayed body is acknowledged and not handled again, on whichever replica it lands.
+_M004_WEBHOOK_REPLAYS = """
+CREATE TABLE webhook_deliveries (
+    channel TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (channel, delivery_id)
+);
+CREATE INDEX webhook_deliveries_seen ON webhook_deliveries(seen_at)
+"""
+
+
 def _run_script(db: Db, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
@@ -273,6 +286,7 @@ def _run_script(db: Db, script: str) -> None:
 MIGRATIONS: Tuple[Tuple[str, str], ...] = (
     ("001_initial", _M001_INITIAL),
     ("002_code_limit_and_one_open_request", _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST),
+    ("004_webhook_replays", _M004_WEBHOOK_REPLAYS),
 )
 
 
@@ -633,3 +647,20 @@ def parse_tracking_number(text: str) -> Tuple[Optional[str], bool]:
         return (f"{TRACKING_PREFIX}{digits}", False) if len(digits) == 8 else (None, True)
     m = _BARE_TRACKING.search(text)
     return (f"{TRACKING_PREFIX}{m.group(1)}", False) if m else (None, False)
+
+
+# -- webhook deliveries (replays) --------------------------------------------
+
+
+def first_delivery(db: Db, channel: str, delivery_id: str, at: str, forget_before: str) -> bool:
+    """Record a webhook delivery; False when `channel` saw `delivery_id` since `forget_before` (a replay).
+
+    Deliveries seen before `forget_before` are deleted on the way: the table holds about a day.
+    """
+    with transaction(db):
+        db.execute("DELETE FROM webhook_deliveries WHERE seen_at < ?", [forget_before])
+        cur = db.execute(
+            "INSERT INTO webhook_deliveries (channel, delivery_id, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [channel, str(delivery_id), at],
+        )
+        return cur.rowcount == 1
