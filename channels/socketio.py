@@ -117,6 +117,7 @@ class SocketIOInput(RasaSocketIOInput):
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: Text, reason: Any = None) -> None:  # 5.12+ passes why
             bound.pop(sid, None)
+            addresses.pop(sid, None)
 
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: Text, data: Optional[Dict] = None) -> None:  # a bare emit has no data
