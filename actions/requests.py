@@ -125,9 +125,27 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         """The relative named before this request ("ابغى اجدد اقامة زوجتي"), on any request of the
         conversation: one made after an earlier one skips verification, and so after_verification."""
         applicant = tracker.get_slot("verified_id")
-        if not applicant or tracker.get_slot("beneficiary") or tracker.get_slot("requested_slot") == "beneficiary":
+        if not applicant or tracker.get_slot("beneficiary"):
             return {}
-        return self.after_verification(store.open_db(), applicant, tracker)
+        if tracker.get_slot("requested_slot") != "beneficiary":
+            return self.after_verification(store.open_db(), applicant, tracker)
+        # At the step itself the slot's mapping takes what is typed, except a service's
+        # intent (which gets the offer to switch): a relative read as one («زوجتي») is read here.
+        if latest_intent(tracker) not in catalogue.load().services:
+            return {}
+        deps = service_request.eligible_dependents(store.open_db(), tracker.get_slot("service"), applicant)
+        match = service_request.match_dependent(tracker.latest_message.get("text") or "", deps)
+        return {"beneficiary": match["national_id"]} if match else {}
+
+    async def extract_record_kind(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """«بدل مفقود» at the record-kind step, read as a service's intent, is still its answer."""
+        at_step = tracker.get_slot("requested_slot") == "record_kind"
+        if not at_step or latest_intent(tracker) not in catalogue.load().services:
+            return {}
+        text = tracker.latest_message.get("text") or ""
+        return {"record_kind": text} if catalogue_for(tracker).record_kind_in(text) else {}  # validated as typed
 
     def validate_beneficiary(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -349,8 +367,8 @@ class ActionOfferSwitch(Action):
 
     The offer's button sends that service's intent again, which switches: the
     form stops (nothing half-made is kept) and the other service is explained,
-    with its own offer. Asking about the service already requested says nothing:
-    the form asks its step again.
+    with its own offer. Asking about the service already requested is told so,
+    and the form asks its step again.
     """
 
     def name(self) -> Text:
@@ -359,7 +377,10 @@ class ActionOfferSwitch(Action):
     async def run(self, dispatcher, tracker, domain):
         cat = catalogue_for(tracker)
         other, current = latest_intent(tracker), tracker.get_slot("service")
-        if other == current or cat.service(other) is None or cat.service(current) is None:
+        if cat.service(other) is None or cat.service(current) is None:
+            return []
+        if other == current:  # already under way: say so; the form asks its step next
+            dispatcher.utter_message(text=cat.labels["switch_same"].format(current=cat.services[current].name))
             return []
         if tracker.get_slot("switch_to") == other:  # the offer's button: switch
             # Tracking is a form of its own; any other service starts with its guide and offer.
