@@ -17,14 +17,28 @@ time. A replica that dies is skipped by nginx until it is back. Pids go to
 <dir>/pids/<name>.pid, settings to <dir>/env (KEY=value lines), logs to
 <dir>/logs/. Ctrl-C stops everything.
 
+Nothing is open to other users of the machine (issue 25): PostgreSQL asks
+every connection for a password (scram-sha-256) and the servers connect as
+`musaed`, a role that owns the application's two databases and is not a
+superuser; Redis asks for a password; nginx's workers run as an unprivileged
+user (www-data, else nobody) when this runs as root. The passwords are
+generated: the application's and Redis's at each start, into <dir>/env
+(0600) and the servers' environment, never a command line or a log (the
+endpoints file names them as ${MUSAED_PG_PASSWORD} and ${MUSAED_REDIS_PASSWORD});
+PostgreSQL's superuser's once, into <dir>/pg.password (0600). Every file
+is created 0600 and every directory 0700 (umask 077).
+
     python scripts/cluster.py [--port 8080] [--dir var/cluster]
 """
 
 from __future__ import annotations
 
 import argparse
+import grp
 import os
+import pwd
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,20 +46,44 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backing import Postgres, Redis, ensure_installed  # noqa: E402
+# scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
+from musaed import files  # noqa: E402
+
+from backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file  # noqa: E402
 from credentials import write as write_credentials  # noqa: E402
-from servers import BIN, MODEL, ROOT, SERVER_ENV, free_port, wait_until_up  # noqa: E402
+from servers import BIN, MODEL, ROOT, SERVER_ENV, free_port, private_log, wait_until_up  # noqa: E402
 
 REPLICAS = 2
 APP_DATABASE = "musaed"
 TRACKER_DATABASE = "rasa"
+# The role every Rasa and action server (and customer care) connects as: it owns both databases.
+APP_ROLE = "musaed"
+# Who nginx's workers run as when the master is root (the first that exists).
+NGINX_USERS = ("www-data", "nobody")
+
+
+def nginx_user() -> tuple:
+    """(user, group) for nginx's workers, or None when not root (they then run as this user)."""
+    if os.geteuid() != 0:
+        return None
+    for name in NGINX_USERS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name, grp.getgrgid(entry.pw_gid).gr_name
+    raise RuntimeError(f"none of the users {', '.join(NGINX_USERS)} exists for nginx's workers")
 
 
 def nginx_conf(
-    d: Path, front: int, actions_front: int, rasa: List[int], actions: List[int], web: int, care: int
+    d: Path, front: int, actions_front: int, rasa: List[int], actions: List[int], web: int, care: int, user=None
 ) -> str:
-    """nginx in front: one address for everything, and one for the action servers."""
+    """nginx in front: one address for everything, and one for the action servers.
+
+    `user` (user, group): who the workers run as, when the master is root; their
+    temporary files go to <d>/nginx/, which is theirs.
+    """
 
     def servers(ports: List[int]) -> str:
         # One failure takes a replica out for 5 s; the request goes to the next.
@@ -57,18 +95,20 @@ def nginx_conf(
         if care
         else ""
     )
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}worker_processes 1;
+    # The master (root) writes the pid and opens the log; the workers write only temporary files.
+    user_line = f"user {user[0]} {user[1]};\n" if user else ""
+    return f"""{user_line}worker_processes 1;
 pid {d}/run/nginx.pid;
 error_log {d}/logs/nginx.log warn;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
-  client_body_temp_path {d}/run/nginx-body;
-  proxy_temp_path {d}/run/nginx-proxy;
-  fastcgi_temp_path {d}/run/nginx-fastcgi;
-  uwsgi_temp_path {d}/run/nginx-uwsgi;
-  scgi_temp_path {d}/run/nginx-scgi;
+  server_tokens off;
+  client_body_temp_path {d}/nginx/body;
+  proxy_temp_path {d}/nginx/proxy;
+  fastcgi_temp_path {d}/nginx/fastcgi;
+  uwsgi_temp_path {d}/nginx/uwsgi;
+  scgi_temp_path {d}/nginx/scgi;
   proxy_read_timeout 120s;
   # A replica that refuses or drops the connection: try the next one, POSTs
   # too (non_idempotent). A Rasa server that dies mid-message has saved none of
@@ -113,12 +153,21 @@ class Cluster:
         self.port = port
         self.procs: Dict[str, subprocess.Popen] = {}
         self.backing: list = []
-        for sub in ("pids", "logs", "run"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in ("pids", "logs", "run", "nginx"):
+            (self.dir / sub).mkdir(mode=0o700, exist_ok=True)
 
     def spawn(self, name: str, cmd: List[str], env: dict) -> subprocess.Popen:
-        log = open(self.dir / "logs" / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log = private_log(self.dir / "logs" / f"{name}.log", append=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            umask=files.PRIVATE_UMASK,
+        )
         self.procs[name] = proc
         self.write_pid(name, proc.pid)
         return proc
@@ -132,7 +181,9 @@ class Cluster:
         pg = Postgres(self.dir / "pg", free_port(), database=APP_DATABASE).start()
         self.backing.append(pg)
         self.write_pid("postgres", pg.proc.pid)
-        pg.create_database(TRACKER_DATABASE)
+        # A new password for the application at each start; the role owns both databases.
+        app_password = new_password()
+        pg.app_role(APP_ROLE, app_password, [APP_DATABASE, TRACKER_DATABASE])
         redis = Redis(self.dir / "redis", free_port()).start()
         self.backing.append(redis)
         self.write_pid("redis", redis.proc.pid)
@@ -142,12 +193,14 @@ class Cluster:
         action_ports = [free_port() for _ in range(REPLICAS)]
         actions_front, web_port = free_port(), free_port()
         care_port = free_port() if os.environ.get("MUSAED_CARE_TOKENS") else 0
-        tracker_url = f"postgresql://postgres@127.0.0.1:{pg.port}/{TRACKER_DATABASE}"
         settings = {
             "MUSAED_FRONT_URL": front_url,
-            "MUSAED_DATABASE_URL": pg.url,
-            "MUSAED_TRACKER_DB": tracker_url,
+            "MUSAED_DATABASE_URL": pg.url_for(APP_ROLE, app_password, APP_DATABASE),
+            "MUSAED_TRACKER_DB": pg.url_for(APP_ROLE, app_password, TRACKER_DATABASE),
             "MUSAED_REDIS_URL": redis.url,
+            # What endpoints.yml names (Rasa fills ${…} in from the environment).
+            "MUSAED_PG_PASSWORD": app_password,
+            "MUSAED_REDIS_PASSWORD": redis.password,
             "MUSAED_RASA_URLS": ",".join(f"http://127.0.0.1:{p}" for p in rasa_ports),
             "MUSAED_ACTION_URLS": ",".join(f"http://127.0.0.1:{p}" for p in action_ports),
             "MUSAED_ACTIONS_FRONT_URL": f"http://127.0.0.1:{actions_front}",
@@ -163,14 +216,16 @@ class Cluster:
 
         subprocess.run([str(BIN / "python"), "-m", "musaed.seed", "--if-missing"], cwd=ROOT, env=env, check=True)
         endpoints = self.dir / "endpoints.yml"
-        endpoints.write_text(
+        private_file(
+            endpoints,
             f'action_endpoint:\n  url: "http://127.0.0.1:{actions_front}/webhook"\n'
             # Rasa's SQL store with checkpoints (components/tracker_store.py).
             "tracker_store:\n  type: components.tracker_store.PostgresTrackerStore\n"
             "  dialect: postgresql\n  url: 127.0.0.1\n"
-            f"  port: {pg.port}\n  db: {TRACKER_DATABASE}\n  username: postgres\n"
+            f"  port: {pg.port}\n  db: {TRACKER_DATABASE}\n  username: {APP_ROLE}\n"
+            "  password: ${MUSAED_PG_PASSWORD}\n"
             "lock_store:\n  type: components.lock_store.RedisMutexLockStore\n  url: 127.0.0.1\n"
-            f"  port: {redis.port}\n  db: 1\n"
+            f"  port: {redis.port}\n  db: 1\n  password: ${{MUSAED_REDIS_PASSWORD}}\n",
         )
         credentials = self.dir / "credentials.yml"
         for note in write_credentials(os.environ, credentials):
@@ -211,7 +266,14 @@ class Cluster:
         if care_port:
             self.spawn("care", [str(BIN / "python"), "-m", "care.server", "--port", str(care_port)], env)
         conf = self.dir / "nginx.conf"
-        conf.write_text(nginx_conf(self.dir, self.port, actions_front, rasa_ports, action_ports, web_port, care_port))
+        user = nginx_user()
+        if user:
+            # The workers' own directory for temporary files (nginx makes its subdirectories theirs).
+            shutil.chown(self.dir / "nginx", *user)
+            let_through(self.dir)
+        conf.write_text(
+            nginx_conf(self.dir, self.port, actions_front, rasa_ports, action_ports, web_port, care_port, user)
+        )
         nginx = self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.dir / "run"), "-g", "daemon off;"], env)
         for n, port in enumerate(action_ports, start=1):
             wait_until_up(f"http://127.0.0.1:{port}/health", self.procs[f"actions-{n}"], 120)
@@ -219,10 +281,8 @@ class Cluster:
             wait_until_up(f"http://127.0.0.1:{port}/", self.procs[f"rasa-{n}"], 300)
         wait_until_up(f"http://127.0.0.1:{web_port}/", self.procs["web"], 60)
         wait_until_up(f"{front_url}/webhooks/rest/", nginx, 60)
-        env_file = self.dir / "env"  # holds the shared secrets: owner only
-        env_file.touch(mode=0o600)
-        env_file.chmod(0o600)
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        # Holds the shared secrets and passwords: owner only.
+        private_file(self.dir / "env", "".join(f"{k}={v}\n" for k, v in settings.items()))
         print(
             f"Musaed's cluster is up after {time.monotonic() - begin:.0f} s: {front_url}\n"
             f"  settings: {self.dir / 'env'}  pids: {self.dir / 'pids'}/  logs: {self.dir / 'logs'}/\n"
@@ -262,6 +322,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("MUSAED_FRONT_PORT", "8080")))
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "cluster")
     args = parser.parse_args()
+    files.private()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     cluster = Cluster(args.dir, args.port)

@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
+from musaed import files  # noqa: E402
+
 from credentials import write as write_credentials  # noqa: E402
 from servers import ROOT, Servers  # noqa: E402
 
@@ -29,7 +32,20 @@ def exposure_refusal(interface: str, env) -> str:
     )
 
 
+def private_var() -> None:
+    """What this process and the servers create is owner-only; files an earlier version
+    left readable by others (databases, secrets, logs) are made so too."""
+    files.private()
+    var = ROOT / "var"
+    var.mkdir(mode=0o700, exist_ok=True)
+    # Not var/ itself: `make cluster` lets PostgreSQL's user through it to var/cluster/.
+    files.tighten([*var.glob("*.db*"), *var.glob("*.secret"), *var.glob("*.log"), var / "credentials.yml"])
+    logs = var / "logs"
+    files.tighten([logs, *logs.glob("*")] if logs.is_dir() else [])
+
+
 def main() -> int:
+    private_var()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Ctrl-C stops everything, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)

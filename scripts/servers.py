@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from musaed.files import PRIVATE_UMASK
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "musaed.tar.gz"
@@ -52,6 +54,15 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> float:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def private_log(path: Path, append: bool = False):
+    """A file (a log) only its owner reads, opened to write bytes: what people type reaches
+    the logs at debug level."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # one an earlier version made readable too
+    return open(fd, "ab" if append else "wb")
+
+
 @dataclass
 class Servers:
     """A Rasa server and an action server on loopback ports."""
@@ -81,14 +92,15 @@ class Servers:
         env = {**os.environ, **SERVER_ENV, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="musaed-logs-"))
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tracker_db = Path(self.tracker_db or log_dir / "trackers.db").resolve()
         endpoints = log_dir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f"tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n"
-            f'  db: "{self.tracker_db}"\n'
-        )
+        with private_log(endpoints) as f:
+            f.write(
+                f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+                f"tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n"
+                f'  db: "{self.tracker_db}"\n'.encode()
+            )
         begin = time.monotonic()
         self.log_dir = log_dir
         actions = self.start_actions(env)
@@ -154,9 +166,11 @@ class Servers:
             cmd,
             cwd=ROOT,
             env=env,
-            stdout=open(log, "wb"),
+            stdout=private_log(log),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Whatever it creates (databases, secrets, logs) is 0600: musaed/files.py.
+            umask=PRIVATE_UMASK,
         )
         self.procs.append(proc)
         return proc

@@ -61,9 +61,15 @@ def store(request, tmp_path):
     conn.cursor().execute(f"CREATE DATABASE {name}")
     conn.close()
     trackers = PostgresTrackerStore(
-        domain=DOMAIN, dialect="postgresql", host="127.0.0.1", port=pg.port, db=name, username="postgres"
+        domain=DOMAIN,
+        dialect="postgresql",
+        host="127.0.0.1",
+        port=pg.port,
+        db=name,
+        username="postgres",
+        password=pg.password,
     )
-    return trackers, f"postgresql://postgres@127.0.0.1:{pg.port}/{name}"
+    return trackers, pg.url_for("postgres", pg.password, name)
 
 
 async def test_a_long_conversation_is_read_from_its_checkpoint_with_its_slots_and_expiry(store):

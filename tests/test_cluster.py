@@ -13,13 +13,18 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg2
+import psycopg2.errors
 import pytest
+import redis
 import requests
 
 from musaed import catalogue, conversations, seed, store
@@ -117,6 +122,81 @@ def test_make_cluster_prints_the_front_and_writes_pids_and_settings(cluster):
     assert len(cluster.replicas) == 2
     assert requests.get(cluster.front + "/", timeout=10).status_code == 200  # the web page
     assert (cluster.dir / "env").stat().st_mode & 0o077 == 0  # it holds the shared secrets
+
+
+def refused_by_postgres(**kwargs) -> str:
+    try:
+        psycopg2.connect(connect_timeout=5, **kwargs).close()
+    except psycopg2.OperationalError as e:
+        return str(e)
+    raise AssertionError(f"PostgreSQL let {kwargs['user']} in without its password")
+
+
+def test_postgresql_asks_everyone_for_a_password_and_the_servers_are_no_superusers(cluster):
+    app = urlsplit(cluster.settings["MUSAED_DATABASE_URL"])
+    assert app.username == "musaed" and app.password
+    assert urlsplit(cluster.settings["MUSAED_TRACKER_DB"]).username == "musaed"
+    for user, database in (("postgres", "postgres"), ("musaed", "musaed"), ("musaed", "rasa")):
+        assert "no password supplied" in refused_by_postgres(
+            host="127.0.0.1", port=app.port, user=user, dbname=database
+        )
+    conn = psycopg2.connect(cluster.settings["MUSAED_DATABASE_URL"])
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+    assert cur.fetchone() == (False, False)
+    for denied in ("COPY (SELECT 1) TO PROGRAM 'id'", "CREATE ROLE intruder LOGIN SUPERUSER"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(denied)
+    conn.close()
+
+
+def test_redis_asks_for_a_password(cluster):
+    url = cluster.settings["MUSAED_REDIS_URL"]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=urlsplit(url).port, socket_timeout=5).ping()
+    assert redis.Redis.from_url(url, socket_timeout=5).ping()
+
+
+def test_nginx_workers_are_not_root(cluster):
+    master = cluster.pids["nginx"]
+    workers = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields["PPid"]) == master:
+            workers.append([int(uid) for uid in fields["Uid"].split()])
+    assert workers, "nginx has no worker"
+    assert all(0 not in uids for uids in workers), workers
+
+
+def test_the_passwords_are_kept_private_and_never_logged(cluster):
+    superuser = (cluster.dir / "pg.password").read_text().strip()
+    passwords = [cluster.settings["MUSAED_PG_PASSWORD"], cluster.settings["MUSAED_REDIS_PASSWORD"], superuser]
+    assert all(len(p) >= 24 for p in passwords) and len(set(passwords)) == 3
+    logs = [cluster.log, *cluster.dir.rglob("*.log"), cluster.dir / "endpoints.yml", cluster.dir / "nginx.conf"]
+    assert len(logs) > 5
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert not [p for p in passwords if p in text], log
+    for pid in cluster.pids.values():  # `ps` shows command lines to every user
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert not [p for p in passwords if p in cmdline], pid
+
+
+def test_what_the_cluster_creates_is_its_owners_only(cluster):
+    """Files 0600; directories 0700 (or 0701: PostgreSQL's and nginx's users pass through to theirs)."""
+    opened = {}
+    for path in [cluster.dir, *cluster.dir.rglob("*")]:
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            opened[str(path)] = oct(stat.S_IMODE(st.st_mode))
+        elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o076:
+            opened[str(path)] = oct(stat.S_IMODE(st.st_mode))
+    assert opened == {}
+    assert (cluster.dir / "pg").is_dir() and (cluster.dir / "logs" / "rasa-1.log").is_file()
 
 
 def test_a_request_through_the_front_is_made_in_postgresql(cluster):

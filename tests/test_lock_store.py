@@ -44,6 +44,7 @@ def redis_server(tmp_path_factory):
 
 def replica(redis_server, **kw) -> RedisMutexLockStore:
     """One Rasa server's lock store, built as Rasa builds it from endpoints.yml."""
+    kw.setdefault("password", redis_server.password)  # Redis asks for it (scripts/backing.py)
     store = LockStore.create(EndpointConfig(type=TYPE, url="127.0.0.1", port=redis_server.port, db=1, **kw))
     assert type(store) is RedisMutexLockStore
     return store
@@ -63,7 +64,7 @@ class Load:
     timed_out: List[str] = field(default_factory=list)
 
 
-def run_replicas(stores, redis_port, conversation_id, per_replica=20, hold_s=0.005, lifetime=10, timeout=30) -> Load:
+def run_replicas(stores, redis_server, conversation_id, per_replica=20, hold_s=0.005, lifetime=10, timeout=30) -> Load:
     """`per_replica` messages of one conversation on each store at once, each holding the lock `hold_s`."""
     load, mutex = Load(), threading.Lock()
     inside_key = f"inside:{conversation_id}"
@@ -71,7 +72,7 @@ def run_replicas(stores, redis_port, conversation_id, per_replica=20, hold_s=0.0
 
     def replica_thread(name, store):
         # INCR is atomic across every client: its answer is how many hold the lock right now.
-        counter = redis.Redis(host="127.0.0.1", port=redis_port, db=5)
+        counter = redis_server.client(db=5)
 
         async def message():
             try:
@@ -110,7 +111,7 @@ def one_at_a_time_and_all_served(load: Load, messages: int) -> bool:
 
 def test_two_replicas_never_hold_one_conversation_at_once(redis_server):
     stores = [replica(redis_server), replica(redis_server)]
-    load = run_replicas(stores, redis_server.port, conversation(), per_replica=20)
+    load = run_replicas(stores, redis_server, conversation(), per_replica=20)
     assert one_at_a_time_and_all_served(load, 40), load
 
 
@@ -165,7 +166,8 @@ async def test_a_replica_killed_while_holding_the_lock_frees_it_after_its_lifeti
                 "import asyncio\n"
                 "from rasa.utils.endpoints import EndpointConfig\n"
                 "from components.lock_store import RedisMutexLockStore\n"
-                f"s = RedisMutexLockStore(EndpointConfig(url='127.0.0.1', port={redis_server.port}, db=1))\n"
+                f"s = RedisMutexLockStore(EndpointConfig(url='127.0.0.1', port={redis_server.port}, db=1,"
+                f" password={redis_server.password!r}))\n"
                 "async def hold():\n"
                 f"    async with s.lock({conv!r}, lock_lifetime=2):\n"
                 "        print('held', flush=True)\n"
@@ -206,6 +208,20 @@ async def test_a_late_release_never_frees_the_next_holders_lock(redis_server, ca
     store.red.delete(key)
 
 
+async def test_redis_refuses_whoever_does_not_give_its_password(redis_server):
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=2).ping()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=redis_server.port, password="guessed", socket_timeout=2).ping()
+    without = LockStore.create(EndpointConfig(type=TYPE, url="127.0.0.1", port=redis_server.port, db=1))
+    with pytest.raises(LockError):
+        async with without.lock(conversation(), lock_lifetime=1):
+            pass
+    # Given only on standard input: not on the command line, which `ps` shows to everyone.
+    cmdline = Path(f"/proc/{redis_server.proc.pid}/cmdline").read_bytes().decode()
+    assert redis_server.password not in cmdline
+
+
 async def test_redis_unreachable_is_a_lock_error(redis_server):
     store = RedisMutexLockStore(EndpointConfig(url="127.0.0.1", port=free_port(), socket_timeout=1))
     with pytest.raises(LockError):
@@ -215,7 +231,15 @@ async def test_redis_unreachable_is_a_lock_error(redis_server):
 
 def test_rasa_builds_it_from_an_endpoint_config(redis_server):
     store = LockStore.create(
-        EndpointConfig(type=TYPE, host="127.0.0.1", port=redis_server.port, db=2, key_prefix="musaed", lock_lifetime=7)
+        EndpointConfig(
+            type=TYPE,
+            host="127.0.0.1",
+            port=redis_server.port,
+            db=2,
+            key_prefix="musaed",
+            lock_lifetime=7,
+            password=redis_server.password,
+        )
     )
     assert type(store) is RedisMutexLockStore
     assert store.red.connection_pool.connection_kwargs["db"] == 2
@@ -223,16 +247,19 @@ def test_rasa_builds_it_from_an_endpoint_config(redis_server):
     assert store.lock_lifetime == 7
     store.red.ping()
 
-    from_url = LockStore.create(EndpointConfig(type=TYPE, url=f"redis://127.0.0.1:{redis_server.port}/3"))
+    from_url = LockStore.create(EndpointConfig(type=TYPE, url=f"{redis_server.url}/3"))
     assert type(from_url) is RedisMutexLockStore
     assert from_url.red.connection_pool.connection_kwargs["db"] == 3
     from_url.red.ping()
 
 
-async def test_the_endpoints_yml_block_works(redis_server, tmp_path):
+async def test_the_endpoints_yml_block_works(redis_server, tmp_path, monkeypatch):
     endpoints = tmp_path / "endpoints.yml"
+    # The password as scripts/cluster.py gives it: from the environment, not in the file.
+    monkeypatch.setenv("MUSAED_REDIS_PASSWORD", redis_server.password)
     endpoints.write_text(
         f"lock_store:\n  type: {TYPE}\n  url: 127.0.0.1\n  port: {redis_server.port}\n  db: 1\n  key_prefix: musaed\n"
+        "  password: ${MUSAED_REDIS_PASSWORD}\n"
     )
     store = LockStore.create(read_endpoint_config(str(endpoints), "lock_store"))
     assert type(store) is RedisMutexLockStore
@@ -252,8 +279,11 @@ def test_rasas_own_redis_lock_store_fails_the_same_load(redis_server):
     """
     rounds = []
     for _ in range(3):
-        stores = [RedisLockStore(host="127.0.0.1", port=redis_server.port, db=4) for _ in range(2)]
-        load = run_replicas(stores, redis_server.port, conversation(), per_replica=20, lifetime=3, timeout=6)
+        stores = [
+            RedisLockStore(host="127.0.0.1", port=redis_server.port, db=4, password=redis_server.password)
+            for _ in range(2)
+        ]
+        load = run_replicas(stores, redis_server, conversation(), per_replica=20, lifetime=3, timeout=6)
         rounds.append(load)
         if not one_at_a_time_and_all_served(load, 40):
             break
