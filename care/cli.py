@@ -7,6 +7,7 @@ musaed-care status MSD-12345678 rejected --reason "الصورة غير واضح�
 musaed-care conversation <sender id>
 musaed-care handovers
 musaed-care fallbacks
+musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
 
 It prints only its answer; what it logs (each lookup, library warnings) goes to
 MUSAED_CARE_LOG (default var/care-cli.log). `ask` asks the running care
@@ -229,6 +230,15 @@ def cmd_fallbacks(args) -> int:
     return 0
 
 
+def cmd_purge(args) -> int:
+    from musaed import retention
+
+    counts = retention.purge(store.open_db(args.db), args.tracker_db or default_tracker_db())
+    log.info("%s: purged %s", _who(args), retention.describe(counts))
+    _print(args, {"purged": counts}, "حُذف: " + retention.describe(counts))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine output (JSON)")
@@ -287,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common, who, trackers], help=what)
         p.add_argument("--limit", type=int, default=100)
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "purge",
+        parents=[common, who, app_db, trackers],
+        help="delete what is past its retention (MUSAED_RETENTION, default unverified=30d,verified=180d,codes=1d)",
+    )
+    p.set_defaults(func=cmd_purge)
     return parser
 
 

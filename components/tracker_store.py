@@ -17,12 +17,14 @@ endpoints.yml:
 
 import itertools
 import json
-from typing import Any, Optional, Text
+from typing import Any, List, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
+
+from musaed import privacy
 
 # How long a write waits for care's reader or another writer before failing.
 BUSY_TIMEOUT_S = 10
@@ -52,15 +54,20 @@ class Checkpoints:
     """
 
     async def save(self, tracker) -> None:
-        """Rasa's `save`, the new events written in one INSERT rather than as ORM objects."""
+        """Rasa's `save`, the new events written in one INSERT rather than as ORM objects,
+        each as musaed/privacy.py keeps it (no codes, ids masked or encrypted)."""
         # A long conversation gets a checkpoint first: the cost of a message stays flat.
         for event in checkpoint_events(tracker):
             tracker.update(event)
         await self.stream_events(tracker)  # type: ignore[attr-defined]
         with self.session_scope() as session:  # type: ignore[attr-defined]
-            rows = [_row(tracker.sender_id, event) for event in self._additional_events(session, tracker)]
-            if rows:
-                session.execute(sa.insert(self.SQLEvent), rows)  # type: ignore[attr-defined]
+            new = list(self._additional_events(session, tracker))
+            if any(_is_erasure(event) for event in new):
+                _erase(session, self.SQLEvent, tracker)  # type: ignore[attr-defined]
+            else:
+                rows = _rows(tracker, new)
+                if rows:
+                    session.execute(sa.insert(self.SQLEvent), rows)  # type: ignore[attr-defined]
             session.commit()
         setattr(tracker, _STORED, len(tracker.events))
 
@@ -79,7 +86,7 @@ class Checkpoints:
             rows = session.execute(statement, {"sender": sender_id}).all()
         if not rows or not self.domain:  # type: ignore[attr-defined]
             return None
-        events = [json.loads(data) for (data,) in rows]
+        events = [privacy.restore_event(json.loads(data)) for (data,) in rows]
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)  # type: ignore[attr-defined]
         if not fetch_events_from_all_sessions:  # a full history is saved Rasa's way, counted
             setattr(tracker, _STORED, len(rows))
@@ -114,9 +121,39 @@ class Checkpoints:
         return query.filter(sa.or_(checkpoint.is_(None), event.id >= start))
 
 
-def _row(sender_id: Text, event) -> dict:
-    """An event as Rasa's SQLTrackerStore.save stores it: its columns and its JSON."""
-    data = event.as_dict()
+def _rows(tracker, new: list) -> List[dict]:
+    """The rows of `new` events (the latest of `tracker`'s), each as privacy.protect_event keeps it:
+    a message typed while the code was asked for is not kept."""
+    if not new:
+        return []
+    key = privacy.keys()
+    asked = _requested_slots(tracker, len(new))
+    return [
+        _row(tracker.sender_id, event, key, code_step=asked[i] == "otp" and event.type_name == "user")
+        for i, event in enumerate(new)
+    ]
+
+
+def _requested_slots(tracker, last: int) -> List[Optional[str]]:
+    """The slot a form was asking for when each of the `last` events of `tracker` happened."""
+    from rasa.shared.core.events import ActiveLoop, Restarted, SessionStarted, SlotSet
+
+    events = list(tracker.events)
+    asked: Optional[str] = None
+    found: List[Optional[str]] = []
+    for i, event in enumerate(events):
+        if i >= len(events) - last:
+            found.append(asked)
+        if isinstance(event, SlotSet) and event.key == "requested_slot":
+            asked = event.value
+        elif isinstance(event, (Restarted, SessionStarted)) or (isinstance(event, ActiveLoop) and not event.name):
+            asked = None
+    return found
+
+
+def _row(sender_id: Text, event, key: Optional[tuple] = None, code_step: bool = False) -> dict:
+    """An event as Rasa's SQLTrackerStore.save stores it: its columns and its JSON (protected)."""
+    data = privacy.protect_event(event.as_dict(), code_step=code_step, key=key)
     return {
         "sender_id": sender_id,
         "type_name": event.type_name,
@@ -207,3 +244,32 @@ def checkpoint_events(tracker) -> list:
         for slot in tracker.slots.values()
         if slot.value != slot.initial_value
     ] or [SlotSet("handed_over", tracker.get_slot("handed_over"), metadata=CHECKPOINT)]
+
+
+# -- erasure: a verified person's conversations deleted at their request --------------
+
+# The slot actions/privacy.py sets once the person confirmed «احذف محادثاتي».
+ERASE_SLOT = "erase_conversations"
+
+
+def _is_erasure(event) -> bool:
+    from rasa.shared.core.events import SlotSet
+
+    return isinstance(event, SlotSet) and event.key == ERASE_SLOT and bool(event.value)
+
+
+def _erase(session, table, tracker) -> None:
+    """Delete this conversation's events, and those of every conversation that verified as the
+    same person (found by the keyed hash stored with `verified_id`), instead of saving the turn.
+    The person's next message starts a new conversation."""
+    senders = {tracker.sender_id}
+    person = tracker.get_slot("verified_id")
+    if person:
+        found = session.execute(
+            sa.select(table.sender_id)
+            .where(table.type_name == "slot", table.action_name == "verified_id")
+            .where(table.data.like(privacy.person_pattern(person)))
+            .distinct()
+        )
+        senders.update(sender for (sender,) in found)
+    session.execute(sa.delete(table).where(table.sender_id.in_(sorted(senders))))

@@ -48,7 +48,7 @@ from typing import Dict, List
 
 # scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-from musaed import files  # noqa: E402
+from musaed import files, retention  # noqa: E402
 
 from backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file  # noqa: E402
 from credentials import write as write_credentials  # noqa: E402
@@ -263,6 +263,8 @@ class Cluster:
             [str(BIN / "python"), str(ROOT / "web" / "serve.py"), "--port", str(web_port), "--rasa-url", front_url],
             env,
         )
+        # Retention (MUSAED_RETENTION): what is past it is deleted every hour.
+        self.spawn("retention", retention.timer_command(str(BIN / "python")), env)
         if care_port:
             self.spawn("care", [str(BIN / "python"), "-m", "care.server", "--port", str(care_port)], env)
         conf = self.dir / "nginx.conf"

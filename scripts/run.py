@@ -10,7 +10,7 @@ from pathlib import Path
 
 # scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-from musaed import files  # noqa: E402
+from musaed import files, retention  # noqa: E402
 
 from credentials import write as write_credentials  # noqa: E402
 from servers import ROOT, Servers  # noqa: E402
@@ -75,6 +75,12 @@ def main() -> int:
             [sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000", "--rasa-url", "http://localhost:5005"],
             {**os.environ, "PYTHONPATH": str(ROOT)},
             servers.log_dir / "web.log",
+        )
+        # Retention (MUSAED_RETENTION): what is past it is deleted every hour.
+        servers.spawn(
+            retention.timer_command(sys.executable, servers.tracker_db),
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+            servers.log_dir / "retention.log",
         )
         if os.environ.get("MUSAED_CARE_TOKENS"):
             servers.spawn(

@@ -483,6 +483,18 @@ def clear_identity_lock(db: Db, national_id: str) -> None:
     db.execute("DELETE FROM identity_locks WHERE national_id = ?", [national_id])
 
 
+# -- retention (musaed/retention.py) ------------------------------------------
+
+
+def delete_older(db: Db, table: str, column: str, before: str) -> int:
+    """Delete the rows of `table` whose ISO time `column` is before `before`; how many.
+    A table that is not there (a migration of another part not applied) counts 0."""
+    if table not in db.table_names():
+        return 0
+    with transaction(db):
+        return db.execute(f"DELETE FROM {table} WHERE {column} < ?", [before]).rowcount
+
+
 # -- requests ----------------------------------------------------------------
 
 
@@ -595,6 +607,17 @@ def requests_visible_to(db: Db, national_id: str) -> List[dict]:
             "OR beneficiary_id IN (SELECT member_id FROM family_links WHERE head_id = ?) "
             "ORDER BY created_at DESC, tracking_number",
             [national_id] * 3,
+        )
+    )
+
+
+def requests_of_person(db: Db, national_id: str) -> List[dict]:
+    """Requests the person made or that were made for them (their data, for a copy); newest first."""
+    return list(
+        db.query(
+            "SELECT * FROM requests WHERE applicant_id = ? OR beneficiary_id = ? "
+            "ORDER BY created_at DESC, tracking_number",
+            [national_id, national_id],
         )
     )
 

@@ -1,0 +1,135 @@
+"""What the tracker store keeps: no typed codes, ids and phone numbers masked or encrypted,
+and the conversation still read back whole (musaed/privacy.py, components/tracker_store.py)."""
+
+import json
+import sqlite3
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from components.tracker_store import SQLiteTrackerStore
+from musaed import conversations, privacy
+
+DOMAIN = Domain.load("domain.yml")
+NID = "1010000014"
+CODE = "482913"
+PHONE = "0551234567"
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv(privacy.KEY_ENV, "a test key, not the deployment's")
+
+
+def test_masking_hides_codes_ids_and_phones_in_any_script_and_spacing_but_keeps_tracking_numbers():
+    assert privacy.mask_text(f"رقمي {NID} والرمز {CODE}") == "رقمي 1******014 والرمز ******"
+    assert privacy.mask_text("١٠١٠٠٠٠٠١٤") == "1******014"
+    assert privacy.mask_text("1010 000 014 و 482-913") == "1******014 و ******"
+    assert privacy.mask_text("+966 55 123 4567") == "+9********567"
+    assert privacy.mask_text("وين وصل MSD-12345678 و 87654321") == "وين وصل MSD-12345678 و 87654321"
+
+
+def test_a_slot_is_encrypted_and_tagged_and_comes_back_and_a_changed_key_reads_as_empty(monkeypatch):
+    stored = privacy.protect_event({"event": "slot", "name": "verified_id", "value": NID})
+    assert NID not in json.dumps(stored) and stored["value"].startswith("enc:")
+    assert stored[privacy.PERSON] == privacy.person_tag(NID) != privacy.person_tag("1010000022")
+    assert privacy.restore_event(stored) == {"event": "slot", "name": "verified_id", "value": NID}
+    monkeypatch.setenv(privacy.KEY_ENV, "another key")
+    assert privacy.restore_event(stored)["value"] is None  # the person verifies again
+
+
+def code_step_conversation() -> DialogueStateTracker:
+    """A request form through the id and code steps, as Rasa's events have it."""
+    events = [
+        ActionExecuted("action_session_start"),
+        ActionExecuted("action_listen"),
+        UserUttered("ضاعت هويتي", {"name": "report_lost_id", "confidence": 0.9}),
+        ActionExecuted("service_request_form"),
+        ActiveLoop("service_request_form"),
+        SlotSet("requested_slot", "national_id"),
+        BotUttered("اكتب رقم هويتك"),
+        ActionExecuted("action_listen"),
+        UserUttered(
+            f"هويتي {NID} وجوالي {PHONE}",
+            {"name": "inform", "confidence": 0.9},
+            [{"entity": "national_id", "value": NID, "start": 6, "end": 16}],
+            metadata={"whatsapp": {"profile_name": "خالد العتيبي", "message_id": "wamid.1"}},
+        ),
+        SlotSet("national_id", f"هويتي {NID} وجوالي {PHONE}"),
+        SlotSet("national_id", NID),
+        BotUttered("أرسلنا رمز تحقق"),
+        SlotSet("requested_slot", "otp"),
+        ActionExecuted("action_listen"),
+        # The code, spaced: no pattern is needed to drop a message typed at the code step.
+        UserUttered("482 9 13", {"name": "inform", "confidence": 0.9}),
+        SlotSet("otp", "482 9 13"),
+        SlotSet("otp", "verified"),
+        SlotSet("verified_id", NID),
+        SlotSet("beneficiary", "1010000022"),
+        BotUttered("اختر", data={"buttons": [{"title": "أمل", "payload": "1010000022"}]}),
+        ActionExecuted("action_listen"),
+    ]
+    return DialogueStateTracker.from_events("whatsapp:966551234567", events, DOMAIN.slots)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def trackers(request, tmp_path):
+    """(Rasa's store as the servers run it, a function giving the raw `data` of every row)."""
+    if request.param == "sqlite":
+        path = tmp_path / "trackers.db"
+
+        def raw():
+            with sqlite3.connect(path) as db:
+                return [r[0] for r in db.execute("SELECT data FROM events ORDER BY id")]
+
+        return SQLiteTrackerStore(domain=DOMAIN, db=str(path)), raw, path
+    import uuid
+
+    import psycopg2
+
+    from components.tracker_store import PostgresTrackerStore
+
+    pg = request.getfixturevalue("pg_server")
+    name = f"trackers_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(pg.url)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    url = pg.url_for(pg.SUPERUSER, pg.password or "", name) if hasattr(pg, "url_for") else f"{pg.url}/{name}"
+
+    def raw():
+        with psycopg2.connect(url) as db, db.cursor() as cur:
+            cur.execute("SELECT data FROM events ORDER BY id")
+            return [r[0] for r in cur.fetchall()]
+
+    store = PostgresTrackerStore(
+        domain=DOMAIN,
+        dialect="postgresql",
+        host="127.0.0.1",
+        port=pg.port,
+        db=name,
+        username=getattr(pg, "SUPERUSER", "postgres"),
+        password=getattr(pg, "password", None),
+    )
+    return store, raw, url
+
+
+async def test_the_store_keeps_no_code_and_no_readable_id_or_phone_yet_the_slots_come_back(trackers):
+    store, raw, where = trackers
+    tracker = code_step_conversation()
+    await store.save(tracker)
+    rows = "\n".join(raw())
+    for secret in (NID, "1010000022", PHONE, "551234567", CODE, "482 9 13", "خالد العتيبي"):
+        assert secret not in rows, secret
+    assert privacy.CODE_TEXT in rows and "1******014" in rows  # what was typed, masked
+    # Rasa reads the conversation back with the slots the next turn needs.
+    again = await store.retrieve(tracker.sender_id)
+    assert again.get_slot("verified_id") == NID
+    assert again.get_slot("national_id") == NID
+    assert again.get_slot("beneficiary") == "1010000022"
+    assert again.get_slot("otp") == "verified"
+    # Customer care still reads the transcript, masked.
+    users = [m["text"] for m in conversations.transcript(where, tracker.sender_id) if m["role"] == "user"]
+    assert users == ["ضاعت هويتي", "هويتي 1******014 وجوالي 0******567", privacy.CODE_TEXT]
