@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Awaitable, Callable, Dict, Optional
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -219,6 +220,13 @@ def configure_logging(level: int = logging.INFO) -> None:
     logger.propagate = False
 
 
+def _without_password(where) -> str:
+    """The tracker store for the log: the cluster's URL carries the database password."""
+    text = str(where)
+    password = urlsplit(text).password if "://" in text else None
+    return text.replace(f":{password}@", ":***@", 1) if password else text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="musaed-care-server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -251,7 +259,7 @@ def main(argv=None) -> int:
         args.host,
         args.port,
         len(tokens),
-        tracker_db,
+        _without_password(tracker_db),
     )
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
