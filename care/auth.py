@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Dict, Optional
+from typing import Dict, Optional, Set
 
 ENV = "MUSAED_CARE_TOKENS"
 
@@ -40,3 +40,17 @@ def agent_for(authorization: Optional[str], tokens: Dict[str, str]) -> Optional[
         if secrets.compare_digest(token.encode(), given.encode()):
             found = name
     return found
+
+
+SUPERVISORS_ENV = "MUSAED_CARE_SUPERVISORS"
+TOKEN_ENV = "MUSAED_CARE_TOKEN"
+
+
+def supervisors_from_env() -> Set[str]:
+    """The agents who may read the care audit: MUSAED_CARE_SUPERVISORS="huda,omar" (default: none)."""
+    return {name.strip() for name in (os.environ.get(SUPERVISORS_ENV) or "").split(",") if name.strip()}
+
+
+def agent_for_token(token: Optional[str], tokens: Dict[str, str]) -> Optional[str]:
+    """The agent a bare token (the command line's MUSAED_CARE_TOKEN) belongs to, or None."""
+    return agent_for(f"Bearer {token}", tokens) if token else None

@@ -2,12 +2,18 @@
 
 musaed-care ask "ضاعت هويتي"
 musaed-care request --tracking-number MSD-12345678 | --national-id 1010000014
-musaed-care status MSD-12345678 approved --agent huda
-musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة" --agent huda
+musaed-care status MSD-12345678 approved
+musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة"
 musaed-care conversation <sender id>
 musaed-care handovers
 musaed-care fallbacks
+musaed-care audit [--national-id …] [--agent …]   (supervisors: MUSAED_CARE_SUPERVISORS)
 musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
+
+Every command but purge needs the agent's token in MUSAED_CARE_TOKEN, one of
+MUSAED_CARE_TOKENS as for the API: the agent's name comes from it, signs each
+change and each row of the care audit. People's text is printed without
+control characters (a terminal escape typed in a message cannot reach yours).
 
 It prints only its answer; what it logs (each lookup, library warnings) goes to
 MUSAED_CARE_LOG (default var/care-cli.log). `ask` asks the running care
@@ -24,13 +30,14 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from care import default_model, default_tracker_db
-from musaed import conversations, files, help_desk, store
+from care import auth, default_model, default_tracker_db
+from musaed import conversations, files, help_desk, logsafe, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -40,7 +47,34 @@ NO_REQUESTS = "لا توجد طلبات مطابقة."
 NO_CONVERSATION = "لا توجد محادثة بهذا المعرّف."
 NO_HANDOVERS = "لا توجد محادثات محوّلة إلى موظف."
 NO_FALLBACKS = "لا توجد رسائل لم يفهمها البوت."
+NO_AUDIT = "لا توجد سجلات تدقيق مطابقة."
 CHANGED = "تم تغيير حالة الطلب {tracking_number} إلى: {status}"
+NO_TOKEN = (
+    "يلزم رمز الموظف: ضع رمزك في MUSAED_CARE_TOKEN (أحد رموز MUSAED_CARE_TOKENS).\n"
+    "An agent token is needed: put yours in MUSAED_CARE_TOKEN (one of MUSAED_CARE_TOKENS)."
+)
+NOT_SUPERVISOR = "سجل التدقيق للمشرفين فقط (MUSAED_CARE_SUPERVISORS)."
+
+# What a terminal would act on rather than show: C0 and C1 controls (ESC, CSI…), DEL, and the
+# characters that reorder text (bidi embeddings, overrides and isolates, line separators).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text, newlines: bool = False) -> str:
+    """People's text fit for a terminal: C0 controls as their visible symbols (ESC → ␛), the
+    others as <U+202E>; a newline (or tab) kept only where asked, else ⏎."""
+
+    def visible(match: re.Match) -> str:
+        ch = match.group()
+        return chr(0x2400 + ord(ch)) if ord(ch) < 0x20 else "␡" if ch == "\x7f" else f"<U+{ord(ch):04X}>"
+
+    text = _UNSHOWABLE.sub(visible, "" if text is None else str(text))
+    return text if newlines else text.replace("\n", " ⏎ ").replace("\t", " ")
+
+
+def _json_text(data) -> str:
+    """JSON for the terminal: json.dumps escapes C0 controls itself; C1 and bidi controls too here."""
+    return _UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _pct(confidence) -> str:
@@ -55,16 +89,16 @@ def format_request(r: dict) -> str:
     lines = [
         f"الطلب {r['tracking_number']}",
         f"• الخدمة: {r['service']}",
-        f"• مقدّم الطلب: {r['applicant_name']} ({r['applicant_id']})",
-        f"• المستفيد: {r['beneficiary_name']} ({r['beneficiary_id']})",
+        f"• مقدّم الطلب: {shown(r['applicant_name'])} ({r['applicant_id']})",
+        f"• المستفيد: {shown(r['beneficiary_name'])} ({r['beneficiary_id']})",
         f"• الحالة: {r['status_text']} ({r['status']})",
-        f"• المحادثة: {r['conversation_id']}",
+        f"• المحادثة: {shown(r['conversation_id'])}",
         "سجل الحالة:",
     ]
     for n, e in enumerate(r["history"], start=1):
-        line = f"{n}. {e['status_text']} — {_at(e['at'])} — {e['actor']}"
+        line = f"{n}. {e['status_text']} — {_at(e['at'])} — {shown(e['actor'])}"
         if e.get("note"):
-            line += f" — السبب: {e['note']}"
+            line += f" — السبب: {shown(e['note'])}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -72,15 +106,16 @@ def format_request(r: dict) -> str:
 def format_message(m: dict) -> str:
     at = _at(m.get("time"))
     if m["role"] == "user":
-        line = f"[{at}] 👤 {m['text']}  ({m['intent']} {_pct(m['confidence'])})"
+        line = f"[{at}] 👤 {shown(m['text'])}  ({shown(m['intent'])} {_pct(m['confidence'])})"
         if m.get("original_intent"):
             o = m["original_intent"]
-            line += f" ← أقرب نية: {o['name']} {_pct(o['confidence'])}"
+            line += f" ← أقرب نية: {shown(o['name'])} {_pct(o['confidence'])}"
         return line
     if m["role"] == "bot":
-        line = f"[{at}] 🤖 {m['text'] or ''}"
+        # The bot's own lines are kept; what a person's message put in them is still shown harmless.
+        line = f"[{at}] 🤖 {shown(m['text'] or '', newlines=True)}"
         if m.get("buttons"):
-            line += "\n    [" + " | ".join(b or "" for b in m["buttons"]) + "]"
+            line += "\n    [" + " | ".join(shown(b or "") for b in m["buttons"]) + "]"
         return line
     if m["role"] == "handover":
         return f"[{at}] — حُوّلت المحادثة إلى موظف —"
@@ -89,13 +124,28 @@ def format_message(m: dict) -> str:
 
 def _print(args, data, text: str) -> None:
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print(_json_text(data))
     else:
         print(text)
 
 
 def _who(args) -> str:
     return getattr(args, "agent", None) or f"cli:{getpass.getuser()}"
+
+
+def _agent(args) -> Optional[str]:
+    """The agent whose token is in MUSAED_CARE_TOKEN (or `ask --token`), checked against
+    MUSAED_CARE_TOKENS as the API does; None (and a plain message) without a valid one."""
+    try:
+        tokens = auth.tokens_from_env()
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return None
+    agent = auth.agent_for_token(getattr(args, "token", None) or os.environ.get(auth.TOKEN_ENV), tokens)
+    if agent is None:
+        log.warning("refused %s: no valid agent token", args.command)
+        print(NO_TOKEN, file=sys.stderr)
+    return agent
 
 
 # -- subcommands ---------------------------------------------------------------
@@ -140,7 +190,7 @@ def cmd_ask(args) -> int:
         results.append(result)
         log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2))
+        print(_json_text(results[0] if len(results) == 1 else results))
     else:
         print("\n\n".join(r["text"] for r in results))
     return 0
@@ -150,8 +200,8 @@ def cmd_request(args) -> int:
     if not (args.tracking_number or args.national_id):
         print("اكتب --tracking-number أو --national-id", file=sys.stderr)
         return 2
-    found = help_desk.find_requests(
-        store.open_db(args.db), tracking_number=args.tracking_number, national_id=args.national_id
+    found = help_desk.lookup_requests(
+        store.open_db(args.db), args.agent, tracking_number=args.tracking_number, national_id=args.national_id
     )
     log.info(
         "agent %s: request lookup tracking_number=%s national_id=%s → %d found",
@@ -172,7 +222,7 @@ def cmd_status(args) -> int:
     except help_desk.CareError as e:
         log.info("agent %s: status change refused (%s)", args.agent, e.code)
         if args.json:
-            print(json.dumps({"error": e.code, "message": e.message}, ensure_ascii=False))
+            print(_json_text({"error": e.code, "message": e.message}))
         else:
             print(e.message, file=sys.stderr)
         return 1
@@ -194,8 +244,16 @@ def cmd_status(args) -> int:
 
 
 def cmd_conversation(args) -> int:
-    messages = conversations.transcript(args.tracker_db or default_tracker_db(), args.sender_id)
-    log.info("agent %s: read conversation %s (%d messages)", _who(args), mask_id(args.sender_id), len(messages))
+    tracker_db = args.tracker_db or default_tracker_db()
+    messages = help_desk.read_conversation(tracker_db, store.open_db(args.db), args.agent, args.sender_id)
+    people = conversations.verified_people(tracker_db, args.sender_id) if messages else []
+    log.info(
+        "agent %s: read conversation %s of %s (%d messages)",
+        args.agent,
+        args.sender_id,
+        mask_id(people[-1]) if people else "no verified person",
+        len(messages),
+    )
     _print(
         args,
         {"sender_id": args.sender_id, "messages": messages},
@@ -205,28 +263,55 @@ def cmd_conversation(args) -> int:
 
 
 def cmd_handovers(args) -> int:
-    found = conversations.handovers(args.tracker_db or default_tracker_db(), limit=args.limit)
-    log.info("agent %s: listed %d handovers", _who(args), len(found))
+    found = help_desk.list_conversations(
+        args.tracker_db or default_tracker_db(), store.open_db(args.db), args.agent, "handovers", limit=args.limit
+    )
+    log.info("agent %s: listed %d handovers", args.agent, len(found))
     _print(
         args,
         {"conversations": found},
-        "\n".join(f"• {_at(c['time'])} — {c['sender_id']} — «{c['text'] or ''}»" for c in found) or NO_HANDOVERS,
+        "\n".join(f"• {_at(c['time'])} — {shown(c['sender_id'])} — «{shown(c['text'] or '')}»" for c in found)
+        or NO_HANDOVERS,
     )
     return 0
 
 
 def cmd_fallbacks(args) -> int:
-    found = conversations.fallbacks(args.tracker_db or default_tracker_db(), limit=args.limit)
-    log.info("agent %s: listed %d fallbacks", _who(args), len(found))
+    found = help_desk.list_conversations(
+        args.tracker_db or default_tracker_db(), store.open_db(args.db), args.agent, "fallbacks", limit=args.limit
+    )
+    log.info("agent %s: listed %d fallbacks", args.agent, len(found))
 
     def line(m: dict) -> str:
         o = m.get("original_intent") or {}
         return (
-            f"• {_at(m['time'])} — {m['sender_id']} — «{m['text'] or ''}» "
-            f"(أقرب نية: {o.get('name', '-')} {_pct(o.get('confidence'))})"
+            f"• {_at(m['time'])} — {shown(m['sender_id'])} — «{shown(m['text'] or '')}» "
+            f"(أقرب نية: {shown(o.get('name', '-'))} {_pct(o.get('confidence'))})"
         )
 
     _print(args, {"messages": found}, "\n".join(map(line, found)) or NO_FALLBACKS)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    if args.agent not in auth.supervisors_from_env():
+        log.info("agent %s: audit refused (not a supervisor)", args.agent)
+        print(NOT_SUPERVISOR, file=sys.stderr)
+        return 2
+    rows = help_desk.read_audit(
+        store.open_db(args.db), args.agent, national_id=args.national_id, of_agent=args.of_agent, limit=args.limit
+    )
+    log.info("agent %s: read the care audit (%d rows)", args.agent, len(rows))
+    _print(
+        args,
+        {"audit": rows},
+        "\n".join(
+            f"• {_at(r['at'])} — {shown(r['agent'])} — {r['action']} — {r['national_id'] or '-'} — "
+            f"{shown(r['subject'] or '-')} — {shown(r['detail'] or '')}"
+            for r in rows
+        )
+        or NO_AUDIT,
+    )
     return 0
 
 
@@ -242,8 +327,8 @@ def cmd_purge(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine output (JSON)")
+    # The agent is whoever MUSAED_CARE_TOKEN belongs to: no option names one.
     who = argparse.ArgumentParser(add_help=False)
-    who.add_argument("--agent", help="your name, for the log (default: your login)")
     app_db = argparse.ArgumentParser(add_help=False)
     app_db.add_argument("--db", type=Path, default=None, help="default: MUSAED_DB or var/musaed.db")
     trackers = argparse.ArgumentParser(add_help=False)
@@ -283,10 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tracking_number")
     p.add_argument("status", help="one of: " + ", ".join(help_desk.AGENT_STATUSES))
     p.add_argument("--reason", help="required for rejected")
-    p.add_argument("--agent", required=True, help="your name: it signs the event")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("conversation", parents=[common, who, trackers], help="a conversation's transcript")
+    p = sub.add_parser("conversation", parents=[common, who, app_db, trackers], help="a conversation's transcript")
     p.add_argument("sender_id")
     p.set_defaults(func=cmd_conversation)
 
@@ -294,9 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("handovers", cmd_handovers, "conversations handed over to a person"),
         ("fallbacks", cmd_fallbacks, "messages the bot did not understand"),
     ):
-        p = sub.add_parser(name, parents=[common, who, trackers], help=what)
+        p = sub.add_parser(name, parents=[common, who, app_db, trackers], help=what)
         p.add_argument("--limit", type=int, default=100)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("audit", parents=[common, app_db], help="the care audit: who read or changed whose record")
+    p.add_argument("--national-id", help="whose records")
+    p.add_argument("--agent", dest="of_agent", help="by which agent")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(
         "purge",
@@ -320,9 +410,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.captureWarnings(True)
+    logsafe.install()  # ids, codes and phones masked in the log, one record a line; warnings included
     warnings.simplefilter("default")
     log.setLevel(logging.INFO)
+    if args.func is not cmd_purge:  # purge is the operator's (and a timer's), not an agent's
+        args.agent = _agent(args)
+        if args.agent is None:
+            return 2
     return args.func(args)
 
 

@@ -8,10 +8,14 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/answer?q=…                        matched services and the catalogue's answer
     GET  /care/statuses                          the statuses an agent may set
     GET  /care/requests?tracking_number=…|national_id=…   requests with their history
-    POST /care/requests/{tracking_number}/status {"status": …, "reason": …}
+    POST /care/requests/{tracking_number}/status {"status": …, "reason": …}   409 on a conflict
     GET  /care/conversations/{sender_id}         a transcript from the tracker store
     GET  /care/handovers                         conversations handed over to a person
     GET  /care/fallbacks                         messages the bot did not understand
+    GET  /care/audit?national_id=…|agent=…       the care audit (supervisors only: MUSAED_CARE_SUPERVISORS)
+
+Every read and change of a person's data writes a row of the care audit in the
+database (musaed/help_desk.py); the log says the same with ids masked.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, Optional
+from typing import Awaitable, Callable, Dict, Optional, Set
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import conversations, files, help_desk, store
+from musaed import conversations, files, help_desk, logsafe, store, web_security
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -56,6 +60,10 @@ def _safe(number: str) -> str:
     return parsed or "(not a tracking number)"
 
 
+# A refused change: the request is not there (404), another one is open for it (409), or the input is wrong.
+_STATUS_OF = {"not_found": 404, "conflict": 409}
+
+
 def _error(status: int, code: str, message: str = "") -> web.Response:
     return _json({"error": code, "message": message}, status=status)
 
@@ -66,8 +74,12 @@ def make_app(
     tokens: Dict[str, str],
     db_path: Optional[os.PathLike] = None,
     ranker=None,
+    supervisors: Optional[Set[str]] = None,
 ) -> web.Application:
-    """The app: the model is loaded here, once (or `ranker` given, for tests)."""
+    """The app: the model is loaded here, once (or `ranker` given, for tests).
+    `supervisors`: the agents who may read the care audit (default MUSAED_CARE_SUPERVISORS)."""
+    if supervisors is None:
+        supervisors = auth.supervisors_from_env()
     if not tokens:
         raise ValueError(f'no agent tokens: set {auth.ENV}="name:token,…"')
     if ranker is None and model_path is not None:
@@ -78,6 +90,7 @@ def make_app(
     tracker_db = tracker_db if conversations.is_url(tracker_db) else Path(tracker_db)
     db = store.open_db(db_path)
     page = PAGE.read_text(encoding="utf-8")
+    page_csp = web_security.page_csp(page)
 
     @web.middleware
     async def require_agent(request: web.Request, handler: Callable[[web.Request], Awaitable]):
@@ -101,10 +114,8 @@ def make_app(
             charset="utf-8",
             headers={
                 "Cache-Control": "no-store",
-                "Content-Security-Policy": "default-src 'self'; "
-                "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-                "Referrer-Policy": "no-referrer",
+                # Its inline script and styles allowed by hash, nothing else inline (musaed/web_security.py).
+                "Content-Security-Policy": page_csp,
             },
         )
 
@@ -137,7 +148,7 @@ def make_app(
         nid = (request.query.get("national_id") or "").strip() or None
         if not (number or nid):
             return _error(400, "query_required", "اكتب رقم الطلب أو رقم الهوية.")
-        found = help_desk.find_requests(db, tracking_number=number, national_id=nid)
+        found = help_desk.lookup_requests(db, agent, tracking_number=number, national_id=nid)
         log.info(
             "agent %s: request lookup tracking_number=%s national_id=%s → %d found",
             agent,
@@ -163,7 +174,7 @@ def make_app(
             )
         except help_desk.CareError as e:
             log.info("agent %s: status change of %s refused (%s)", agent, _safe(number), e.code)
-            return _error(404 if e.code == "not_found" else 400, e.code, e.message)
+            return _error(_STATUS_OF.get(e.code, 400), e.code, e.message)
         log.info(
             "agent %s: %s moved to %s at %s",
             agent,
@@ -176,8 +187,15 @@ def make_app(
     async def conversation(request: web.Request) -> web.Response:
         agent = request["agent"]
         sender = request.match_info["sender_id"]
-        messages = conversations.transcript(tracker_db, sender)
-        log.info("agent %s: read conversation %s (%d messages)", agent, mask_id(sender), len(messages))
+        messages = help_desk.read_conversation(tracker_db, db, agent, sender)
+        people = conversations.verified_people(tracker_db, sender) if messages else []
+        log.info(
+            "agent %s: read conversation %s of %s (%d messages)",
+            agent,
+            logsafe.clean(sender),
+            mask_id(people[-1]) if people else "no verified person",
+            len(messages),
+        )
         if not messages:
             return _error(404, "not_found", "لا توجد محادثة بهذا المعرّف.")
         return _json({"sender_id": sender, "messages": messages})
@@ -189,16 +207,29 @@ def make_app(
             return 100
 
     async def handed_over(request: web.Request) -> web.Response:
-        found = conversations.handovers(tracker_db, limit=_limit(request))
+        found = help_desk.list_conversations(tracker_db, db, request["agent"], "handovers", limit=_limit(request))
         log.info("agent %s: listed %d handovers", request["agent"], len(found))
         return _json({"conversations": found})
 
     async def not_understood(request: web.Request) -> web.Response:
-        found = conversations.fallbacks(tracker_db, limit=_limit(request))
+        found = help_desk.list_conversations(tracker_db, db, request["agent"], "fallbacks", limit=_limit(request))
         log.info("agent %s: listed %d fallbacks", request["agent"], len(found))
         return _json({"messages": found})
 
+    async def audit(request: web.Request) -> web.Response:
+        agent = request["agent"]
+        if agent not in supervisors:
+            log.info("agent %s: audit refused (not a supervisor)", agent)
+            return _error(403, "supervisors_only", "سجل التدقيق للمشرفين فقط.")
+        nid = (request.query.get("national_id") or "").strip() or None
+        rows = help_desk.read_audit(
+            db, agent, national_id=nid, of_agent=request.query.get("agent"), limit=_limit(request)
+        )
+        log.info("agent %s: read the care audit (%s, %d rows)", agent, mask_id(nid) if nid else "all", len(rows))
+        return _json({"audit": rows})
+
     app = web.Application(middlewares=[require_agent], client_max_size=64 * 1024)
+    app.on_response_prepare.append(web_security.aiohttp_hook())  # nosniff, no framing, no version, on every answer
     app.router.add_get("/care", to_index)
     app.router.add_get("/care/", index)
     app.router.add_get("/care/answer", answer)
@@ -208,6 +239,7 @@ def make_app(
     app.router.add_get("/care/conversations/{sender_id:.+}", conversation)
     app.router.add_get("/care/handovers", handed_over)
     app.router.add_get("/care/fallbacks", not_understood)
+    app.router.add_get("/care/audit", audit)
     return app
 
 
@@ -241,6 +273,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     files.private()  # its logs and any database it creates: 0600
+    logsafe.install()  # ids, codes and phones masked in every log line, one record a line
     configure_logging()
     try:
         tokens = auth.tokens_from_env()

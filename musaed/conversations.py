@@ -195,3 +195,28 @@ def fallbacks(tracker_db, limit: int = 100) -> List[dict]:
             }
         )
     return found
+
+
+def verified_people(tracker_db, sender_id: str) -> List[str]:
+    """The national ids this conversation verified (its `verified_id` slot), oldest first, each once.
+
+    The tracker store keeps the slot encrypted (musaed/privacy.py): it is decrypted
+    here with the same key; a value that no longer decrypts is left out."""
+    try:
+        from musaed import privacy
+
+        decrypt: Any = privacy.decrypt_value
+    except ImportError:  # a store that keeps the slot as it was set
+        decrypt = None
+    people: List[str] = []
+    for row in _rows(
+        tracker_db,
+        "SELECT * FROM events WHERE sender_id = ? AND type_name = 'slot' AND action_name = 'verified_id' ORDER BY id",
+        [sender_id],
+    ):
+        value = _data(row).get("value")
+        if value and decrypt is not None:
+            value = decrypt(value)
+        if isinstance(value, str) and value and value not in people:
+            people.append(value)
+    return people

@@ -9,6 +9,9 @@ musaed/conversations.py for reading conversations.
 - `find_requests` and `change_status` read and move requests in the
   application database (musaed/store.py); every change is an event with the
   agent and the time, so the person sees it at once when tracking.
+- `lookup_requests`, `change_status`, `read_conversation` and `list_conversations`
+  are what an agent does: each writes one row of the care audit (`store.care_audit`:
+  the agent, the action, whose record by national id, what, when).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from musaed import catalogue, store
+from musaed import catalogue, conversations, store
 from musaed.arabic import to_ascii_digits
 from musaed.conversations import FALLBACK_INTENT
 
@@ -184,11 +187,57 @@ def find_requests(db, tracking_number: Optional[str] = None, national_id: Option
     return [_describe(db, cat, r) for r in rows]
 
 
-def change_status(db, tracking_number: str, status: str, agent: str, reason: Optional[str] = None) -> dict:
-    """Move a request to `status` as `agent`: one event with the agent and the time.
+def _national_id(text: Optional[str]) -> Optional[str]:
+    return re.sub(r"\D", "", to_ascii_digits(text or "")) or None
 
-    Raises CareError: unknown_status, reason_required (for rejected), not_found.
+
+def lookup_requests(
+    db, agent: str, tracking_number: Optional[str] = None, national_id: Optional[str] = None
+) -> List[dict]:
+    """`find_requests` for an agent, with its audit row: whose requests (the id asked
+    for, else the applicant of the request found) and which."""
+    found = find_requests(db, tracking_number=tracking_number, national_id=national_id)
+    whose = _national_id(national_id) or (found[0]["applicant_id"] if found else None)
+    asked = _tracking_number(tracking_number or "") if tracking_number else None
+    store.add_care_audit(
+        db,
+        agent=agent,
+        action="read_requests",
+        national_id=whose,
+        subject=", ".join(r["tracking_number"] for r in found) or asked,
+        detail=f"{len(found)} found",
+    )
+    return found
+
+
+def change_status(db, tracking_number: str, status: str, agent: str, reason: Optional[str] = None) -> dict:
+    """Move a request to `status` as `agent`: one event with the agent and the time, and
+    its audit row, in one transaction. A refused change is audited too.
+
+    Raises CareError: unknown_status, reason_required (for rejected), not_found,
+    conflict (another request is open for the same service and beneficiary).
     """
+    if not agent:
+        raise ValueError("the agent's name is needed")
+    number = _tracking_number(tracking_number)
+    request = store.get_request(db, number) if number else None
+    try:
+        return _change_status(db, request, tracking_number, status, agent, reason)
+    except CareError as refused:
+        store.add_care_audit(
+            db,
+            agent=agent,
+            action="change_status_refused",
+            national_id=request["applicant_id"] if request else None,
+            subject=number,
+            detail=f"{status}: {refused.code}",
+        )
+        raise
+
+
+def _change_status(
+    db, request: Optional[dict], tracking_number: str, status: str, agent: str, reason: Optional[str]
+) -> dict:
     cat = catalogue.load()
     reason = (reason or "").strip() or None
     if status not in AGENT_STATUSES:
@@ -200,21 +249,78 @@ def change_status(db, tracking_number: str, status: str, agent: str, reason: Opt
         )
     if status in REASON_REQUIRED and not reason:
         raise CareError("reason_required", cat.labels["care_reason_required"])
-    if not agent:
-        raise ValueError("the agent's name is needed")
-    number = _tracking_number(tracking_number)
+    not_found = CareError("not_found", cat.labels["care_request_not_found"].format(tracking_number=tracking_number))
+    if request is None:
+        raise not_found
+    number = request["tracking_number"]
+    audit = {
+        "agent": agent,
+        "action": "change_status",
+        "national_id": request["applicant_id"],
+        "subject": number,
+        "detail": f"{request['status']} -> {status}",
+    }
     try:
-        if number is None:
-            raise KeyError(tracking_number)
-        request = store.set_request_status(db, number, status, actor=f"agent:{agent}", note=reason)
+        changed = store.set_request_status(db, number, status, actor=f"agent:{agent}", note=reason, audit=audit)
     except KeyError:
+        raise not_found from None
+    except store.RequestConflict as conflict:
+        other = (conflict.open_request or {}).get("tracking_number") or "-"
         raise CareError(
-            "not_found", cat.labels["care_request_not_found"].format(tracking_number=tracking_number)
+            "conflict",
+            cat.labels["care_status_conflict"].format(
+                tracking_number=number, status=cat.status_text(status), open=other
+            ),
         ) from None
-    return _describe(db, cat, request)
+    return _describe(db, cat, changed)
+
+
+def read_conversation(tracker_db, db, agent: str, sender_id: str) -> List[dict]:
+    """A conversation's transcript for an agent, with its audit row: whose (the person the
+    conversation verified, if it did; the others it verified in the detail)."""
+    messages = conversations.transcript(tracker_db, sender_id)
+    people = conversations.verified_people(tracker_db, sender_id) if messages else []
+    detail = f"{len(messages)} messages"
+    if len(people) > 1:
+        detail += "; also verified: " + ", ".join(people[:-1])
+    store.add_care_audit(
+        db,
+        agent=agent,
+        action="read_conversation",
+        national_id=people[-1] if people else None,
+        subject=sender_id,
+        detail=detail,
+    )
+    return messages
+
+
+def list_conversations(tracker_db, db, agent: str, which: str, limit: int = 100) -> List[dict]:
+    """The handovers or the fallbacks list for an agent, with its audit row (the conversations listed)."""
+    found = (conversations.handovers if which == "handovers" else conversations.fallbacks)(tracker_db, limit=limit)
+    senders = list(dict.fromkeys(item["sender_id"] for item in found))
+    store.add_care_audit(
+        db,
+        agent=agent,
+        action=f"list_{which}",
+        subject=", ".join(senders)[:2000] or None,
+        detail=f"{len(found)} listed",
+    )
+    return found
 
 
 def agent_statuses() -> List[Dict[str, Any]]:
     """The statuses an agent may set, with their Arabic text (for forms)."""
     cat = catalogue.load()
     return [{"id": s, "text": cat.status_text(s), "reason_required": s in REASON_REQUIRED} for s in AGENT_STATUSES]
+
+
+def read_audit(
+    db, agent: str, national_id: Optional[str] = None, of_agent: Optional[str] = None, limit: int = 100
+) -> List[dict]:
+    """The care audit for a supervisor, newest first; reading it is itself audited."""
+    nid = _national_id(national_id)
+    rows = store.care_audit(db, national_id=nid, agent=of_agent or None, limit=limit)
+    store.add_care_audit(
+        db, agent=agent, action="read_audit", national_id=nid, subject=of_agent or None, detail=f"{len(rows)} rows"
+    )
+    return rows

@@ -33,7 +33,13 @@ ID = seed.ids()
 TODAY = date(2026, 11, 23)
 TRACKING = re.compile(r"MSD-\d{8}")
 TOKENS = {"huda": "tok-huda-7f3a9c2e51", "omar": "tok-omar-0b8d44e6a2"}
+TOKENS_SPEC = ",".join(f"{n}:{t}" for n, t in TOKENS.items())
 e2e = pytest.mark.e2e
+
+
+def as_agent(name="huda", **env):
+    """The command line's environment for an agent: the agents' tokens and this one's."""
+    return {"MUSAED_CARE_TOKENS": TOKENS_SPEC, "MUSAED_CARE_TOKEN": TOKENS[name], **env}
 
 
 def first_step(service_id: str) -> str:
@@ -297,8 +303,11 @@ def cli_answers():
     if not CLI.exists():
         pytest.fail(f"{CLI} is missing: `.venv/bin/pip install -e .`")
     questions = {"lost": "ضاعت هويتي", "nonsense": "زززز قققق"}
+    env = {**os.environ, **as_agent(MUSAED_CARE_URL="http://127.0.0.1:9")}  # no server: the model here
     procs = {
-        k: subprocess.Popen([str(CLI), "ask", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        k: subprocess.Popen(
+            [str(CLI), "ask", q], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+        )
         for k, q in questions.items()
     }
     out = {}
@@ -325,10 +334,10 @@ def test_cli_ask_says_when_nothing_matches_and_lists_the_nearest(cli_answers):
 
 def test_cli_request_status_and_json(db, tmp_path):
     number = new_request(db, service="report_lost_id", beneficiary="khalid")
-    env = {"MUSAED_DB": str(tmp_path / "musaed.db"), "MUSAED_CARE_LOG": str(tmp_path / "cli.log")}
-    refused = run_cli("status", number, "rejected", "--agent", "huda", env=env)
+    env = as_agent("huda", MUSAED_DB=str(tmp_path / "musaed.db"), MUSAED_CARE_LOG=str(tmp_path / "cli.log"))
+    refused = run_cli("status", number, "rejected", env=env)
     assert refused.returncode == 1 and CAT.labels["care_reason_required"] in refused.stderr
-    moved = run_cli("status", number, "approved", "--agent", "huda", env=env)
+    moved = run_cli("status", number, "approved", env=env)
     assert moved.returncode == 0, moved.stderr
     assert CAT.status_text("approved") in moved.stdout and "agent:huda" in moved.stdout
     shown = run_cli("request", "--national-id", ID["khalid"], "--json", env=env)
@@ -340,8 +349,8 @@ def test_cli_request_status_and_json(db, tmp_path):
     assert run_cli("request", "--tracking-number", "MSD-00000001", env=env).returncode == 1
 
 
-def test_cli_reads_the_tracker_store(tracker_db):
-    env = {"MUSAED_TRACKER_DB": str(tracker_db)}
+def test_cli_reads_the_tracker_store(tracker_db, tmp_path):
+    env = as_agent(MUSAED_TRACKER_DB=str(tracker_db), MUSAED_DB=str(tmp_path / "musaed.db"))
     assert "ابي اكلم موظف" in run_cli("handovers", env=env).stdout
     fallbacks = json.loads(run_cli("fallbacks", "--json", env=env).stdout)["messages"]
     assert fallbacks[-1]["original_intent"]["name"] == "thank"
@@ -450,11 +459,7 @@ def test_answer_endpoint_uses_the_trained_model(care_api):
 
 @e2e
 def test_cli_ask_uses_the_running_care_server_and_prints_only_the_answer(care_api, tmp_path):
-    env = {
-        "MUSAED_CARE_URL": care_api.url,
-        "MUSAED_CARE_TOKEN": TOKENS["omar"],
-        "MUSAED_CARE_LOG": str(tmp_path / "cli.log"),
-    }
+    env = as_agent("omar", MUSAED_CARE_URL=care_api.url, MUSAED_CARE_LOG=str(tmp_path / "cli.log"))
     p = run_cli("ask", "ضاعت هويتي", env=env, timeout=60)
     assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
     assert p.stdout.startswith(CAT.labels["care_best"].split("{")[0] + CAT.services["report_lost_id"].name)
@@ -627,4 +632,220 @@ def test_agent_page_changes_a_status_and_renders_text_not_html(browser, care_api
     assert CAT.status_text("rejected") in page.inner_text(f".request[data-tracking-number='{number}']")
     last = store.request_events(db, number)[-1]
     assert (last["status"], last["actor"], last["note"]) == ("rejected", "agent:omar", "جواز السفر منتهي")
+    page.close()
+
+
+# -- issue 25, item 5: the care audit, the command line's token, people's text, conflicts -----
+
+
+def audit_rows(db, **where):
+    return store.care_audit(db, **where)
+
+
+def test_every_read_and_change_writes_one_audit_row_saying_whose_record(db, tracker_db):
+    import sqlite3
+
+    from conftest import EVENT_INSERT
+
+    number = new_request(db)  # khalid for his wife amal
+    # A conversation that verified khalid (as the tracker store keeps its slot).
+    conn = sqlite3.connect(tracker_db)
+    slot = {"event": "slot", "name": "verified_id", "value": ID["khalid"], "timestamp": 0}
+    conn.execute(EVENT_INSERT.format(m="?"), ["alice", "slot", 0, None, "verified_id", json.dumps(slot)])
+    conn.commit()
+    conn.close()
+
+    help_desk.lookup_requests(db, "huda", national_id=ID["khalid"])
+    help_desk.lookup_requests(db, "omar", tracking_number=number.lower())
+    help_desk.change_status(db, number, "approved", "omar")
+    with pytest.raises(help_desk.CareError):
+        help_desk.change_status(db, number, "rejected", "huda")  # no reason: refused, and audited
+    assert help_desk.read_conversation(tracker_db, db, "huda", "alice")
+    help_desk.read_conversation(tracker_db, db, "huda", "bob")  # verified no one
+    help_desk.list_conversations(tracker_db, db, "omar", "handovers")
+
+    rows = [
+        (r["agent"], r["action"], r["national_id"], r["subject"], r["detail"])
+        for r in reversed(store.care_audit(db, limit=50))
+    ]
+    assert rows == [
+        ("huda", "read_requests", ID["khalid"], number, "1 found"),
+        ("omar", "read_requests", ID["khalid"], number, "1 found"),
+        ("omar", "change_status", ID["khalid"], number, "submitted -> approved"),
+        ("huda", "change_status_refused", ID["khalid"], number, "rejected: reason_required"),
+        ("huda", "read_conversation", ID["khalid"], "alice", "6 messages"),
+        ("huda", "read_conversation", None, "bob", "2 messages"),
+        ("omar", "list_handovers", None, "dave, alice", "2 listed"),
+    ]
+    for r in store.care_audit(db, limit=50):
+        assert abs(datetime.fromisoformat(r["at"]) - datetime.now(timezone.utc)).total_seconds() < 60
+    assert [r["action"] for r in store.care_audit(db, national_id=ID["khalid"], agent="omar")] == [
+        "change_status",
+        "read_requests",
+    ]
+
+
+def test_the_care_audit_is_append_only_on_both_engines(open_store):
+    db = open_store()
+    store.add_care_audit(db, agent="huda", action="read_requests", national_id=ID["khalid"], subject="MSD-00000001")
+    for statement in (
+        "UPDATE care_audit SET agent = 'nobody'",
+        "DELETE FROM care_audit",
+        "DELETE FROM care_audit WHERE agent = 'huda'",
+    ) + (("TRUNCATE care_audit",) if store.dialect(db) == "postgresql" else ()):
+        with pytest.raises(Exception, match="append-only"):
+            with store.transaction(db):
+                db.execute(statement)
+    [row] = store.care_audit(db)
+    assert (row["agent"], row["national_id"]) == ("huda", ID["khalid"])
+    assert "005_care_audit" in store.applied_migrations(db)
+    # And the store itself offers no way to change or remove a row.
+    source = Path(store.__file__).read_text()
+    assert not re.search(r"(UPDATE|DELETE FROM|TRUNCATE)\s+care_audit", source)
+
+
+def test_a_conflicting_reopen_is_refused_with_a_reason_and_nothing_written(open_store):
+    db = open_store()
+    seed.seed(db, today=TODAY)
+    old = new_request(db, service="report_lost_id", beneficiary="khalid")
+    help_desk.change_status(db, old, "delivered", "huda")  # closed
+    new = new_request(db, service="report_lost_id", beneficiary="khalid", conversation="c2")  # open again
+    events = len(store.request_events(db, old))
+    with pytest.raises(help_desk.CareError) as refused:
+        help_desk.change_status(db, old, "approved", "omar")  # reopening would make two open
+    assert refused.value.code == "conflict" and new in refused.value.message and old in refused.value.message
+    assert store.get_request(db, old)["status"] == "delivered"
+    assert len(store.request_events(db, old)) == events
+    assert store.care_audit(db, limit=1)[0]["action"] == "change_status_refused"
+    assert store.care_audit(db, limit=1)[0]["detail"] == "approved: conflict"
+    # Once the other one is closed, the old one may be reopened.
+    help_desk.change_status(db, new, "rejected", "omar", reason="مكرر")
+    assert help_desk.change_status(db, old, "approved", "omar")["status"] == "approved"
+
+
+async def test_the_api_answers_a_conflict_with_409_and_audits_for_supervisors(db, tracker_db, tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    old = new_request(db, service="report_lost_id", beneficiary="khalid")
+    help_desk.change_status(db, old, "delivered", "huda")
+    new = new_request(db, service="report_lost_id", beneficiary="khalid", conversation="c2")
+    app = make_app(
+        None, tracker_db, TOKENS, db_path=tmp_path / "musaed.db", ranker=StandInRanker(), supervisors={"huda"}
+    )
+    async with TestClient(TestServer(app)) as client:
+        omar = {"Authorization": f"Bearer {TOKENS['omar']}"}
+        r = await client.post(f"/care/requests/{old}/status", headers=omar, json={"status": "approved"})
+        body = await r.json()
+        assert r.status == 409 and body["error"] == "conflict" and new in body["message"]
+        assert store.get_request(db, old)["status"] == "delivered"
+        assert (await client.get("/care/conversations/alice", headers=omar)).status == 200
+        # The audit: for supervisors only.
+        assert (await client.get("/care/audit", headers=omar)).status == 403
+        huda = {"Authorization": f"Bearer {TOKENS['huda']}"}
+        r = await client.get(f"/care/audit?national_id={ID['khalid']}", headers=huda)
+        actions = [(row["agent"], row["action"]) for row in (await r.json())["audit"]]
+        assert ("omar", "change_status_refused") in actions and ("huda", "change_status") in actions
+        assert store.care_audit(db, limit=1)[0]["action"] == "read_audit"
+
+
+def test_the_cli_needs_an_agent_token_and_takes_the_name_from_it(db, tmp_path):
+    number = new_request(db, service="report_lost_id", beneficiary="khalid")
+    base = {"MUSAED_DB": str(tmp_path / "musaed.db"), "MUSAED_CARE_LOG": str(tmp_path / "cli.log")}
+    for env, args in (
+        ({**base, "MUSAED_CARE_TOKEN": ""}, ["--agent", "anyone"]),  # today's way: no token
+        ({**base, "MUSAED_CARE_TOKENS": TOKENS_SPEC, "MUSAED_CARE_TOKEN": ""}, []),
+        ({**base, "MUSAED_CARE_TOKENS": TOKENS_SPEC, "MUSAED_CARE_TOKEN": "tok-huda-wrong"}, []),
+        ({**base, "MUSAED_CARE_TOKENS": "", "MUSAED_CARE_TOKEN": TOKENS["huda"]}, []),
+        (as_agent("huda", **base), ["--agent", "omar"]),  # a name is not the CLI's to choose
+    ):
+        p = run_cli("status", number, "approved", *args, env=env)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert store.get_request(db, number)["status"] == "submitted"
+    for command in (["request", "--national-id", ID["khalid"]], ["handovers"], ["conversation", "alice"]):
+        p = run_cli(*command, env={**base, "MUSAED_CARE_TOKENS": TOKENS_SPEC, "MUSAED_CARE_TOKEN": ""})
+        assert p.returncode == 2 and "MUSAED_CARE_TOKEN" in p.stderr and p.stdout == ""
+    moved = run_cli("status", number, "approved", env=as_agent("omar", **base))
+    assert moved.returncode == 0, moved.stderr
+    assert store.request_events(db, number)[-1]["actor"] == "agent:omar"
+    assert store.care_audit(db, limit=1)[0]["agent"] == "omar"
+
+
+def test_the_cli_says_a_conflict_plainly(db, tmp_path):
+    old = new_request(db, service="report_lost_id", beneficiary="khalid")
+    help_desk.change_status(db, old, "delivered", "huda")
+    new = new_request(db, service="report_lost_id", beneficiary="khalid", conversation="c2")
+    p = run_cli("status", old, "approved", env=as_agent("huda", MUSAED_DB=str(tmp_path / "musaed.db")))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == CAT.labels["care_status_conflict"].format(
+        tracking_number=old, status=CAT.status_text("approved"), open=new
+    )
+    assert store.get_request(db, old)["status"] == "delivered"
+
+
+HOSTILE = ["clear\x1b[2J\x1b]0;pwned\x07 me", "رقم \u202eexe.gpj\u202c هويتي", "C1 \x9b31m csi"]
+
+
+@pytest.fixture
+def hostile_tracker_db(tmp_path):
+    """A tracker store whose person typed terminal escapes and bidi overrides."""
+    import sqlite3
+
+    from conftest import EVENT_INSERT, EVENTS_TABLE, _user
+
+    path = tmp_path / "hostile.db"
+    conn = sqlite3.connect(path)
+    conn.execute(EVENTS_TABLE.format(id="INTEGER PRIMARY KEY"))
+    for i, text in enumerate(HOSTILE):
+        data = {**_user(text, "nlu_fallback", 0.4), "timestamp": 1_700_000_000 + i}
+        conn.execute(
+            EVENT_INSERT.format(m="?"),
+            ["mallory\x1b[31m", "user", data["timestamp"], "nlu_fallback", None, json.dumps(data)],
+        )
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_the_cli_prints_peoples_text_without_control_characters(hostile_tracker_db, tmp_path):
+    env = as_agent(MUSAED_TRACKER_DB=str(hostile_tracker_db), MUSAED_DB=str(tmp_path / "musaed.db"))
+    for args in (["conversation", "mallory\x1b[31m"], ["fallbacks"], ["fallbacks", "--json"]):
+        p = subprocess.run([str(CLI), *args], capture_output=True, timeout=120, cwd=ROOT, env={**os.environ, **env})
+        assert p.returncode == 0, p.stderr
+        out = p.stdout
+        assert b"\x1b" not in out and b"\x07" not in out and "\x9b".encode() not in out, out
+        assert "\u202e".encode() not in out and "\u202c".encode() not in out, out
+        text = out.decode("utf-8")
+        if "--json" in args:  # the same data, escaped: a program reading it gets the text back
+            assert [m["text"] for m in json.loads(text)["messages"]] == list(reversed(HOSTILE))
+        else:
+            assert "clear␛[2J␛]0;pwned␇ me" in text and "<U+202E>exe.gpj<U+202C>" in text
+
+
+@e2e
+def test_the_page_shows_peoples_text_in_its_own_isolate_without_bidi_controls(browser, care_api, servers):
+    from conftest import Conversation
+
+    person = Conversation(servers.url)
+    for text in HOSTILE:
+        person.say(text)
+    page = browser.new_page(locale="ar-SA")
+    page.goto(f"{care_api.url}/care/")
+    page.evaluate(f"sessionStorage.setItem('musaedCareToken', {json.dumps(TOKENS['huda'])})")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    # The request desk opens the conversation a request was made in.
+    number = new_request(
+        store.open_db(servers.db_file), applicant="ahmed", beneficiary="layla", conversation=person.conversation_id
+    )
+    page.fill("#req-number", number)
+    page.click("#req-form button")
+    page.locator(f".request[data-tracking-number='{number}'] dd button.link").click()
+    page.wait_for_selector("#transcript .msg.user")
+    said = page.eval_on_selector_all(
+        "#transcript .msg.user > bdi.said", "nodes => nodes.map(n => [n.getAttribute('dir'), n.textContent])"
+    )
+    assert [t for _, t in said] == ["clear␛[2J␛]0;pwned␇ me", "رقم exe.gpj هويتي", "C1 \ufffd31m csi"]
+    assert all(d == "auto" for d, _ in said)
+    everything = page.evaluate("document.body.textContent")
+    assert not re.search("[\u202a-\u202e\u2066-\u2069\u200e\u200f\x1b\x9b]", everything)
     page.close()

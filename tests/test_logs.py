@@ -1,12 +1,21 @@
-"""No one-time code and no full national id in any log, even with both servers at debug level.
+"""No one-time code, full national id or phone number in any log, and one record one line.
 
 At debug level Rasa and rasa-sdk log what people type and the trackers they
-pass around; musaed/logsafe.py rewrites every record before it is written.
+pass around; at any level a UserWarning quotes a malformed ``/inform{…}``
+payload. musaed/logsafe.py rewrites every record (warnings included) before
+it is written, and escapes control characters so a message cannot forge a line.
 """
 
+import re
+import subprocess
+import sys
+import textwrap
+
 import pytest
+import requests
 
 from musaed import logsafe, seed, store
+from musaed.arabic import to_ascii_digits
 
 from conftest import Conversation
 from servers import Servers, free_port
@@ -29,6 +38,86 @@ ID = seed.ids()
 )
 def test_redact_hides_codes_and_ids_and_nothing_else(text, expected):
     assert logsafe.redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # As the bot accepts them: in groups, with spaces or dashes, in any digit script.
+        ("my id 1010 000 014 ok", "my id 1******014 ok"),
+        ("1010-000-014", "1******014"),
+        ("١٠١٠ ٠٠٠ ٠١٤", "1******014"),
+        ("code 659 185.", "code ******."),
+        ("٦٥٩ ١٨٥", "******"),
+        ("659-185", "******"),
+        ("1010 000 014 659 185", "1******014 ******"),
+        # Mobile numbers.
+        ("call 0551234567", "call 05******67"),
+        ("966551234567", "9665******67"),
+        ("+966 55 123 4567", "+9665******67"),
+        ("00966551234567", "009665******67"),
+        # JSON writers escape Arabic-Indic digits.
+        ('"\\u0666\\u0665\\u0669\\u0661\\u0668\\u0665"', '"******"'),
+        # Log lines' own numbers stay: times, dates, ports, sizes, versions, tracking numbers.
+        ("2026-12-05 22:28:19,123 INFO 200 1234 took 0.25 s", "2026-12-05 22:28:19,123 INFO 200 1234 took 0.25 s"),
+        ("[2026-12-05 22:28:19 +0000] pid 12345 v3.6.21 MSD-12345678", None),
+    ],
+)
+def test_redact_reads_numbers_as_the_bot_does(text, expected):
+    assert logsafe.redact(text) == (text if expected is None else expected)
+
+
+def test_escape_keeps_one_record_on_one_line_and_in_order():
+    assert logsafe.clean("hi\n2026-12-05 INFO forged\r\x1b[2J\u202egnp.exe\u2066") == (
+        "hi\\n2026-12-05 INFO forged\\r\\u001b[2J\\u202egnp.exe\\u2066"
+    )
+    assert logsafe.clean("مرحبا\tبك") == "مرحبا\\tبك"
+
+
+PROCESS = textwrap.dedent(
+    """
+    import logging, sys, warnings
+    from musaed import logsafe
+    logsafe.install()
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+    warnings.warn('Failed to parse /inform{"national_id": "1010 000 014", "otp": "659-185"}')
+    logging.getLogger("some.library").info("user said %r", "hi\\n2026-12-05 INFO root: forged 0551234567")
+    access = logging.StreamHandler(sys.stdout)
+    access.setFormatter(logging.Formatter("ACCESS %(request)s"))
+    logging.getLogger("sanic.access").addHandler(access)
+    logging.getLogger("sanic.access").propagate = False
+    logging.getLogger("sanic.access").info("", extra={"request": "GET /?id=1010000014"})
+    try:
+        raise ValueError("bad id 1010-000-014\\nINFO root: forged in a traceback")
+    except ValueError:
+        logging.getLogger("rasa").exception("failed for ٦٥٩ ١٨٥")
+    """
+)
+
+
+def test_every_record_of_a_process_is_masked_and_one_line_warnings_included(tmp_path):
+    """A process with logsafe installed: a warning, another library's logger, an extra
+    field and a traceback — nothing readable, and nothing that starts a line of its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    compact = re.sub(r"[\s\-]", "", to_ascii_digits(text))
+    for secret in ("1010000014", "659185", "0551234567"):
+        assert secret not in compact, text
+    lines = text.splitlines()
+    assert lines[0].startswith("WARNING py.warnings: ") and "UserWarning" in lines[0] and "1******014" in lines[0]
+    assert "******" in lines[0]
+    assert any(line.startswith("INFO some.library: user said") and "forged 05******67" in line for line in lines)
+    # A record starts at the margin; a traceback's lines are indented, the forged one too.
+    assert not any(line.startswith(("2026-12-05", "INFO root")) for line in lines), text
+    assert any(line.startswith("ERROR rasa: failed for ******") for line in lines)
+    assert "ACCESS GET /?id=1******014" in lines
+    assert any(line.startswith("  ") and "forged in a traceback" in line for line in lines)
 
 
 def test_a_whole_flow_at_debug_level_logs_no_code_and_no_full_id(tmp_path):
@@ -58,3 +147,50 @@ def test_a_whole_flow_at_debug_level_logs_no_code_and_no_full_id(tmp_path):
     for name, text in logs.items():
         assert code not in text, name
         assert ID["fahd"] not in text, name
+
+
+# Messages that reach the logs at the default level too: malformed payloads (a UserWarning
+# quotes them whole), ids, codes and phones typed in groups, and a line forged after a newline.
+TYPED = [
+    '/inform{"national_id": "1010000014", "otp": "659185", "phone": "0551234567"}',
+    '/inform{"national_id": "1010 000 014"} 659 185',
+    '/inform{"national_id": "١٠١٠-٠٠٠-٠١٤", bad',
+    "1010-000-014",
+    "٦٥٩ ١٨٥",
+    "جوالي 966551234567",
+    "/nosuchintent\n2026-12-05 22:28:25 INFO     rasa.core.processor  - FORGED by a person",
+]
+SECRETS = ("1010000014", "659185", "0551234567", "966551234567")
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug-level"])
+def test_what_people_type_reaches_no_log_readable_or_as_a_line_of_its_own(tmp_path, debug):
+    db_file = tmp_path / "musaed.db"
+    seed.seed(store.open_db(db_file))
+    servers = Servers(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp_path / "logs",
+        env={"MUSAED_DB": str(db_file)},
+        debug=debug,
+    ).start()
+    try:
+        for text in TYPED:
+            r = requests.post(
+                f"{servers.url}/webhooks/rest/webhook", json={"sender": "logs-test", "message": text}, timeout=60
+            )
+            assert r.status_code == 200, r.text
+    finally:
+        servers.stop()
+    logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log")}
+    rasa = logs["rasa.log"]
+    # The warnings reached the log (through logging), masked.
+    assert "UserWarning: Failed to parse arguments" in rasa and "1******014" in rasa, rasa[-3000:]
+    assert "FORGED by a person" in rasa  # the forged text was logged, inside its record
+    for name, text in logs.items():
+        compact = re.sub(r"[\s\-]", "", to_ascii_digits(text))
+        for secret in SECRETS:
+            assert secret not in compact, (name, secret)
+        for line in text.splitlines():
+            assert not line.startswith("2026-12-05 22:28:25"), (name, line)
+            assert "\x1b[2J" not in line

@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from sqlite_utils import Database
 
@@ -276,17 +276,62 @@ CREATE INDEX webhook_deliveries_seen ON webhook_deliveries(seen_at)
 """
 
 
-def _run_script(db: Db, script: str) -> None:
+# Issue 25: what customer-care agents read and change, one row each: who (the agent), what
+# (the action, the tracking number or conversation id), whose record (the national id, in
+# full: the database is the place for it) and when. Append-only: a trigger on each engine
+# refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL), and the store has no function
+# that would try.
+_M005_CARE_AUDIT_TABLE = """
+CREATE TABLE care_audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    action TEXT NOT NULL,
+    national_id TEXT,
+    subject TEXT,
+    detail TEXT
+);
+CREATE INDEX care_audit_person ON care_audit(national_id, at);
+CREATE INDEX care_audit_at ON care_audit(at)
+"""
+_M005_SQLITE_TRIGGERS = (
+    "CREATE TRIGGER care_audit_no_update BEFORE UPDATE ON care_audit "
+    "BEGIN SELECT RAISE(ABORT, 'care_audit is append-only'); END",
+    "CREATE TRIGGER care_audit_no_delete BEFORE DELETE ON care_audit "
+    "BEGIN SELECT RAISE(ABORT, 'care_audit is append-only'); END",
+)
+_M005_POSTGRES_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION care_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$body$ BEGIN RAISE EXCEPTION 'care_audit is append-only'; END $body$",
+    "CREATE TRIGGER care_audit_no_change BEFORE UPDATE OR DELETE ON care_audit "
+    "FOR EACH ROW EXECUTE PROCEDURE care_audit_append_only()",
+    "CREATE TRIGGER care_audit_no_truncate BEFORE TRUNCATE ON care_audit "
+    "FOR EACH STATEMENT EXECUTE PROCEDURE care_audit_append_only()",
+)
+
+
+def _m005_care_audit(db: Db) -> None:
+    """The table in shared SQL, its triggers in each engine's own (a trigger body has its own `;`)."""
+    _run_script(db, _M005_CARE_AUDIT_TABLE)
+    for statement in _M005_POSTGRES_TRIGGERS if dialect(db) == "postgresql" else _M005_SQLITE_TRIGGERS:
+        db.execute(statement)
+
+
+def _run_script(db: Db, script: Union[str, Callable[[Db], None]]) -> None:
+    if callable(script):  # a migration whose DDL differs by engine
+        script(db)
+        return
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
 # Named, in order; each applies whole (one transaction) and is recorded by name.
-MIGRATIONS: Tuple[Tuple[str, str], ...] = (
+MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("001_initial", _M001_INITIAL),
     ("002_code_limit_and_one_open_request", _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST),
     ("004_webhook_replays", _M004_WEBHOOK_REPLAYS),
+    ("005_care_audit", _m005_care_audit),
 )
 
 
@@ -629,6 +674,15 @@ def can_see_request(db: Db, national_id: str, request: dict) -> bool:
     )
 
 
+class RequestConflict(Exception):
+    """A status change that would leave two requests open for one service and beneficiary."""
+
+    def __init__(self, tracking_number: str, open_request: Optional[dict]) -> None:
+        super().__init__(f"{tracking_number}: another request is open ({(open_request or {}).get('tracking_number')})")
+        self.tracking_number = tracking_number
+        self.open_request = open_request
+
+
 def set_request_status(
     db: Db,
     tracking_number: str,
@@ -637,17 +691,85 @@ def set_request_status(
     actor: str,
     note: Optional[str] = None,
     now: Optional[datetime] = None,
+    audit: Optional[dict] = None,
 ) -> dict:
-    """Move a request to `status`, keeping the change as an event."""
+    """Move a request to `status`, keeping the change as an event (and `audit`, a care_audit
+    row, in the same transaction).
+
+    Reopening a closed request while another is open for the same service and
+    beneficiary raises RequestConflict, with nothing written.
+    """
     at = now_iso(now)
-    with transaction(db):
-        if not get_request(db, tracking_number):
-            raise KeyError(tracking_number)
-        db.execute(
-            "UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?", [status, at, tracking_number]
-        )
-        _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
+    try:
+        with transaction(db):
+            request = get_request(db, tracking_number)
+            if not request:
+                raise KeyError(tracking_number)
+            if status not in CLOSED_STATUSES:
+                serialize(db, f"request:{request['service_id']}:{request['beneficiary_id']}")
+                other = open_request(db, request["service_id"], request["beneficiary_id"])
+                if other and other["tracking_number"] != tracking_number:
+                    raise RequestConflict(tracking_number, other)
+            db.execute(
+                "UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?",
+                [status, at, tracking_number],
+            )
+            _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
+            if audit is not None:
+                _insert(db, "care_audit", {"at": at, **audit})
+    except integrity_errors():
+        # The unique index `requests_one_open` caught what the check did not (a writer outside the store).
+        request = get_request(db, tracking_number) or {}
+        raise RequestConflict(
+            tracking_number, open_request(db, request.get("service_id", ""), request.get("beneficiary_id", ""))
+        ) from None
     return _required(get_request(db, tracking_number))
+
+
+# -- the care audit (append-only: rows are added and read, never changed) --------
+
+
+def add_care_audit(
+    db: Db,
+    *,
+    agent: str,
+    action: str,
+    national_id: Optional[str] = None,
+    subject: Optional[str] = None,
+    detail: Optional[str] = None,
+    now: Optional[datetime] = None,
+) -> None:
+    """One row of what an agent did (a single INSERT: atomic on its own)."""
+    _insert(
+        db,
+        "care_audit",
+        {
+            "at": now_iso(now),
+            "agent": agent,
+            "action": action,
+            "national_id": national_id,
+            "subject": subject,
+            "detail": detail,
+        },
+    )
+
+
+def care_audit(
+    db: Db,
+    *,
+    national_id: Optional[str] = None,
+    agent: Optional[str] = None,
+    since: Optional[str] = None,
+    limit: int = 100,
+) -> List[dict]:
+    """Audit rows, newest first: of one person's records, one agent's, since a time."""
+    where, params = [], []
+    for column, value, op in (("national_id", national_id, "="), ("agent", agent, "="), ("at", since, ">=")):
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            params.append(value)
+    sql = "SELECT * FROM care_audit" + (" WHERE " + " AND ".join(where) if where else "")
+    return list(db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, int(limit)]))
 
 
 def _required(row: Optional[dict]) -> dict:
