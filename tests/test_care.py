@@ -288,6 +288,31 @@ async def test_the_api_in_process_refuses_without_a_token_and_logs_agents(db, tr
         assert ID["khalid"] not in logged and "1******014" in logged
 
 
+async def test_the_api_answers_a_conflict_with_409_and_audits_for_supervisors(db, tracker_db, tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    old = new_request(db, service="report_lost_id", beneficiary="khalid")
+    help_desk.change_status(db, old, "delivered", "huda")
+    new = new_request(db, service="report_lost_id", beneficiary="khalid", conversation="c2")
+    app = make_app(
+        None, tracker_db, TOKENS, db_path=tmp_path / "musaed.db", ranker=StandInRanker(), supervisors={"huda"}
+    )
+    async with TestClient(TestServer(app)) as client:
+        omar = {"Authorization": f"Bearer {TOKENS['omar']}"}
+        r = await client.post(f"/care/requests/{old}/status", headers=omar, json={"status": "approved"})
+        body = await r.json()
+        assert r.status == 409 and body["error"] == "conflict" and new in body["message"]
+        assert store.get_request(db, old)["status"] == "delivered"
+        assert (await client.get("/care/conversations/alice", headers=omar)).status == 200
+        # The audit: for supervisors only.
+        assert (await client.get("/care/audit", headers=omar)).status == 403
+        huda = {"Authorization": f"Bearer {TOKENS['huda']}"}
+        r = await client.get(f"/care/audit?national_id={ID['khalid']}", headers=huda)
+        actions = [(row["agent"], row["action"]) for row in (await r.json())["audit"]]
+        assert ("omar", "change_status_refused") in actions and ("huda", "change_status") in actions
+        assert store.care_audit(db, limit=1)[0]["action"] == "read_audit"
+
+
 # -- the CLI against the real trained model -----------------------------------------------
 
 
@@ -721,31 +746,6 @@ def test_a_conflicting_reopen_is_refused_with_a_reason_and_nothing_written(open_
     # Once the other one is closed, the old one may be reopened.
     help_desk.change_status(db, new, "rejected", "omar", reason="مكرر")
     assert help_desk.change_status(db, old, "approved", "omar")["status"] == "approved"
-
-
-async def test_the_api_answers_a_conflict_with_409_and_audits_for_supervisors(db, tracker_db, tmp_path):
-    from aiohttp.test_utils import TestClient, TestServer
-
-    old = new_request(db, service="report_lost_id", beneficiary="khalid")
-    help_desk.change_status(db, old, "delivered", "huda")
-    new = new_request(db, service="report_lost_id", beneficiary="khalid", conversation="c2")
-    app = make_app(
-        None, tracker_db, TOKENS, db_path=tmp_path / "musaed.db", ranker=StandInRanker(), supervisors={"huda"}
-    )
-    async with TestClient(TestServer(app)) as client:
-        omar = {"Authorization": f"Bearer {TOKENS['omar']}"}
-        r = await client.post(f"/care/requests/{old}/status", headers=omar, json={"status": "approved"})
-        body = await r.json()
-        assert r.status == 409 and body["error"] == "conflict" and new in body["message"]
-        assert store.get_request(db, old)["status"] == "delivered"
-        assert (await client.get("/care/conversations/alice", headers=omar)).status == 200
-        # The audit: for supervisors only.
-        assert (await client.get("/care/audit", headers=omar)).status == 403
-        huda = {"Authorization": f"Bearer {TOKENS['huda']}"}
-        r = await client.get(f"/care/audit?national_id={ID['khalid']}", headers=huda)
-        actions = [(row["agent"], row["action"]) for row in (await r.json())["audit"]]
-        assert ("omar", "change_status_refused") in actions and ("huda", "change_status") in actions
-        assert store.care_audit(db, limit=1)[0]["action"] == "read_audit"
 
 
 def test_the_cli_needs_an_agent_token_and_takes_the_name_from_it(db, tmp_path):
