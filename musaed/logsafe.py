@@ -42,6 +42,7 @@ _ESCAPED_DIGIT = re.compile(r"\\u06([6fF])([0-9])")
 # C0 and C1 controls, DEL, line/paragraph separators, and the bidi controls.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_COLOUR = re.compile("\x1b\\[[0-9;]*m")
 
 
 def _mask_digits(digits: str) -> Optional[str]:
@@ -133,7 +134,8 @@ def _redacted(record: logging.LogRecord) -> logging.LogRecord:
     except Exception:  # noqa: BLE001 - a malformed record is logging's to report
         return record
     if record.name == "py.warnings":
-        message = message.rstrip("\n")  # formatwarning's own end of line
+        # formatwarning's own end of line, and the colours Rasa wraps its warnings in.
+        message = _COLOUR.sub("", message).rstrip("\n")
     safe = clean(message)
     if safe != message or record.name == "py.warnings":
         record.msg, record.args = safe, None
