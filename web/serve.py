@@ -18,7 +18,7 @@ from aiohttp import web
 WEB = Path(__file__).resolve().parent
 sys.path.insert(0, str(WEB.parent))
 
-from musaed import receipt, store  # noqa: E402
+from musaed import logsafe, receipt, store  # noqa: E402
 
 SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rasa-url", default="http://localhost:5005")
     args = parser.parse_args()
+    logsafe.install()  # ids, codes and phones masked in its log, one record a line
     web.run_app(make_app(args.rasa_url, f"http://{args.host}:{args.port}"), host=args.host, port=args.port, print=None)
 
 
