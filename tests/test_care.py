@@ -543,6 +543,15 @@ def test_agent_approves_a_request_and_the_person_sees_it_at_once(chat, servers, 
     logged = care_api.log.read_text(encoding="utf-8")
     assert f"agent huda: {number} moved to approved" in logged
     assert "1******014" in logged and ID["khalid"] not in logged
+    # Whose conversation was read: the person it verified (the slot is encrypted in the
+    # tracker store), in full in the audit, masked in the log.
+    row = store.care_audit(store.open_db(servers.db_file), agent="omar", limit=1)[0]
+    assert (row["action"], row["national_id"], row["subject"]) == (
+        "read_conversation",
+        ID["khalid"],
+        chat.conversation_id,
+    )
+    assert re.search(r"agent omar: read conversation rest:\S+ of 1\*{6}014 \(\d+ messages\)", logged), logged[-2000:]
 
 
 @e2e
