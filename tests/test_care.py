@@ -738,6 +738,26 @@ def test_the_care_audit_is_append_only_on_both_engines(open_store):
     assert not re.search(r"(UPDATE|DELETE FROM|TRUNCATE)\s+care_audit", source)
 
 
+@e2e
+def test_the_clusters_app_role_migrates_the_audit_and_cannot_change_it(pg_server):
+    """The cluster's servers connect as a role that is no superuser (scripts/backing.py):
+    it creates the audit and its triggers, adds rows, and is refused changing them."""
+    import uuid
+
+    from backing import new_password
+
+    name, password = f"care_{uuid.uuid4().hex[:10]}", new_password()
+    pg_server.app_role(name, password, [name])
+    db = store.open_db(url=pg_server.url_for(name, password, name))
+    assert "005_care_audit" in store.applied_migrations(db)
+    store.add_care_audit(db, agent="omar", action="read_conversation", national_id=ID["sara"], subject="web:x")
+    for statement in ("UPDATE care_audit SET national_id = NULL", "DELETE FROM care_audit", "TRUNCATE care_audit"):
+        with pytest.raises(Exception, match="append-only"):
+            with store.transaction(db):
+                db.execute(statement)
+    assert [r["national_id"] for r in store.care_audit(db)] == [ID["sara"]]
+
+
 def test_a_conflicting_reopen_is_refused_with_a_reason_and_nothing_written(open_store):
     db = open_store()
     seed.seed(db, today=TODAY)
