@@ -30,8 +30,9 @@ in the cluster nginx limits each address in front of the replicas
 (scripts/cluster.py), and each replica limits its senders.
 
 Tokenless REST is exempt (REST is open only on loopback then: tests,
-`make chat`, `make bench`), and Telegram and WhatsApp give no address, only
-the sender.
+`make chat`, `make bench`), and so is this machine's own address from the
+per-address limit (as at the cluster's nginx; its senders are still limited).
+Telegram and WhatsApp give no address, only the sender.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class Limits:
     def check(self, sender: str, address: Optional[str]) -> str:
         """GO, or SLOW_DOWN (the first refused message of a burst), or QUIET (the rest of it)."""
         # The address first: a refused message must not count against its sender either.
-        if (address is None or self.addresses.allow(address)) and self.senders.allow(sender):
+        if (address is None or _local(address) or self.addresses.allow(address)) and self.senders.allow(sender):
             self._told.pop(sender, None)
             return GO
         now = self.clock()
@@ -202,6 +203,13 @@ def _ip(value: Optional[str]) -> Optional[str]:
         return str(ipaddress.ip_address((value or "").strip()))
     except ValueError:
         return None
+
+
+def _local(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def client_address(peer: Optional[str], headers: Optional[Mapping[str, str]] = None) -> Optional[str]:

@@ -511,3 +511,194 @@ def test_a_second_conversation_gets_the_open_request_not_a_new_one(bot):
         r["tracking_number"]
         for r in db.query("SELECT tracking_number FROM requests WHERE service_id = 'renew_national_id'")
     ] == [number]
+
+
+# -- limits on volume and webhook replays (issue 25, items 3 and 6) ---------------
+
+TOO_LONG = {"ar": CAT.labels["too_long"], "en": catalogue.load("en").labels["too_long"]}
+SLOW_DOWN = {"ar": CAT.labels["slow_down"], "en": catalogue.load("en").labels["slow_down"]}
+
+
+def rest_from(bot, address: str, sender: str, text: str, metadata=None) -> requests.Response:
+    """REST with the token, as the cluster's nginx forwards a client at `address` (X-Real-IP from loopback)."""
+    body = {"sender": sender, "message": text, **({"metadata": metadata} if metadata is not None else {})}
+    headers = {"Authorization": f"Bearer {REST_TOKEN}", "X-Real-IP": address}
+    return requests.post(f"{bot.url}/webhooks/rest/webhook", json=body, headers=headers, timeout=120)
+
+
+def user_events(bot, conversation: str) -> list:
+    """The user messages Rasa's tracker store kept for `conversation`."""
+    import sqlite3
+
+    conn = sqlite3.connect(bot.tracker_db)
+    try:
+        rows = conn.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", [conversation]
+        ).fetchall()
+    finally:
+        conn.close()
+    return [json.loads(data) for (data,) in rows]
+
+
+def stored_bytes(bot, conversation: str) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(bot.tracker_db)
+    try:
+        return conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM events WHERE sender_id = ?", [conversation]
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def texts_of(response: requests.Response) -> list:
+    assert response.status_code == 200, response.text
+    return [m.get("text") for m in response.json()]
+
+
+def test_a_message_over_4_kb_gets_too_long_and_is_neither_parsed_nor_stored(bot):
+    sender = f"big-{uuid.uuid4().hex[:8]}"
+    big = ("ابي اجدد هويتي " * 40000)[:500_000]  # 900 KB: took 3.4 s and was stored as a 5 MB event
+    assert len(big.encode()) == 900_000
+    start = time.monotonic()
+    assert texts_of(rest_from(bot, "203.0.113.41", sender, big)) == [TOO_LONG["ar"]]
+    assert time.monotonic() - start < 1.5
+    assert texts_of(rest_from(bot, "203.0.113.41", sender, "I want to renew my national id " * 140)) == [TOO_LONG["en"]]
+    assert stored_bytes(bot, f"rest:{sender}") == 0  # Rasa never saw them
+    # 4 KB exactly is a message like any other.
+    edge = ("ضاعت هويتي " * 400)[: 4096 // 2]
+    assert len(edge.encode()) <= 4096
+    assert texts_of(rest_from(bot, "203.0.113.41", sender, edge)) != [TOO_LONG["ar"]]
+    assert len(user_events(bot, f"rest:{sender}")) == 1
+
+    chat = 700000101
+    assert tg_post(bot, tg_text_update(chat, "ابي اجدد هويتي " * 300)).status_code == 200
+    assert [m["text"] for m in bot.telegram.wait_for(lambda _: tg_sent(bot, chat))] == [TOO_LONG["ar"]]
+    wa_id = new_wa_id()
+    sent = wa_say(bot, wa_id, wa_text(wa_id, "Please help me renew my iqama " * 150))
+    assert wa_texts(sent) == [TOO_LONG["en"]]
+    assert stored_bytes(bot, f"telegram:{chat}") == stored_bytes(bot, f"whatsapp:{wa_id}") == 0
+
+
+def flood(bot, address: str, senders: list, text: str = "مرحبا") -> list:
+    """One REST message for each of `senders`, all at once; their replies' texts, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(senders)) as pool:
+        return list(pool.map(lambda s: texts_of(rest_from(bot, address, s, text)), senders))
+
+
+def test_a_burst_from_one_sender_gets_one_slow_down_and_a_bystander_is_answered(bot):
+    sender = f"flood-{uuid.uuid4().hex[:8]}"
+    bystander = f"bystander-{uuid.uuid4().hex[:8]}"
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        floods = pool.submit(flood, bot, "203.0.113.51", [sender] * 30)
+        time.sleep(0.3)
+        assert texts_of(rest_from(bot, "198.51.100.51", bystander, "مرحبا")) == [GREETING]
+        replies = floods.result()
+    assert sorted(map(tuple, replies)).count((GREETING,)) == 20
+    assert [r for r in replies if r != [GREETING]].count([SLOW_DOWN["ar"]]) == 1  # once a burst
+    assert [r for r in replies if r not in ([GREETING], [SLOW_DOWN["ar"]])] == [[]] * 9
+    assert len(user_events(bot, f"rest:{sender}")) == 20  # the refused ones were never processed
+    # Still the same burst: still quiet, and still not processed.
+    assert texts_of(rest_from(bot, "203.0.113.51", sender, "hello there")) == []
+    assert len(user_events(bot, f"rest:{sender}")) == 20
+
+
+def test_an_address_is_limited_across_its_senders(bot):
+    senders = [f"nat-{n}-{uuid.uuid4().hex[:6]}" for n in range(65)]
+    replies = flood(bot, "203.0.113.61", senders)
+    assert sorted(map(tuple, replies)).count((GREETING,)) == 60
+    assert sorted(map(tuple, replies)).count((SLOW_DOWN["ar"],)) == 5
+    # Another address is not held up by it.
+    assert texts_of(rest_from(bot, "203.0.113.62", senders[-1], "مرحبا")) == [GREETING]
+
+
+def test_rest_with_a_token_sets_the_callers_address_over_the_clients(bot):
+    sender = f"addr-{uuid.uuid4().hex[:8]}"
+    forged = {"musaed_address": "6.6.6.6", "note": "kept"}
+    texts_of(rest_from(bot, "203.0.113.71", sender, "مرحبا", metadata=forged))
+    r = requests.post(
+        f"{bot.url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": "مرحبا", "metadata": forged},
+        headers={"Authorization": f"Bearer {REST_TOKEN}"},
+        timeout=60,
+    )
+    assert r.status_code == 200
+    metadata = [e.get("metadata") or {} for e in user_events(bot, f"rest:{sender}")]
+    assert [m.get("musaed_address") for m in metadata] == ["203.0.113.71", "127.0.0.1"]
+    assert all(m.get("note") == "kept" for m in metadata)
+
+
+async def test_a_web_socket_has_its_address_and_a_burst_gets_one_slow_down(bot):
+
+    tab = Tab(bot.url)
+    try:
+        await tab.client.connect(tab.url, transports=["polling"], headers={"X-Real-IP": "198.51.100.81"})
+        await tab.client.emit("session_request", {"session_id": None})
+        await tab.confirmed()
+        # One after another as fast as they are answered (at once, they would wait in Rasa's
+        # conversation lock, which polls once a second).
+        start = time.monotonic()
+        answers = [[m.get("text") for m in await tab.say("مرحبا")] for _ in range(25)]
+        assert time.monotonic() - start < 10, "20 messages took over 10 s: the machine is too busy to tell"
+        assert answers == [[GREETING]] * 20 + [[SLOW_DOWN["ar"]]] + [[]] * 4
+        metadata = [e.get("metadata") or {} for e in user_events(bot, tab.conversation)]
+        assert len(metadata) == 20
+        assert {m.get("musaed_address") for m in metadata} == {"198.51.100.81"}
+    finally:
+        await tab.close()
+
+
+def test_telegram_burst_gets_one_slow_down(bot):
+    chat = 700000111
+    start = time.monotonic()
+    # One after another as fast as they are handled (the webhook answers once it has).
+    codes = [tg_post(bot, tg_text_update(chat, "مرحبا")).status_code for _ in range(25)]
+    assert time.monotonic() - start < 10, "20 messages took over 10 s: the machine is too busy to tell"
+    assert codes == [200] * 25
+    assert [m["text"] for m in tg_sent(bot, chat)] == [GREETING] * 20 + [SLOW_DOWN["ar"]]
+
+
+def test_a_telegram_update_sent_twice_or_old_is_acknowledged_and_not_answered(bot):
+    chat = 700000121
+    update = tg_text_update(chat, "/start")
+    assert tg_post(bot, update).status_code == 200
+    assert [m["text"] for m in bot.telegram.wait_for(lambda _: tg_sent(bot, chat))] == [GREETING]
+    assert tg_post(bot, update).status_code == 200  # the same update_id again
+    old = tg_text_update(chat, "/start")
+    old["message"]["date"] -= 6 * 60
+    assert tg_post(bot, old).status_code == 200
+    edited = tg_text_update(chat, "ضاعت هويتي")
+    edited["edited_message"] = edited.pop("message")
+    edited["edited_message"]["edit_date"] = edited["edited_message"]["date"] - 400
+    assert tg_post(bot, edited).status_code == 200
+    # A fresh update is answered; nothing came of the replay or the old ones.
+    assert tg_post(bot, tg_text_update(chat, "/start")).status_code == 200
+    assert [m["text"] for m in tg_sent(bot, chat)] == [GREETING, GREETING]
+
+
+def test_a_whatsapp_replay_after_a_thousand_others_or_old_is_not_handled(bot):
+    wa_id = new_wa_id()
+    payload = wa_text(wa_id, "السلام عليكم")
+    assert wa_texts(wa_say(bot, wa_id, payload)) == [GREETING]
+    # The store remembers more than the last 1,000 ids (what used to be kept, in memory).
+    db = store.open_db(bot.db_file)
+    now = store.now_iso()
+    store.insert_rows(
+        db,
+        "webhook_deliveries",
+        [{"channel": "whatsapp", "delivery_id": f"wamid.filler{n}", "seen_at": now} for n in range(1500)],
+    )
+    assert wa_post(bot, payload).status_code == 200
+    year_old = wa_text(wa_id, "السلام عليكم")
+    year_old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = str(int(time.time()) - 365 * 86400)
+    assert wa_post(bot, year_old).status_code == 200
+    six_minutes = wa_text(wa_id, "السلام عليكم")
+    six_minutes["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = str(int(time.time()) - 360)
+    assert wa_post(bot, six_minutes).status_code == 200
+    assert wa_texts(wa_say(bot, wa_id, wa_text(wa_id, "السلام عليكم"))) == [GREETING]
+    assert wa_texts(bot.graph.messages_to(wa_id)) == [GREETING, GREETING]

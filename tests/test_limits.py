@@ -83,6 +83,8 @@ def test_an_address_is_limited_across_its_senders():
     assert verdicts == [GO] * 60 + [SLOW_DOWN] * 5  # each sender hears it once
     assert lim.check("web:other", "198.51.100.8") == GO
     assert lim.check("web:other", None) == GO
+    # This machine's own address is trusted, as tokenless REST is: only its senders are limited.
+    assert [lim.check(f"web:local{n}", "127.0.0.1") for n in range(65)] == [GO] * 65
 
 
 def test_the_size_cap_counts_utf8_bytes():
