@@ -156,6 +156,8 @@ class Cluster:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("pids", "logs", "run", "nginx"):
             (self.dir / sub).mkdir(mode=0o700, exist_ok=True)
+        # What an earlier version left readable by others (logs, settings, directories).
+        files.tighten([self.dir, *self.dir.rglob("*")])
 
     def spawn(self, name: str, cmd: List[str], env: dict) -> subprocess.Popen:
         log = private_log(self.dir / "logs" / f"{name}.log", append=True)
@@ -273,8 +275,8 @@ class Cluster:
             # The workers' own directory for temporary files (nginx makes its subdirectories theirs).
             shutil.chown(self.dir / "nginx", *user)
             let_through(self.dir)
-        conf.write_text(
-            nginx_conf(self.dir, self.port, actions_front, rasa_ports, action_ports, web_port, care_port, user)
+        private_file(
+            conf, nginx_conf(self.dir, self.port, actions_front, rasa_ports, action_ports, web_port, care_port, user)
         )
         nginx = self.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(self.dir / "run"), "-g", "daemon off;"], env)
         for n, port in enumerate(action_ports, start=1):
