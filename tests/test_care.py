@@ -797,6 +797,15 @@ def test_the_cli_needs_an_agent_token_and_takes_the_name_from_it(db, tmp_path):
     assert moved.returncode == 0, moved.stderr
     assert store.request_events(db, number)[-1]["actor"] == "agent:omar"
     assert store.care_audit(db, limit=1)[0]["agent"] == "omar"
+    # The audit, for supervisors only.
+    refused = run_cli("audit", env=as_agent("omar", MUSAED_CARE_SUPERVISORS="huda", **base))
+    assert refused.returncode == 2 and refused.stdout == ""
+    shown = run_cli(
+        "audit", "--national-id", ID["khalid"], "--json", env=as_agent("huda", MUSAED_CARE_SUPERVISORS="huda", **base)
+    )
+    assert shown.returncode == 0, shown.stderr
+    [change] = [r for r in json.loads(shown.stdout)["audit"] if r["action"] == "change_status"]
+    assert (change["agent"], change["subject"], change["detail"]) == ("omar", number, "submitted -> approved")
 
 
 def test_the_cli_says_a_conflict_plainly(db, tmp_path):
