@@ -159,3 +159,37 @@ def test_a_delivery_id_is_remembered_for_a_day(open_store):
     assert seen("whatsapp", "wamid.A", t0 + timedelta(days=1, minutes=1))
     rows = db.execute("SELECT channel, delivery_id FROM webhook_deliveries ORDER BY channel, delivery_id").fetchall()
     assert [tuple(r) for r in rows] == [("whatsapp", "wamid.A"), ("whatsapp", "wamid.B")]
+
+
+# -- tokenless REST on loopback: trusted local callers ----------------------------
+
+
+@pytest.mark.e2e
+def test_open_rest_on_loopback_has_no_address_and_no_rate_limit(servers):
+    import json
+    import sqlite3
+    import uuid
+
+    import requests
+
+    sender = f"local-{uuid.uuid4().hex[:8]}"
+    url = f"{servers.url}/webhooks/rest/webhook"
+    forged = {"musaed_address": "6.6.6.6"}
+    replies = [
+        requests.post(url, json={"sender": sender, "message": "مرحبا", "metadata": forged}, timeout=60).json()
+        for _ in range(22)
+    ]
+    slow_down = catalogue.load().labels["slow_down"]
+    assert all(r and r[0]["text"] != slow_down for r in replies)  # past 20 in 10 s: still answered
+    conn = sqlite3.connect(servers.tracker_db)
+    rows = conn.execute(
+        "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", [f"rest:{sender}"]
+    ).fetchall()
+    conn.close()
+    assert len(rows) == 22
+    assert all("musaed_address" not in (json.loads(d).get("metadata") or {}) for (d,) in rows)
+    # Too long is too long on every channel.
+    assert (
+        requests.post(url, json={"sender": sender, "message": "hello " * 1000}, timeout=60).json()[0]["text"]
+        == (catalogue.load("en").labels["too_long"])
+    )
