@@ -24,13 +24,17 @@ import logging
 import re
 from typing import Optional
 
-from musaed.arabic import to_ascii_digits
 from musaed.identity import mask_id
 
 _DIGIT = "0-9\u0660-\u0669\u06f0-\u06f9"
 # Between the groups of one number: spaces (any), or a dash with spaces around it.
 _SEP = r"(?:\s*[\-\u2010-\u2015\u2212]\s*|\s+)"
 _GROUP = re.compile(rf"[{_DIGIT}]+")
+_ASCII = str.maketrans(
+    "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+    "\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9",
+    "0123456789" * 2,
+)
 # Digit groups joined by separators, not touching another digit.
 _CHAIN = re.compile(rf"(?<![{_DIGIT}])[{_DIGIT}]+(?:{_SEP}[{_DIGIT}]+)*(?![{_DIGIT}])")
 # Dates and times are numbers in groups too: never read as an id or a code.
@@ -67,12 +71,14 @@ def _mask_chain(chain: str) -> str:
     """Mask, in one run of digit groups, every stretch of consecutive groups that is a code,
     an id or a phone number: the longest from each group on, left to right."""
     groups = list(_GROUP.finditer(chain))
+    if sum(g.end() - g.start() for g in groups) < 6:
+        return chain  # most numbers in a log line: a port, a count, a status
     out, done, i = [], 0, 0
     while i < len(groups):
         found = None
         digits = ""
         for j in range(i, len(groups)):
-            digits += to_ascii_digits(groups[j].group())
+            digits += groups[j].group().translate(_ASCII)
             if len(digits) > 14:
                 break
             mask = _mask_digits(digits)
