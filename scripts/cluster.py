@@ -116,6 +116,25 @@ http {{
   # still one request (the store's one-open-request rule).
   proxy_next_upstream error timeout http_502 http_503 non_idempotent;
   upstream rasa {{
+  # Limits per client address (issue 25; the app limits each sender, channels/limits.py):
+  # REST 5 requests a second with bursts of 60 (the app's 60 in 10 s, 300 a minute), the
+  # widget twice that (polling makes 2-3 requests a message), connections at once capped;
+  # past them 429. Not Telegram or WhatsApp: everyone's messages come from their few
+  # servers. Not this machine (make bench, make chat, the tests), as in the app.
+  geo $musaed_outside {{
+    default 1;
+    127.0.0.1 0;
+    ::1 0;
+  }}
+  map $musaed_outside $musaed_client {{
+    0 "";
+    1 $binary_remote_addr;
+  }}
+  limit_req_zone $musaed_client zone=musaed_rest:10m rate=5r/s;
+  limit_req_zone $musaed_client zone=musaed_web:10m rate=10r/s;
+  limit_conn_zone $musaed_client zone=musaed_conn:10m;
+  limit_req_status 429;
+  limit_conn_status 429;
 {servers(rasa)}
   }}
   upstream rasa_sticky {{
@@ -131,12 +150,24 @@ http {{
     client_max_body_size 1m;
     location /webhooks/ {{ proxy_pass http://rasa; }}
     location /socket.io/ {{
+    # The app limits per address by these, believed only from a proxy on loopback.
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    location /webhooks/rest/ {{
+      limit_req zone=musaed_rest burst=60 nodelay;
+      limit_conn musaed_conn 20;
+      proxy_pass http://rasa;
+    }}
       proxy_pass http://rasa_sticky;
       proxy_http_version 1.1;
+      limit_req zone=musaed_web burst=120 nodelay;
+      limit_conn musaed_conn 50;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
       proxy_read_timeout 3600s;
     }}{care_location}
+      proxy_set_header X-Real-IP $remote_addr;  # a location's own proxy_set_header drops the server's
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     location / {{ proxy_pass http://127.0.0.1:{web}; }}
   }}
   server {{

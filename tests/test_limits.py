@@ -193,3 +193,105 @@ def test_open_rest_on_loopback_has_no_address_and_no_rate_limit(servers):
         requests.post(url, json={"sender": sender, "message": "hello " * 1000}, timeout=60).json()[0]["text"]
         == (catalogue.load("en").labels["too_long"])
     )
+
+
+# -- the cluster's nginx: limits per address in front of the replicas -------------
+
+
+class Upstream:
+    """A stand-in for the Rasa replicas behind nginx: answers every request with the X-Real-IP it got."""
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = (self.headers.get("X-Real-IP") or "").encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def front(tmp_path):
+    """nginx with scripts/cluster.py's configuration, its Rasa upstream a stand-in; its port."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not shutil.which("nginx"):
+        pytest.fail("nginx is missing: `make install` installs it (scripts/backing.py)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from cluster import nginx_conf
+    from servers import free_port
+
+    for sub in ("run", "logs", "nginx"):
+        (tmp_path / sub).mkdir()
+    port = free_port()
+    with Upstream() as upstream:
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(nginx_conf(tmp_path, port, free_port(), [upstream.port], [free_port()], free_port(), 0))
+        proc = subprocess.Popen(
+            ["nginx", "-c", str(conf), "-p", str(tmp_path / "run"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while get(port, "/webhooks/rest/")[0] != 200:
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "logs" / "nginx.log"
+                ).read_text()
+                time.sleep(0.1)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def get(port: int, path: str, source: str = "127.0.0.1") -> tuple:
+    """(status, body) of a GET through nginx from `source` (any 127.x address is this machine's loopback)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    except OSError:
+        return 0, ""
+    finally:
+        conn.close()
+
+
+@pytest.mark.e2e
+def test_nginx_limits_each_outside_address_on_rest_but_not_this_machine_nor_the_messengers(front):
+    outside = [get(front, "/webhooks/rest/", "127.0.0.2") for _ in range(100)]
+    statuses = [s for s, _ in outside]
+    assert 60 <= statuses.count(200) <= 75 and statuses.count(429) == 100 - statuses.count(200), statuses
+    assert statuses[:60] == [200] * 60  # a burst of 60 goes through at once
+    assert outside[0][1] == "127.0.0.2"  # the replicas are told who the client is
+    # Another address has its own allowance; this machine and Telegram's webhook have none.
+    assert get(front, "/webhooks/rest/", "127.0.0.3")[0] == 200
+    assert [get(front, "/webhooks/rest/")[0] for _ in range(100)] == [200] * 100
+    assert [get(front, "/webhooks/telegram/", "127.0.0.2")[0] for _ in range(100)] == [200] * 100
