@@ -115,7 +115,6 @@ http {{
   # it (the tracker is saved at the end), and a request confirmed twice is
   # still one request (the store's one-open-request rule).
   proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-  upstream rasa {{
   # Limits per client address (issue 25; the app limits each sender, channels/limits.py):
   # REST 5 requests a second with bursts of 60 (the app's 60 in 10 s, 300 a minute), the
   # widget twice that (polling makes 2-3 requests a message), connections at once capped;
@@ -135,6 +134,7 @@ http {{
   limit_conn_zone $musaed_client zone=musaed_conn:10m;
   limit_req_status 429;
   limit_conn_status 429;
+  upstream rasa {{
 {servers(rasa)}
   }}
   upstream rasa_sticky {{
@@ -147,9 +147,8 @@ http {{
   }}
   server {{
     listen 127.0.0.1:{front};
+    # Messages past 4 KB get the app's short «too long» (channels/limits.py); bodies past 1 MB stop here.
     client_max_body_size 1m;
-    location /webhooks/ {{ proxy_pass http://rasa; }}
-    location /socket.io/ {{
     # The app limits per address by these, believed only from a proxy on loopback.
     proxy_set_header X-Real-IP $remote_addr;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -158,16 +157,18 @@ http {{
       limit_conn musaed_conn 20;
       proxy_pass http://rasa;
     }}
-      proxy_pass http://rasa_sticky;
-      proxy_http_version 1.1;
+    location /webhooks/ {{ proxy_pass http://rasa; }}
+    location /socket.io/ {{
       limit_req zone=musaed_web burst=120 nodelay;
       limit_conn musaed_conn 50;
+      proxy_pass http://rasa_sticky;
+      proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
-      proxy_read_timeout 3600s;
-    }}{care_location}
       proxy_set_header X-Real-IP $remote_addr;  # a location's own proxy_set_header drops the server's
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_read_timeout 3600s;
+    }}{care_location}
     location / {{ proxy_pass http://127.0.0.1:{web}; }}
   }}
   server {{
