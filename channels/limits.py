@@ -98,23 +98,31 @@ class Limiter:
         self._calls = 0
 
     def allow(self, key: str) -> bool:
+        """Whether `key` has room, counting this message when it has."""
+        if not self.room(key):
+            return False
+        self.take(key)
+        return True
+
+    def room(self, key: str) -> bool:
+        """Whether `key` may send one more message now (nothing is counted)."""
         now = self.clock()
         self._calls += 1
         if self._calls % _SWEEP_EVERY == 0:
             self._sweep(now)
         times = self._times.get(key)
-        if times is None:
-            times = self._times[key] = []
+        if not times:
+            return True
         # What fell out of the longest window is of no use any more.
         del times[: bisect.bisect_right(times, now - self.window)]
-        for rate in self.rates:
-            if len(times) - bisect.bisect_right(times, now - rate.seconds) >= rate.count:
-                return False
-        times.append(now)
+        return all(len(times) - bisect.bisect_right(times, now - r.seconds) < r.count for r in self.rates)
+
+    def take(self, key: str) -> None:
+        """Count one message of `key`, now."""
+        self._times.setdefault(key, []).append(self.clock())
         self._times.move_to_end(key)
         while len(self._times) > self.max_keys:
             self._times.popitem(last=False)  # the key allowed longest ago starts afresh
-        return True
 
     def _sweep(self, now: float) -> None:
         """Forget keys with nothing in the window: they are as good as new."""
@@ -164,8 +172,12 @@ class Limits:
 
     def check(self, sender: str, address: Optional[str]) -> str:
         """GO, or SLOW_DOWN (the first refused message of a burst), or QUIET (the rest of it)."""
-        # The address first: a refused message must not count against its sender either.
-        if (address is None or _local(address) or self.addresses.allow(address)) and self.senders.allow(sender):
+        limited_address = address if address is not None and not _local(address) else None
+        # Counted only when both have room: a refused message uses up nothing, of either.
+        if (limited_address is None or self.addresses.room(limited_address)) and self.senders.room(sender):
+            if limited_address is not None:
+                self.addresses.take(limited_address)
+            self.senders.take(sender)
             self._told.pop(sender, None)
             return GO
         now = self.clock()

@@ -87,6 +87,14 @@ def test_an_address_is_limited_across_its_senders():
     assert [lim.check(f"web:local{n}", "127.0.0.1") for n in range(65)] == [GO] * 65
 
 
+def test_a_message_refused_for_its_sender_does_not_count_against_its_address():
+    clock = Clock()
+    lim = default_limits(clock)
+    assert [lim.check("rest:one", "198.51.100.9") for _ in range(100)].count(GO) == 20
+    # The address let 20 through, not 100: 40 more senders still fit in its 60.
+    assert [lim.check(f"rest:other{n}", "198.51.100.9") for n in range(41)] == [GO] * 40 + [SLOW_DOWN]
+
+
 def test_the_size_cap_counts_utf8_bytes():
     lim = default_limits(Clock())
     assert not lim.too_long("a" * 4096)
