@@ -16,30 +16,48 @@ that conversation. Here:
   socket that asked for it: a ``user_uttered`` speaks in its socket's bound
   conversation whatever ``session_id`` it carries, and a socket that asked
   for none is given one first.
+- The store keeps each session's state (``web_sessions``, migration 007), so
+  every replica agrees: «محادثة جديدة» ends the old session for good (the
+  widget sends its token as ``end``), and a session idle for
+  ``MUSAED_WEB_SESSION_IDLE_MINUTES`` (default 60, Rasa's own session
+  length) expires. An ended or expired token gets a new, empty
+  conversation, and a socket still bound to one is moved to a new session
+  at its next message.
+- The browser keeps only the token and the language: no transcript. A page
+  that loads with a live token asks for ``history`` and the server sends the
+  conversation's messages from the tracker store (``session_history``).
+- Only the configured web origins (``MUSAED_WEB_ORIGINS``,
+  musaed/web_security.py) may open a socket from a browser, and every
+  response of the Rasa server carries the security headers and no version.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
+from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
 from channels import limits
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import keys
+from musaed import keys, store, web_security
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +65,10 @@ CHANNEL = "web"
 SECRET_ENV = "MUSAED_SESSION_SECRET"
 SECRET_FILE = "session.secret"
 _TOKEN = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{64})$")
+IDLE_ENV = "MUSAED_WEB_SESSION_IDLE_MINUTES"
+DEFAULT_IDLE_MINUTES = 60
+# A live session's last_seen is written at most this often (not at every message).
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 def _signature(session: str, secret: bytes) -> str:
@@ -69,37 +91,173 @@ def session_of(token: Any, secret: bytes) -> Optional[str]:
     return session if hmac.compare_digest(_signature(session, secret), sig) else None
 
 
+def idle_minutes(env: Optional[Dict[str, str]] = None) -> float:
+    value = (os.environ if env is None else env).get(IDLE_ENV, "")
+    minutes = float(value) if value.strip() else DEFAULT_IDLE_MINUTES
+    if minutes <= 0:
+        raise ValueError(f"{IDLE_ENV} must be a positive number of minutes, not {value!r}")
+    return minutes
+
+
+def session_key(session: str) -> str:
+    """What the store keeps of a session id: its hash (the id names a conversation)."""
+    return hashlib.sha256(b"musaed-web-session:" + session.encode("ascii")).hexdigest()
+
+
+class Sessions:
+    """The web sessions' state in the application store, shared by every replica.
+    Blocking calls: the channel runs them in a thread."""
+
+    def __init__(self, idle: timedelta) -> None:
+        self.idle = idle
+
+    def start(self, session: str) -> None:
+        store.start_web_session(store.open_db(), session_key(session), store.now_iso())
+
+    def live(self, session: str) -> bool:
+        """Not ended and not idle too long; a live one is seen now."""
+        db, now = store.open_db(), datetime.now(timezone.utc)
+        row = store.live_web_session(db, session_key(session), store.now_iso(now - self.idle))
+        if row is None:
+            return False
+        if row["last_seen"] < store.now_iso(now - TOUCH_EVERY):
+            store.touch_web_session(db, session_key(session), store.now_iso(now))
+        return True
+
+    def end(self, session: str) -> None:
+        store.end_web_session(store.open_db(), session_key(session), store.now_iso())
+
+
+class _Recorder(SocketIOOutput):
+    """Rasa's socket.io output, kept instead of sent: a stored bot message becomes exactly
+    the messages the widget received live (texts split at blank lines, buttons on the last)."""
+
+    def __init__(self) -> None:
+        self.sent: List[Dict[str, Any]] = []
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        self.sent.append(response)
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        pass  # the widget shows no custom messages
+
+
+async def transcript(events: List[Any]) -> List[Dict[str, Any]]:
+    """The widget's entries for a conversation's events, as it showed them live: what the
+    person said (a button's title for its payload) and the bot's messages with their
+    buttons and images."""
+    entries: List[Dict[str, Any]] = []
+    titles: Dict[str, str] = {}  # the latest question's payloads -> their titles
+    recorder = _Recorder()
+    for event in events:
+        if isinstance(event, UserUttered):
+            text = event.text or ""
+            entries.append({"from": "user", "text": titles.get(text, text), "buttons": []})
+        elif isinstance(event, BotUttered):
+            recorder.sent = []
+            await recorder.send_response("", event.message())
+            for sent in recorder.sent:
+                buttons = [
+                    {"title": b.get("title", ""), "payload": b.get("payload", "")}
+                    for b in (sent.get("quick_replies") or sent.get("buttons") or [])
+                ]
+                if buttons:
+                    titles = {b["payload"]: b["title"] for b in buttons}
+                attachment = sent.get("attachment") or {}
+                image = attachment.get("payload", {}).get("src") if attachment.get("type") == "image" else None
+                entries.append({"from": "bot", "text": sent.get("text") or "", "buttons": buttons, "image": image})
+    return entries
+
+
+class _Blueprint(SocketBlueprint):
+    """Rasa's socket.io blueprint that also gives the whole Rasa server its security headers
+    (musaed/web_security.py), takes the version out of its "Hello from Rasa: 3.6.21",
+    and remembers the app (its agent reads a conversation's history)."""
+
+    def register(self, app: Any, options: Dict[Text, Any]) -> None:
+        self.ctx.app = app
+        socket_path = "/" + self.ctx.socketio_path.strip("/") + "/"
+
+        async def socket_cors_by_engineio(request: Request) -> None:
+            # The socket's CORS is engine.io's (it also refuses other origins): Sanic-CORS,
+            # which Rasa applies to every path, would add a second Allow-Origin, which browsers refuse.
+            if request.path.startswith(socket_path):
+                setattr(request.ctx, SANIC_CORS_EVALUATED, "1")
+
+        app.register_middleware(socket_cors_by_engineio, "request")
+        app.register_middleware(_secure, "response")
+        super().register(app, options)
+
+
+_HEADERS = web_security.headers()
+
+
+async def _secure(request: Request, response: Optional[HTTPResponse]) -> None:
+    if response is None:
+        return
+    for name, value in _HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path == "/" and isinstance(response.body, bytes) and response.body.startswith(b"Hello from Rasa"):
+        response.body = b"Hello from Musaed"
+
+
 class SocketIOInput(RasaSocketIOInput):
     """Rasa's socket.io input with server-issued sessions (see module doc)."""
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
         on_new_message = limits.guard(never_silent(on_new_message))
-        # cors_allowed_origins=[]: as Rasa's own, so the widget works embedded in other sites.
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
-        socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        # Only pages on the configured origins may open a socket from a browser (a client
+        # that sends no Origin, not being a browser, is not asked). Rasa's own allows any.
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=web_security.web_origins())
+        socketio_webhook = _Blueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         secret = keys.shared_secret(SECRET_ENV, SECRET_FILE)
-        bound: Dict[str, str] = {}  # socket id -> its conversation
+        sessions = Sessions(timedelta(minutes=idle_minutes()))
+        bound: Dict[str, str] = {}  # socket id -> its session id
         addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        async def start_session(sid: str, token: Any) -> str:
+        async def history(conversation: str) -> List[Dict[str, Any]]:
+            agent = getattr(getattr(socketio_webhook.ctx, "app", None), "ctx", None)
+            agent = getattr(agent, "agent", None)
+            if agent is None or agent.tracker_store is None:
+                return []
+            tracker = await agent.tracker_store.retrieve_full_tracker(conversation)
+            return await transcript(list(tracker.events)) if tracker else []
+
+        async def end_session(token: Any) -> None:
             session = session_of(token, secret)
             if session is None:
+                return  # not ours: nothing to end
+            await asyncio.to_thread(sessions.end, session)
+            # This replica's sockets in it hear no more of it; others' find out at their next message.
+            await sio.close_room(conversation_id(CHANNEL, session), namespace=self.namespace)
+            for other, bound_session in list(bound.items()):
+                if bound_session == session:
+                    del bound[other]
+
+        async def start_session(sid: str, token: Any, with_history: bool = False) -> str:
+            session = session_of(token, secret)
+            going_on = session is not None and await asyncio.to_thread(sessions.live, session)
+            if not going_on:  # not ours, ended or expired: a new, empty conversation
                 token = issue_token(secret)
                 session = session_of(token, secret)
+                await asyncio.to_thread(sessions.start, session)
+            assert session is not None
             conversation = conversation_id(CHANNEL, session)
             old = bound.get(sid)
-            if old and old != conversation:
-                await sio.leave_room(sid, old, namespace=self.namespace)
-            bound[sid] = conversation
+            if old and old != session:
+                await sio.leave_room(sid, conversation_id(CHANNEL, old), namespace=self.namespace)
+            bound[sid] = session
             await sio.enter_room(sid, conversation, namespace=self.namespace)
+            if going_on and with_history:  # before the confirm: the widget sends what waited after it
+                await sio.emit("session_history", await history(conversation), room=sid, namespace=self.namespace)
             await sio.emit("session_confirm", token, room=sid, namespace=self.namespace)
-            return conversation
+            return session
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
@@ -121,14 +279,21 @@ class SocketIOInput(RasaSocketIOInput):
 
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: Text, data: Optional[Dict] = None) -> None:  # a bare emit has no data
-            await start_session(sid, (data or {}).get("session_id") if isinstance(data, dict) else None)
+            data = data if isinstance(data, dict) else {}
+            if "end" in data:  # «محادثة جديدة»: the old session ends for good
+                await end_session(data["end"])
+            await start_session(sid, data.get("session_id"), with_history=data.get("history") is True)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Dict) -> None:
             if not isinstance(data, dict):
                 return
-            # The socket's own conversation, never the session_id the message names.
-            conversation = bound.get(sid) or await start_session(sid, None)
+            # The socket's own conversation, never the session_id the message names; a socket
+            # whose session was ended (another tab, another replica) or expired gets a new one.
+            session = bound.get(sid)
+            if session is None or not await asyncio.to_thread(sessions.live, session):
+                session = await start_session(sid, None)
+            conversation = conversation_id(CHANNEL, session)
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
                 try:

@@ -49,6 +49,7 @@ from typing import Dict, List
 # scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 from musaed import files, retention  # noqa: E402
+from musaed.web_security import web_origins  # noqa: E402
 
 from backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file  # noqa: E402
 from credentials import write as write_credentials  # noqa: E402
@@ -239,6 +240,8 @@ class Cluster:
             "MUSAED_ACTION_URLS": ",".join(f"http://127.0.0.1:{p}" for p in action_ports),
             "MUSAED_ACTIONS_FRONT_URL": f"http://127.0.0.1:{actions_front}",
             "MUSAED_PUBLIC_URL": front_url,
+            # The page is served at the front: its origin may use the bot from a browser.
+            "MUSAED_WEB_ORIGINS": os.environ.get("MUSAED_WEB_ORIGINS") or f"{front_url} http://localhost:{self.port}",
             # Shared by every replica (each would otherwise make its own beside its database).
             "MUSAED_RECEIPT_SECRET": os.environ.get("MUSAED_RECEIPT_SECRET") or secrets.token_hex(32),
             "MUSAED_SESSION_SECRET": os.environ.get("MUSAED_SESSION_SECRET") or secrets.token_hex(32),
@@ -287,8 +290,8 @@ class Cluster:
                     str(credentials),
                     "--endpoints",
                     str(endpoints),
-                    "--cors",
-                    "*",
+                    "--cors",  # the configured web origins only (musaed/web_security.py)
+                    *web_origins(env),
                 ],
                 env,
             )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from musaed.files import PRIVATE_UMASK
+from musaed.web_security import web_origins
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -118,8 +119,10 @@ class Servers:
                 str(self.credentials),
                 "--endpoints",
                 str(endpoints),
+                # Only the configured web origins (MUSAED_WEB_ORIGINS), never "*": Rasa's CORS
+                # sends credentials, so "*" reflected any site's origin.
                 "--cors",
-                "*",
+                *web_origins(env),
             ]
             + (["--debug"] if self.debug else []),
             env,

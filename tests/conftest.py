@@ -23,13 +23,20 @@ def start_servers(tmp_path_factory, name: str = "server") -> Servers:
         pytest.fail(f"{MODEL} is missing: run `make train` (make test does it for you)")
     db_file = tmp_path_factory.mktemp(f"{name}-db") / "musaed.db"
     seed.seed(store.open_db(db_file))
+    # The widget's page (web_port) and a site embedding it (embed_port) are the browser
+    # origins these servers accept (MUSAED_WEB_ORIGINS, musaed/web_security.py).
+    web_port, embed_port = free_port(), free_port()
     s = Servers(
         rasa_port=free_port(),
         action_port=free_port(),
         log_dir=tmp_path_factory.mktemp(f"{name}-logs"),
-        env={"MUSAED_DB": str(db_file)},
+        env={
+            "MUSAED_DB": str(db_file),
+            "MUSAED_WEB_ORIGINS": f"http://127.0.0.1:{web_port} http://127.0.0.1:{embed_port}",
+        },
     ).start()
     s.db_file = db_file
+    s.web_port, s.embed_port = web_port, embed_port
     return s
 
 

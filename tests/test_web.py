@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def web_url(servers):
-    port = free_port()
+    port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
     env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"]}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],

@@ -22,13 +22,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jwt
 import pytest
 
 from channels import socketio as web
-from musaed import keys, seed, store
+from musaed import keys, privacy, seed, store
 
 from web_client import TIMEOUT, TURN, Tab
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 ID = seed.ids()
 KHALID = ID["khalid"]  # 1010000014: every check of a national id renewal passes
+KHALID_STORED = privacy.mask_text(KHALID)  # as the tracker store keeps it (musaed/privacy.py)
 ASKS_FOR_ID = "رقم هويتك"
 CODE_SENT = "رمز تحقق"
 TRACKING = re.compile(r"MSD-\d{8}")
@@ -222,7 +224,7 @@ async def test_a_reload_with_the_token_continues_the_form(tab, servers, server_s
     # The form survived the reload: the national id it waited for sends a code.
     assert CODE_SENT in sent, sent
     assert codes_sent(servers, KHALID) == codes + 1
-    assert user_texts(servers, first.conversation) == ["ابي اجدد هويتي", "نعم", KHALID]
+    assert user_texts(servers, first.conversation) == ["ابي اجدد هويتي", "نعم", KHALID_STORED]
 
 
 async def test_tabs_of_one_session_both_see_its_replies(tab):
@@ -273,7 +275,7 @@ async def test_a_forged_or_guessed_web_id_gets_a_fresh_session(tab, servers, ser
     await victim.flush()
     assert victim.replies == victim_got  # nothing reached the victim's tab
     assert user_texts(servers, victim.conversation) == victim_said
-    assert user_texts(servers, attacker.conversation) == [KHALID, "طلباتي"]
+    assert user_texts(servers, attacker.conversation) == [KHALID_STORED, "طلباتي"]
     assert {c: user_texts(servers, c) for c in filed_under} == filed_under  # nothing new under the id shown
     # The victim's form is where it was: its national id sends the code.
     assert CODE_SENT in joined(await victim.say(KHALID))
@@ -359,8 +361,155 @@ async def test_a_message_naming_another_session_stays_in_its_sockets_conversatio
     await victim.flush()
     assert victim.replies == victim_got  # the victim's socket received nothing
     assert user_texts(servers, victim.conversation) == victim_said
-    assert user_texts(servers, attacker.conversation) == [KHALID] * len(CLAIMS)
+    assert user_texts(servers, attacker.conversation) == [KHALID_STORED] * len(CLAIMS)
     assert CODE_SENT in joined(await victim.say(KHALID))  # its form untouched
+
+
+# --- ended and expired sessions (issue 25, item 4) ---------------------------
+
+
+def khalids_request(servers) -> str:
+    """A request of Khalid's: what a session verified as him lists. Its tracking number."""
+    request, _ = store.create_request(
+        store.open_db(servers.db_file),
+        service_id="report_lost_id",
+        applicant_id=KHALID,
+        beneficiary_id=KHALID,
+        conversation_id="web:elsewhere",
+    )
+    return request["tracking_number"]
+
+
+async def verify_as_khalid(tab: Tab, servers, number: str) -> None:
+    assert ASKS_FOR_ID in joined(await tab.say("طلباتي"))
+    assert CODE_SENT in joined(await tab.say(KHALID))
+    listing = joined(await tab.say(latest_code(servers, KHALID)))
+    assert number in listing, listing
+
+
+async def shows_nothing_of_khalid(tab: Tab, number: str) -> None:
+    """The tab's conversation is not verified: «طلباتي» asks who they are, lists nothing."""
+    mine = joined(await tab.say("طلباتي"))
+    assert ASKS_FOR_ID in mine and number not in mine and not TRACKING.search(mine), mine
+
+
+def age_session(servers, session: str, minutes: float) -> None:
+    """As if the session had last been seen `minutes` ago (time passing, for the idle limit)."""
+    at = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    with contextlib.closing(sqlite3.connect(servers.db_file)) as db, db:
+        db.execute("UPDATE web_sessions SET last_seen = ? WHERE session_key = ?", [at, web.session_key(session)])
+
+
+async def test_a_new_conversation_ends_the_old_session_for_every_tab_that_holds_it(tab, servers, server_secret):
+    number = khalids_request(servers)
+    first = tab()
+    old = await first.open(None)
+    await verify_as_khalid(first, servers, number)
+    second = tab()  # another tab of the same browser, still open on the old session
+    assert await second.open(old) == old
+
+    # «محادثة جديدة» in the first tab: the widget sends its token to be ended.
+    new = await first.request(None, end=old)
+    assert new != old and web.session_of(new, server_secret)
+    await shows_nothing_of_khalid(first, number)
+
+    # A socket presenting the old token (a copy of it, a reload of an old page) gets a
+    # new, empty conversation: no history, nothing of Khalid's.
+    holder = tab()
+    presented = await holder.open(old, history=True)
+    assert presented not in (old, new)
+    await holder.flush()
+    assert holder.histories == []
+    await shows_nothing_of_khalid(holder, number)
+
+    # The tab still open on it is moved to a new session at its next message.
+    await shows_nothing_of_khalid(second, number)
+    moved = await second.confirmed()
+    assert moved not in (old, new, presented) and web.session_of(moved, server_secret)
+
+
+async def test_a_session_ended_by_another_replica_is_over_here_too(tab, servers):
+    """The state is in the store: a replica that did not end the session still finds it ended."""
+    number = khalids_request(servers)
+    one = tab()
+    old = await one.open(None)
+    await verify_as_khalid(one, servers, number)
+    # What the other replica's channel does on «محادثة جديدة».
+    store.end_web_session(store.open_db(servers.db_file), web.session_key(one.session), store.now_iso())
+    await shows_nothing_of_khalid(one, number)
+    assert await one.confirmed() != old
+
+
+@pytest.mark.parametrize("minutes, goes_on", [(59, True), (61, False)], ids=["59 min idle", "61 min idle"])
+async def test_a_session_expires_after_an_hour_idle(tab, servers, minutes, goes_on):
+    number = khalids_request(servers)
+    one = tab()
+    old = await one.open(None)
+    await verify_as_khalid(one, servers, number)
+    age_session(servers, one.session, minutes)
+
+    again = tab()  # the page opened again later, with the stored token
+    token = await again.open(old, history=True)
+    await again.flush()
+    if goes_on:
+        assert token == old and len(again.histories) == 1
+        assert number in joined(await again.say("طلباتي"))
+    else:
+        assert token != old and again.histories == []
+        await shows_nothing_of_khalid(again, number)
+        # And the socket that was left open on it, at its next message.
+        await shows_nothing_of_khalid(one, number)
+        assert await one.confirmed() != old
+
+
+async def test_a_reload_gets_the_conversation_back_from_the_server(tab, servers):
+    first = tab()
+    token = await first.open(None)
+    said = ["ضاعت هويتي", "/affirm"]  # the offer's «ابدأ الطلب» button, as the widget sends it
+    for text in said:
+        assert await first.say(text)
+    await first.close()
+
+    reloaded = tab()
+    assert await reloaded.open(token, history=True) == token
+    (history,) = reloaded.histories
+    # As the widget showed it live: every bot message, the button's title for its payload.
+    assert [e["text"] for e in history if e["from"] == "bot"] == [r.get("text", "") for r in first.replies]
+    offer = next(r for r in first.replies if r.get("quick_replies"))
+    start = next(b["title"] for b in offer["quick_replies"] if b["payload"] == "/affirm")
+    assert [e["text"] for e in history if e["from"] == "user"] == ["ضاعت هويتي", start]
+    buttons = [e["buttons"] for e in history if e["buttons"]]
+    assert buttons[0] == [{"title": b["title"], "payload": b["payload"]} for b in offer["quick_replies"]]
+
+    stranger = tab()  # a forged token asking for the history gets a new session and none
+    await stranger.open(flip(token, -1), history=True)
+    await stranger.flush()
+    assert stranger.histories == []
+
+
+def test_the_store_keeps_sessions_ended_and_idle_apart(open_store):
+    db = open_store()
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+
+    def at(minutes: float) -> str:
+        return store.now_iso(t0 + timedelta(minutes=minutes))
+
+    store.start_web_session(db, "a", at(0))
+    store.start_web_session(db, "b", at(0))
+    assert store.live_web_session(db, "a", at(-60)) and store.live_web_session(db, "a", at(0))
+    assert store.live_web_session(db, "a", at(1)) is None  # idle since before `idle_since`
+    store.touch_web_session(db, "a", at(50))
+    assert store.live_web_session(db, "a", at(50))
+    store.touch_web_session(db, "a", at(10))  # never back in time
+    assert store.live_web_session(db, "a", at(50))
+    store.end_web_session(db, "a", at(51))
+    assert store.live_web_session(db, "a", at(-60)) is None
+    store.touch_web_session(db, "a", at(52))  # an ended one stays ended
+    assert store.live_web_session(db, "a", at(-60)) is None
+    assert store.live_web_session(db, "b", at(0))  # the other untouched
+    store.end_web_session(db, "never-started", at(53))  # an unknown one is ended too
+    store.start_web_session(db, "c", at(60))
+    assert store.live_web_session(db, "never-started", at(-60)) is None and store.live_web_session(db, "c", at(0))
 
 
 # --- the widget (last in this module: the browser fixture holds Playwright's
@@ -370,9 +519,9 @@ async def test_a_message_naming_another_session_stays_in_its_sockets_conversatio
 @pytest.fixture(scope="module")
 def widget_url(servers):
     """web/serve.py: the widget's page, talking to the test's Rasa server."""
-    from servers import free_port, wait_until_up
+    from servers import wait_until_up
 
-    port = free_port()
+    port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
         env={**os.environ, "MUSAED_DB": str(servers.db_file)},
@@ -417,7 +566,7 @@ def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(browser
     assert stored_token(page) == token
     widget_says(page, KHALID, CODE_SENT)  # the form waited for the national id
     # Rasa saves the tracker just after it sends the replies: poll, bounded.
-    said = ["ابي اجدد هويتي", "نعم", KHALID]
+    said = ["ابي اجدد هويتي", "نعم", KHALID_STORED]
     deadline = time.monotonic() + TIMEOUT
     while user_texts(servers, f"web:{session}") != said and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -435,3 +584,63 @@ def test_the_widget_keeps_its_token_across_a_reload_and_the_form_goes_on(browser
     fresh = stored_token(page)
     assert fresh != token and web.session_of(fresh, server_secret) not in (None, session)
     page.close()
+
+
+def storage(page) -> str:
+    """Everything the page's origin keeps in the browser's storage, as text."""
+    return page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+
+
+def test_the_browser_keeps_no_ids_or_codes_and_a_new_conversation_ends_the_old_session(
+    browser, widget_url, servers, server_secret
+):
+    number = khalids_request(servers)
+    page = browser.new_page()
+    page.goto(widget_url)
+    page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    widget_says(page, "طلباتي", ASKS_FOR_ID)
+    widget_says(page, KHALID, CODE_SENT)
+    code = latest_code(servers, KHALID)
+    widget_says(page, code, number)  # verified: Khalid's requests listed
+
+    old = stored_token(page)
+    kept = storage(page)
+    assert KHALID not in kept and code not in kept and number not in kept, kept
+    assert not re.search(r"\d{6}", kept.replace(old, "")), kept  # no id, code or number of any kind
+    assert json.loads(page.evaluate("localStorage.getItem('musaed.chat.v1')")).keys() <= {
+        "sessionId",
+        "ending",
+        "language",
+    }
+
+    page.reload()  # the server sends the conversation back; the browser still keeps none of it
+    page.wait_for_function(
+        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        arg=number,
+        timeout=TIMEOUT * 1000,
+    )
+    assert stored_token(page) == old and KHALID not in storage(page) and code not in storage(page)
+
+    page.get_by_role("button", name="محادثة جديدة").click()
+    page.wait_for_function(
+        "s => { const t = JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId; return t && t !== s; }",
+        arg=old,
+        timeout=TIMEOUT * 1000,
+    )
+    assert page.locator(".musaed-msg").count() == 0
+    page.close()
+
+    # The old token, put back in a browser: a new, empty conversation that knows nothing of Khalid.
+    context = browser.new_context()
+    other = context.new_page()
+    other.goto(widget_url)
+    other.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    other.evaluate("t => localStorage.setItem('musaed.chat.v1', JSON.stringify({sessionId: t}))", old)
+    other.reload()
+    other.wait_for_selector(".musaed-chat[data-ready=true]", timeout=TIMEOUT * 1000)
+    assert stored_token(other) != old and web.session_of(stored_token(other), server_secret)
+    assert other.locator(".musaed-msg").count() == 0
+    widget_says(other, "طلباتي", ASKS_FOR_ID)
+    texts = "\n".join(other.locator(".musaed-bot p").all_inner_texts())
+    assert number not in texts and not TRACKING.search(texts), texts
+    context.close()

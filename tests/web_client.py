@@ -29,6 +29,7 @@ class Tab:
         self.client = socketio.AsyncClient(reconnection=False)
         self.replies: list = []  # every bot_uttered this socket received, in order
         self.confirms: asyncio.Queue = asyncio.Queue()
+        self.histories: list = []  # every session_history this socket received
         self.token = None
 
         @self.client.on("bot_uttered")
@@ -38,6 +39,10 @@ class Tab:
         @self.client.on("session_confirm")
         def session_confirm(token):
             self.confirms.put_nowait(token)
+
+        @self.client.on("session_history")
+        def session_history(entries):
+            self.histories.append(entries)
 
     @property
     def session(self) -> str:
@@ -50,10 +55,14 @@ class Tab:
     async def connect(self) -> None:
         await self.client.connect(self.url, transports=["polling"], wait_timeout=TIMEOUT)
 
-    async def open(self, presented=None) -> str:
-        """Connect and ask for a session as the widget does: the token confirmed."""
+    async def open(self, presented=None, **fields) -> str:
+        """Connect and ask for a session as the widget does (`history=True` after a
+        reload, `end=<token>` for «محادثة جديدة»): the token confirmed."""
         await self.connect()
-        await self.client.emit("session_request", {"session_id": presented})
+        return await self.request(presented, **fields)
+
+    async def request(self, presented=None, **fields) -> str:
+        await self.client.emit("session_request", {"session_id": presented, **fields})
         return await self.confirmed()
 
     async def confirmed(self) -> str:
@@ -73,9 +82,16 @@ class Tab:
         assert await self.confirmed() == self.token
 
     async def close(self) -> None:
-        # python-socketio 5.9 disconnects without waiting for its polling
-        # tasks: wait here, or the test's event loop closes under them.
-        tasks = [t for t in (self.client.eio.read_loop_task, self.client.eio.write_loop_task) if t]
-        await self.client.disconnect()
-        if tasks:
-            await asyncio.wait(tasks, timeout=TIMEOUT)
+        eio = self.client.eio
+        tasks = [t for t in (eio.read_loop_task, eio.write_loop_task) if t]
+        closing = asyncio.ensure_future(self.client.disconnect())
+        done, _ = await asyncio.wait([closing], timeout=2)
+        if not done:
+            # Its last long poll can wait for the server's next ping (25 s): the goodbye
+            # has been sent by now, so stop waiting for it.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(closing, *tasks, return_exceptions=True)
+            if eio.http is not None and not eio.http.closed:
+                await eio.http.close()
+        await asyncio.gather(*tasks, return_exceptions=True)

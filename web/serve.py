@@ -3,13 +3,16 @@
     python web/serve.py --port 8000 --rasa-url http://localhost:5005
 
 Everything is served from this repository and web/node_modules (npm ci):
-no CDN at run time.
+no CDN at run time. Every response carries the security headers of
+musaed/web_security.py; the page's CSP lets it load only its own files, the
+receipts' images (MUSAED_PUBLIC_URL) and talk only to the Rasa server.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from aiohttp import web
 WEB = Path(__file__).resolve().parent
 sys.path.insert(0, str(WEB.parent))
 
-from musaed import logsafe, receipt, store  # noqa: E402
+from musaed import logsafe, receipt, store, web_security  # noqa: E402
 
 SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
@@ -26,9 +29,18 @@ SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.
 def make_app(rasa_url: str, web_url: str = "") -> web.Application:
     page = (WEB / "index.html").read_text(encoding="utf-8")
     page = page.replace("{{RASA_URL}}", html.escape(rasa_url)).replace("{{WEB_URL}}", html.escape(web_url))
+    # Receipts are linked at the public address the actions know (actions/requests.py).
+    public_url = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
+    csp = web_security.page_csp(
+        page,
+        connect=["'self'", *web_security.socket_sources(rasa_url)],
+        img=["'self'", web_security.origin_of(public_url)],
+    )
 
     async def index(_: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html", charset="utf-8")
+        return web.Response(
+            text=page, content_type="text/html", charset="utf-8", headers={"Content-Security-Policy": csp}
+        )
 
     def static(path: Path, content_type: str):
         async def handler(_: web.Request) -> web.Response:
@@ -45,15 +57,19 @@ def make_app(rasa_url: str, web_url: str = "") -> web.Application:
         if store.get_request(db, number) is None:
             raise web.HTTPNotFound()
         return web.Response(
-            body=receipt.receipt_for(db, number, request.query.get("lang", "ar")), content_type="image/png"
+            body=receipt.receipt_for(db, number, request.query.get("lang", "ar")),
+            content_type="image/png",
+            headers={"Cache-Control": "no-store"},  # a person's request: not kept in shared caches
         )
 
     if not SOCKET_IO.exists():
         raise SystemExit(f"{SOCKET_IO} is missing: run `make install` (npm ci in web/)")
     app = web.Application()
+    app.on_response_prepare.append(web_security.aiohttp_hook())
     app.router.add_get("/", index)
     app.router.add_get("/widget.js", static(WEB / "widget.js", "application/javascript"))
     app.router.add_get("/widget.css", static(WEB / "widget.css", "text/css"))
+    app.router.add_get("/page.css", static(WEB / "page.css", "text/css"))
     app.router.add_get("/vendor/socket.io.min.js", static(SOCKET_IO, "application/javascript"))
     app.router.add_get("/receipts/{number}.png", receipt_png)
     return app

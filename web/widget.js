@@ -14,6 +14,14 @@
  * back, each once), «محادثة جديدة» to start over, and the buttons of a
  * question disabled once it is answered, so a double tap cannot confirm twice.
  *
+ * What the browser keeps (localStorage) is the session token and the
+ * language, nothing a person typed or was told: no transcript (it held
+ * national ids, dependents' ids, names and requests), and messages typed
+ * while offline wait in memory only. After a reload the server sends the
+ * conversation back (session_history) to a token it still accepts.
+ * «محادثة جديدة» ends the old session on the server (it is sent as `end`,
+ * kept until the server confirms), and the server lets an idle one expire.
+ *
  * Its own words (header, placeholder, buttons) are in the language of the
  * bot's latest reply: the server answers in the person's language (Arabizi is
  * Arabic), so the frame follows the same choice and turns left to right in
@@ -29,12 +37,19 @@
   var TYPING_MS = 15000;
 
   function load() {
-    try { return JSON.parse(localStorage.getItem(STORE)) || { sessionId: null, log: [], outbox: [] }; }
-    catch (e) { return { sessionId: null, log: [], outbox: [] }; }
+    var kept = {};
+    try { kept = JSON.parse(localStorage.getItem(STORE)) || {}; } catch (e) { kept = {}; }
+    function token(t) { return typeof t === "string" ? t : null; }
+    return { sessionId: token(kept.sessionId), ending: token(kept.ending), language: kept.language,
+             log: [], outbox: [] };  // the transcript and the outbox live in this page only
   }
   var state = load();
-  state.outbox = state.outbox || [];  // messages typed while disconnected, sent once back
-  function save() { localStorage.setItem(STORE, JSON.stringify(state)); }
+  // Only these go to storage; writing them now also drops a transcript an older widget kept.
+  function save() {
+    localStorage.setItem(STORE, JSON.stringify({ sessionId: state.sessionId, ending: state.ending,
+                                                 language: state.language }));
+  }
+  save();
 
   var WORDS = {
     ar: { dir: "rtl", title: "مساعد — خدمات الهوية والإقامة", fresh: "محادثة جديدة", reconnecting: "جارٍ إعادة الاتصال…",
@@ -75,6 +90,7 @@
   function words() { return WORDS[state.language]; }
   function speak(language) {
     state.language = language;
+    save();
     var w = words();
     root.setAttribute("lang", language);
     root.setAttribute("dir", w.dir);
@@ -136,15 +152,15 @@
   // A question's buttons are for one answer: disable every earlier question's.
   function answer(upTo) {
     state.log.forEach(function (entry, i) { if (i <= upTo && entry.buttons && entry.buttons.length) entry.answered = true; });
-    save();
     root.querySelectorAll(".musaed-button").forEach(function (btn) {
       var bubble = btn.closest(".musaed-msg");
       var i = Array.prototype.indexOf.call(log.children, bubble);
       if (i <= upTo) btn.disabled = true;
     });
   }
-  function add(entry) { state.log.push(entry); save(); render(entry, state.log.length - 1); }
-  state.log.forEach(render);  // the conversation survives a page reload
+  function add(entry) { state.log.push(entry); render(entry, state.log.length - 1); }
+  function redraw() { log.textContent = ""; state.log.forEach(render); }
+  var restored = false;  // has the server sent this page the conversation so far?
 
   var socket = io(server, { transports: ["websocket", "polling"] });
   function online(up) {
@@ -152,18 +168,43 @@
     root.dataset.connected = up ? "true" : "false";
   }
   socket.on("connect", function () {
-    socket.emit("session_request", { session_id: state.sessionId });
+    var request = { session_id: state.sessionId, history: !restored && !!state.sessionId };
+    if (state.ending) request.end = state.ending;  // «محادثة جديدة» not yet confirmed
+    socket.emit("session_request", request);
+  });
+  // The conversation so far (after a reload): what the person typed meanwhile stays after it.
+  socket.on("session_history", function (entries) {
+    if (!Array.isArray(entries)) return;
+    restored = true;
+    var waiting = state.log.filter(function (e) { return e.pending; });
+    state.log = entries.map(function (e) {
+      return { from: e.from === "user" ? "user" : "bot", text: e.text || "", buttons: e.buttons || [],
+               image: e.image || null };
+    });
+    // A question the person has answered since keeps its buttons disabled.
+    var lastUser = -1;
+    state.log.forEach(function (e, i) { if (e.from === "user") lastUser = i; });
+    state.log.forEach(function (e, i) { if (i < lastUser && e.buttons.length) e.answered = true; });
+    state.log = state.log.concat(waiting);
+    redraw();
+    for (var i = state.log.length - 1; i >= 0; i--) {
+      var language = state.log[i].from === "bot" && languageOf(state.log[i].text);
+      if (language) { if (language !== state.language) speak(language); break; }
+    }
   });
   socket.on("disconnect", function () { online(false); showTyping(false); });
   socket.on("session_confirm", function (sessionId) {
     var issued = typeof sessionId === "string" ? sessionId : sessionId.session_id;
     if (state.sessionId && issued !== state.sessionId) {
       // The server started a new conversation (the stored token was not one it
-      // issued, or has been replaced): the old transcript is not this one's.
-      state.log = [];
-      log.textContent = "";
+      // issued, was ended or expired): the old transcript is not this one's,
+      // only what the person just typed into it.
+      state.log = state.log.filter(function (e) { return e.pending; });
+      redraw();
     }
     state.sessionId = issued;
+    state.ending = null;
+    restored = true;
     save();
     online(true);
     root.dataset.ready = "true";
@@ -171,6 +212,7 @@
   });
   socket.on("bot_uttered", function (m) {
     showTyping(false);
+    state.log.forEach(function (e) { delete e.pending; });
     var buttons = (m.quick_replies || m.buttons || []).map(function (b) {
       return { title: b.title, payload: b.payload };
     });
@@ -186,7 +228,6 @@
   function flush() {
     while (state.outbox.length && socket.connected && root.dataset.connected === "true") {
       var message = state.outbox.shift();
-      save();
       socket.emit("user_uttered", { message: message, session_id: state.sessionId });
       showTyping(true);
     }
@@ -194,9 +235,8 @@
   function send(message, shown) {
     if (!message || !message.trim()) return;
     answer(state.log.length - 1);  // typing an answer answers the question too
-    add({ from: "user", text: shown || message });
+    add({ from: "user", text: shown || message, pending: true });
     state.outbox.push(message);
-    save();
     flush();
   }
   root.querySelector(".musaed-form").addEventListener("submit", function (e) {
@@ -205,12 +245,14 @@
     input.value = "";
   });
   root.querySelector(".musaed-new").addEventListener("click", function () {
-    // Start over: a new server-issued conversation, an empty transcript.
-    state = { sessionId: null, log: [], outbox: [], language: state.language };
+    // Start over: the old session ends on the server, a new one is issued, the transcript is empty.
+    var ending = state.sessionId || state.ending;
+    state = { sessionId: null, ending: ending, log: [], outbox: [], language: state.language };
     save();
     log.textContent = "";
     showTyping(false);
     root.dataset.ready = "false";
-    socket.emit("session_request", { session_id: null });
+    if (socket.connected) socket.emit("session_request", { session_id: null, end: ending });
+    // (else the next connect sends it)
   });
 })();

@@ -275,6 +275,19 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_seen ON webhook_deliveries(seen_at)
 """
 
+# Issue 25: the widget's web sessions, so «محادثة جديدة» ends one for good and an idle
+# one expires, on whichever replica its socket lands. The key is a hash of the
+# session id (the token's random part): the table names no conversation.
+_M007_WEB_SESSIONS = """
+CREATE TABLE web_sessions (
+    session_key TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE INDEX web_sessions_seen ON web_sessions(last_seen)
+"""
+
 
 # Issue 25: what customer-care agents read and change, one row each: who (the agent), what
 # (the action, the tracking number or conversation id), whose record (the national id, in
@@ -332,6 +345,7 @@ MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("002_code_limit_and_one_open_request", _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST),
     ("004_webhook_replays", _M004_WEBHOOK_REPLAYS),
     ("005_care_audit", _m005_care_audit),
+    ("007_web_sessions", _M007_WEB_SESSIONS),
 )
 
 
@@ -538,6 +552,43 @@ def delete_older(db: Db, table: str, column: str, before: str) -> int:
         return 0
     with transaction(db):
         return db.execute(f"DELETE FROM {table} WHERE {column} < ?", [before]).rowcount
+
+
+# -- web sessions (channels/socketio.py) ----------------------------------------
+
+
+def start_web_session(db: Db, session_key: str, at: str) -> None:
+    db.execute("INSERT INTO web_sessions (session_key, created_at, last_seen) VALUES (?, ?, ?)", [session_key, at, at])
+
+
+def live_web_session(db: Db, session_key: str, idle_since: str) -> Optional[dict]:
+    """The session if it was not ended and was last seen at or after `idle_since`, else None."""
+    return _one(
+        db,
+        "SELECT * FROM web_sessions WHERE session_key = ? AND ended_at IS NULL AND last_seen >= ?",
+        [session_key, idle_since],
+    )
+
+
+def touch_web_session(db: Db, session_key: str, at: str) -> None:
+    db.execute(
+        "UPDATE web_sessions SET last_seen = ? WHERE session_key = ? AND ended_at IS NULL AND last_seen < ?",
+        [at, session_key, at],
+    )
+
+
+def end_web_session(db: Db, session_key: str, at: str) -> None:
+    """Ends the session for good (a row is made if it had none)."""
+    with transaction(db):
+        if db.execute("SELECT 1 FROM web_sessions WHERE session_key = ?", [session_key]).fetchone():
+            db.execute(
+                "UPDATE web_sessions SET ended_at = ? WHERE session_key = ? AND ended_at IS NULL", [at, session_key]
+            )
+        else:
+            db.execute(
+                "INSERT INTO web_sessions (session_key, created_at, last_seen, ended_at) VALUES (?, ?, ?, ?)",
+                [session_key, at, at, at],
+            )
 
 
 # -- requests ----------------------------------------------------------------
