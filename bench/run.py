@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import baseline, load, nlu, report, resources, rig  # noqa: E402
+from bench import baseline, flood, load, nlu, report, resources, rig  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -78,6 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-load", action="store_true", help="no servers, no load")
     p.add_argument("--skip-cluster", action="store_true", help="no load on the cluster (scripts/cluster.py)")
     p.add_argument("--skip-baseline", action="store_true", help="no plain `rasa init` bot beside Musaed")
+    p.add_argument("--skip-flood", action="store_true", help="no bystander-under-flood measurement")
     p.add_argument("--model", type=Path, default=rig.MODEL, help="model the servers run")
     p.add_argument("--tracker-store", choices=["sql", "memory"], default="sql")
     p.add_argument(
@@ -195,6 +196,32 @@ def measure_load(args, work: Path) -> dict:
     }
 
 
+# The limits switched off for the A/B: rates no one reaches.
+NO_LIMITS = {"MUSAED_SENDER_RATE": "1000000/1s", "MUSAED_ADDRESS_RATE": "1000000/1s"}
+
+
+def measure_flood(args, work: Path) -> dict:
+    """A bystander's reply times while one client floods REST with a token (bench/flood.py),
+    with the limits on (channels/limits.py) and, for comparison, off."""
+    token = "bench-flood-token"
+    out = {}
+    for name, extra in (("limits_on", {}), ("limits_off", NO_LIMITS)):
+        log(f"flood: a bystander while one client floods REST with a token, {name.replace('_', ' ')}")
+        servers = rig.start(args.model, env={"MUSAED_REST_TOKEN": token, **extra}, work_dir=work / f"flood-{name}")
+        try:
+            seconds = 5.0 if args.quick else 20.0
+            out[name] = asyncio.run(flood.measure(servers.url, token, seconds=seconds, quiet_seconds=seconds / 2))
+        finally:
+            servers.stop()
+        for phase in ("quiet", "one_sender", "one_address"):
+            r = out[name][phase]
+            log(
+                f"  {phase}: bystander p50 {r['bystander']['p50_ms']} / p95 {r['bystander']['p95_ms']} ms"
+                + (f", flood {r['flood']}" if "flood" in r else "")
+            )
+    return {"flood": out}
+
+
 def measure_cluster(args, work: Path) -> dict:
     """The same flows against `make cluster` (two Rasa servers, two action servers, PostgreSQL,
     Redis, nginx) at 20 and 50 conversations, with the CPU each part spent per message."""
@@ -261,6 +288,8 @@ def main(argv=None) -> int:
             )
             results["ratios"] = baseline.ratios(results, results["baseline"])
             log(f"  ratios, Musaed / rasa init: {results['ratios']}")
+        if not args.skip_load and not args.skip_flood:
+            results.update(measure_flood(args, work))
         if not args.skip_load and not args.skip_cluster:
             results.update(measure_cluster(args, work))
     finally:

@@ -702,3 +702,21 @@ def test_a_whatsapp_replay_after_a_thousand_others_or_old_is_not_handled(bot):
     assert wa_post(bot, six_minutes).status_code == 200
     assert wa_texts(wa_say(bot, wa_id, wa_text(wa_id, "السلام عليكم"))) == [GREETING]
     assert wa_texts(bot.graph.messages_to(wa_id)) == [GREETING, GREETING]
+
+
+async def test_the_bench_measures_a_bystander_while_one_client_floods(bot):
+    """make bench's figure (bench/flood.py), on a short run: the flood is held back, the bystander answered."""
+    from bench import flood
+
+    result = await flood.measure(bot.url, REST_TOKEN, seconds=3, quiet_seconds=1, connections=4)
+    for phase in ("quiet", "one_sender", "one_address"):
+        assert result[phase]["bystander_failures"] == 0, result
+        assert result[phase]["bystander"]["count"] > 0 and result[phase]["bystander"]["p95_ms"] > 0
+    # What the limits do is tested above; here, that the figure's parts are counted. (One sender's
+    # messages wait in turn for its conversation's lock: 3 s is too short for them to pass 20.)
+    for phase in ("one_sender", "one_address"):
+        counts = result[phase]["flood"]
+        assert counts["failed"] == 0 and counts["answered"] > 0, counts
+        assert counts["answered"] + counts["told_to_slow_down"] + counts["refused_quietly"] > 0
+    assert result["one_sender"]["flood"]["answered"] <= 20
+    assert result["settings"] == {"seconds": 3, "connections": 4, "bystander_interval_s": 0.25}
