@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
 from actions.tracking import describe
-from actions.turn import ASKS, catalogue_for, latest_intent
+from actions.turn import catalogue_for, latest_intent
 from musaed import store
 
 ERASE_SLOT = "erase_conversations"  # components/tracker_store.py reads it
@@ -54,10 +54,10 @@ class ValidatePrivacyForm(IdentitySlots, FormValidationAction):
     def validate_erase_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict
     ) -> Dict[Text, Any]:
-        """Only a clear yes erases; anything but "لا" (which cancels) asks again."""
-        if latest_intent(tracker) == "affirm":
+        """A yes («نعم», or «احذفها» said again) erases; anything but "لا" (which cancels)
+        gets the question again (the form asks it)."""
+        if latest_intent(tracker) in ("affirm", "data_erase"):
             return {"erase_confirm": "yes"}
-        dispatcher.utter_message(response="utter_ask_erase_confirm", **{ASKS: "erase_confirm"})
         return {"erase_confirm": None}
 
 

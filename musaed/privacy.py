@@ -8,7 +8,7 @@ and reads the conversation back from it on the person's next message. So:
   6 digits is ``******``, a run of 9 or more (a national id, a phone number,
   typed with spaces or dashes or in Arabic-Indic digits) keeps its first digit
   and last three. A message typed at the code step is not kept at all
-  (``CODE_TEXT``). Within a turn the actions still get the message as typed:
+  (``CODE_TEXT``) if it has a digit. Within a turn the actions still get the message as typed:
   Rasa sends them its copy in memory; nothing reads past messages' text back.
 - Slots that hold an id across turns (`national_id` until the code is typed,
   `verified_id` for the session, `beneficiary` until the request is made) are
@@ -145,6 +145,8 @@ def protect_event(data: Dict[str, Any], *, code_step: bool = False, key: Optiona
     `code_step`: a user message typed when the code was asked for.
     Returns a new dict; `data` is left as it is (Rasa's copy in memory)."""
     kind = data.get("event")
+    if isinstance(data.get("metadata"), dict):  # a channel's metadata may ride on any event
+        data = {**data, "metadata": _scrub_metadata(data["metadata"])}
     if kind == "user":
         return _protect_user(data, code_step)
     if kind == "bot":
@@ -154,9 +156,22 @@ def protect_event(data: Dict[str, Any], *, code_step: bool = False, key: Optiona
     return data
 
 
+def _scrub_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
+    """A channel's metadata without the name a person gave WhatsApp, its numbers masked."""
+    whatsapp = metadata.get("whatsapp")
+    if isinstance(whatsapp, dict) and whatsapp.get("profile_name"):
+        # Nothing needs it after the turn (the reply goes to the conversation's number).
+        metadata = {**metadata, "whatsapp": {**whatsapp, "profile_name": None}}
+    return _mask_any(metadata)
+
+
+_ANY_DIGIT = re.compile(f"[{_DIGIT}]")
+
+
 def _protect_user(data: Dict[str, Any], code_step: bool) -> Dict[str, Any]:
     def text(value):
-        return CODE_TEXT if code_step and value else mask_text(value)
+        # At the code step any digits may be the code, however typed: the message goes whole.
+        return CODE_TEXT if code_step and value and _ANY_DIGIT.search(str(value)) else mask_text(value)
 
     stored = {**data, "text": text(data.get("text"))}
     parse = data.get("parse_data")
@@ -169,13 +184,6 @@ def _protect_user(data: Dict[str, Any], code_step: bool) -> Dict[str, Any]:
                 for e in parse.get("entities") or []
             ],
         }
-    metadata = data.get("metadata")
-    if isinstance(metadata, dict):
-        whatsapp = metadata.get("whatsapp")
-        if isinstance(whatsapp, dict) and whatsapp.get("profile_name"):
-            # The name a person gave WhatsApp: nothing here needs it after the turn.
-            metadata = {**metadata, "whatsapp": {**whatsapp, "profile_name": None}}
-        stored["metadata"] = _mask_any(metadata)
     return stored
 
 
@@ -190,6 +198,8 @@ def _protect_slot(data: Dict[str, Any], key: tuple) -> Dict[str, Any]:
         return stored
     if name == "otp":
         return data if value == "verified" else {**data, "value": CODE_TEXT}
+    if name == "session_started_metadata" and isinstance(value, dict):  # Rasa keeps the channel's metadata here
+        return {**data, "value": _scrub_metadata(value)}
     return {**data, "value": _mask_any(value)}
 
 

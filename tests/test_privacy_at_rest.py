@@ -44,6 +44,7 @@ def code_step_conversation() -> DialogueStateTracker:
     """A request form through the id and code steps, as Rasa's events have it."""
     events = [
         ActionExecuted("action_session_start"),
+        SlotSet("session_started_metadata", {"whatsapp": {"profile_name": "خالد العتيبي"}}),
         ActionExecuted("action_listen"),
         UserUttered("ضاعت هويتي", {"name": "report_lost_id", "confidence": 0.9}),
         ActionExecuted("service_request_form"),
@@ -63,6 +64,7 @@ def code_step_conversation() -> DialogueStateTracker:
         SlotSet("requested_slot", "otp"),
         ActionExecuted("action_listen"),
         # The code, spaced: no pattern is needed to drop a message typed at the code step.
+        UserUttered("وش الرسوم", {"name": "ask_fees", "confidence": 0.9}),  # an aside: kept, it has no digits
         UserUttered("482 9 13", {"name": "inform", "confidence": 0.9}),
         SlotSet("otp", "482 9 13"),
         SlotSet("otp", "verified"),
@@ -132,4 +134,30 @@ async def test_the_store_keeps_no_code_and_no_readable_id_or_phone_yet_the_slots
     assert again.get_slot("otp") == "verified"
     # Customer care still reads the transcript, masked.
     users = [m["text"] for m in conversations.transcript(where, tracker.sender_id) if m["role"] == "user"]
-    assert users == ["ضاعت هويتي", "هويتي 1******014 وجوالي 0******567", privacy.CODE_TEXT]
+    assert users == ["ضاعت هويتي", "هويتي 1******014 وجوالي 0******567", "وش الرسوم", privacy.CODE_TEXT]
+
+
+def verified(sender: str, national_id: str) -> DialogueStateTracker:
+    events = [
+        ActionExecuted("action_session_start"),
+        ActionExecuted("action_listen"),
+        UserUttered("طلباتي", {"name": "track_request", "confidence": 0.9}),
+        SlotSet("verified_id", national_id),
+        ActionExecuted("action_listen"),
+    ]
+    return DialogueStateTracker.from_events(sender, events, DOMAIN.slots)
+
+
+async def test_an_erasure_deletes_every_conversation_verified_as_the_person_and_no_other(trackers):
+    store, raw, _ = trackers
+    for sender, person in (("web:a", NID), ("telegram:b", NID), ("rest:c", "1010000022")):
+        await store.save(verified(sender, person))
+    await store.save(DialogueStateTracker.from_events("rest:unverified", [ActionExecuted("action_listen")]))
+    tracker = verified("whatsapp:966551234567", NID)
+    await store.save(tracker)
+    tracker = await store.retrieve("whatsapp:966551234567")
+    tracker.update(UserUttered("نعم", {"name": "affirm", "confidence": 0.99}))
+    tracker.update(SlotSet("erase_conversations", True))
+    await store.save(tracker)
+    assert set(await store.keys()) == {"rest:c", "rest:unverified"}
+    assert len(raw()) == len(verified("x", "y").events) + 1

@@ -105,7 +105,10 @@ def test_erasing_my_conversations_asks_first_then_deletes_every_one_that_verifie
     assert {earlier.conversation_id, chat.conversation_id} <= senders(servers)
 
     assert "هل تريد الحذف" in joined(chat.say("امسح محادثاتي"))  # verified already: only the question
-    assert "تم حذف محادثاتك" in joined(chat.say("نعم"))
+    again = chat.say("اممم")  # not a yes: the question once more, nothing deleted
+    assert len(again) == 1 and "هل تريد الحذف" in joined(again)
+    assert chat.conversation_id in senders(servers)
+    assert "تم حذف محادثاتك" in joined(chat.say("اكيد احذفها"))
     left = senders(servers)
     assert chat.conversation_id not in left and earlier.conversation_id not in left
     assert {someone_else.conversation_id, unverified.conversation_id} <= left
