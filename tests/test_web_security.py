@@ -101,9 +101,11 @@ def test_a_binary_packet_before_connecting_is_not_kept_waiting_for_attachments(s
         url = servers.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         async with websockets.connect(url) as ws:
             assert (await asyncio.wait_for(ws.recv(), TIMEOUT)).startswith("0{")  # engine.io open
-            await ws.send('451-["user_uttered",{"_placeholder":true,"num":0}]')
-            await ws.send(b"\x00" * 1024)  # would be kept as the attachment
-            await ws.send("40")  # socket.io connect to "/"
+            # A binary event announcing two attachments, and one of them: the server
+            # that accepts the announcement waits for the second one.
+            await ws.send('452-["user_uttered",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]')
+            await ws.send(b"\x00" * 1024)
+            await ws.send("40")  # socket.io connect to "/" (taken as the second attachment before 5.16.2)
             while True:
                 message = await asyncio.wait_for(ws.recv(), 5)
                 if isinstance(message, str) and message.startswith("40"):
