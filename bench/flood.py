@@ -8,9 +8,10 @@ under its own limit) and its reply times are what is measured, in three
 phases:
 
     quiet        the bystander alone
-    one_sender   one flooder: one sender, `connections` requests at a time, as fast as it is answered
-    one_address  one flooder: a new sender for every message, from one address (what an open REST
-                 or widget endpoint used to serve in full: 600 senders, 600 answers)
+    one_sender   one flooder, one sender: `rate` messages a second (50: twice what one Rasa server
+                 answers), each sent without waiting for the last one's answer
+    one_address  the same from one address, a new sender for every message (what an open endpoint
+                 used to serve in full: 600 senders, 600 answers)
 
 Each flood phase also counts the flooder's messages that were answered by
 the bot, told to slow down, or refused in silence.
@@ -73,12 +74,15 @@ async def _flooder(
     until: float,
     address: str,
     sender: Optional[str],
+    rate: float,
+    max_outstanding: int,
     slow_down: str,
     counts: Dict[str, int],
 ) -> None:
-    """Messages as fast as they are answered until `until`: all from `sender`, or each from a new one (None)."""
-    while time.monotonic() < until:
-        who = sender or f"flood-{uuid.uuid4().hex[:10]}"
+    """`rate` messages a second until `until`, each sent without waiting for the last one's answer (at most
+    `max_outstanding` unanswered; past that a message is not sent): all from `sender`, or each from a new one."""
+
+    async def one(who: str) -> None:
         replies = await _post(session, url, token, address, who, "ابي اجدد هويتي")
         if replies is None:
             counts["failed"] += 1
@@ -89,16 +93,33 @@ async def _flooder(
         else:
             counts["answered"] += 1
 
+    pending: set = set()
+    start = time.monotonic()
+    for n in itertools.count():
+        at = start + n / rate
+        if at >= until:
+            break
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        pending = {t for t in pending if not t.done()}
+        if len(pending) >= max_outstanding:
+            counts["not_sent"] += 1
+            continue
+        pending.add(asyncio.create_task(one(sender or f"flood-{uuid.uuid4().hex[:10]}")))
+    if pending:  # the answers still owed, for the counts (a backlog without limits can take a while)
+        await asyncio.wait(pending, timeout=60)
+
 
 async def measure(
     base_url: str,
     token: str,
     seconds: float = 20,
     quiet_seconds: float = 10,
-    connections: int = 8,
+    rate: float = 50,
+    max_outstanding: int = 100,
     interval_s: float = 0.25,
+    phases: tuple = ("one_sender", "one_address"),
 ) -> dict:
-    """The three phases against Rasa servers started with MUSAED_REST_TOKEN=`token`."""
+    """The quiet phase and `phases` against Rasa servers started with MUSAED_REST_TOKEN=`token`."""
     from musaed import catalogue
 
     check_loopback(base_url)
@@ -106,26 +127,46 @@ async def measure(
     slow_down = catalogue.load().labels["slow_down"]
     timeout = aiohttp.ClientTimeout(total=120)
     results: Dict[str, dict] = {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections + 2), timeout=timeout) as session:
+    # Two clients: the flood's connections must not hold up the bystander's on this side.
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as bystander,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max_outstanding), timeout=timeout) as flooder,
+    ):
         # Warm up: the first messages build TensorFlow's graphs.
         for text in BYSTANDER_TEXTS:
-            await _post(session, url, token, BYSTANDER_ADDRESS, "warm-up", text)
+            await _post(bystander, url, token, BYSTANDER_ADDRESS, "warm-up", text)
         samples: List[float] = []
-        failures = await _bystander(session, url, token, time.monotonic() + quiet_seconds, interval_s, samples)
+        failures = await _bystander(bystander, url, token, time.monotonic() + quiet_seconds, interval_s, samples)
         results["quiet"] = {"bystander": summarize(samples), "bystander_failures": failures}
-        for phase, sender in (("one_sender", f"flood-{uuid.uuid4().hex[:10]}"), ("one_address", None)):
+        for phase in phases:
+            sender = f"flood-{uuid.uuid4().hex[:10]}" if phase == "one_sender" else None
             samples = []
-            counts = {"answered": 0, "told_to_slow_down": 0, "refused_quietly": 0, "failed": 0}
+            counts = {"answered": 0, "told_to_slow_down": 0, "refused_quietly": 0, "failed": 0, "not_sent": 0}
             until = time.monotonic() + seconds
-            flooders = [
-                _flooder(session, url, token, until, FLOODER_ADDRESSES[phase], sender, slow_down, counts)
-                for _ in range(connections)
-            ]
-            outcome = await asyncio.gather(_bystander(session, url, token, until, interval_s, samples), *flooders)
+            outcome = await asyncio.gather(
+                _bystander(bystander, url, token, until, interval_s, samples),
+                _flooder(
+                    flooder,
+                    url,
+                    token,
+                    until,
+                    FLOODER_ADDRESSES[phase],
+                    sender,
+                    rate,
+                    max_outstanding,
+                    slow_down,
+                    counts,
+                ),
+            )
             results[phase] = {
                 "bystander": summarize(samples),
                 "bystander_failures": outcome[0],
-                "flood": {**counts, "per_s": round(sum(counts.values()) / seconds, 1)},
+                "flood": counts,
             }
-    results["settings"] = {"seconds": seconds, "connections": connections, "bystander_interval_s": interval_s}
+    results["settings"] = {
+        "seconds": seconds,
+        "flood_per_s": rate,
+        "max_outstanding": max_outstanding,
+        "bystander_interval_s": interval_s,
+    }
     return results
