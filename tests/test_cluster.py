@@ -284,6 +284,38 @@ def test_customer_care_reads_the_transcript_and_handover_from_postgresql(cluster
     assert requests.get(f"{care}handovers", timeout=30).status_code == 401
 
 
+def test_a_web_session_ended_on_one_replica_is_over_on_the_other(cluster):
+    """«محادثة جديدة» on one replica ends the session in PostgreSQL (web_sessions): a tab on
+    the other replica, still on that session, is moved to a new one at its next message
+    and is asked who it is (issue 25, item 4)."""
+    import asyncio
+
+    from web_client import Tab
+
+    asks_for_id = "رقم هويتك"
+
+    async def run() -> None:
+        one, two = Tab(cluster.replicas[0]), Tab(cluster.replicas[1])
+        try:
+            old = await one.open(None)
+            assert await two.open(old) == old  # one session, a tab on each replica
+            await one.say("طلباتي")
+            await one.say(ID["noura"])
+            await one.say(code(cluster, "noura"))
+            verified = "\n".join(r.get("text", "") for r in await two.say("طلباتي"))
+            assert asks_for_id not in verified, verified  # the other replica's tab shares it
+            new = await one.request(None, end=old)  # the widget's «محادثة جديدة», on replica 1
+            assert new != old
+            after = "\n".join(r.get("text", "") for r in await two.say("طلباتي"))
+            assert asks_for_id in after and not TRACKING.search(after), after
+            assert await two.confirmed() not in (old, new)
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(run())
+
+
 def test_a_replica_and_an_action_server_killed_mid_form_lose_nothing(cluster):
     chat = Chat(cluster.front)
     chat.say("ضاعت هويتي")
