@@ -4,6 +4,8 @@
  * Embed in any page (the socket.io client is served beside this file):
  *   <script src="https://HOST/vendor/socket.io.min.js"></script>
  *   <script src="https://HOST/widget.js" data-server="https://RASA-HOST"></script>
+ * The embedding site's origin must be in the server's MUSAED_WEB_ORIGINS:
+ * the socket refuses a page from any other.
  *
  * Our own rather than rasa-webchat: that package is unmaintained and has no
  * RTL option; this one is a small file over socket.io-client.
@@ -223,8 +225,8 @@
   });
 
   // Each typed message is shown once and sent once: straight away when
-  // connected, else kept in the outbox (which survives a reload) until
-  // the session is confirmed again.
+  // connected, else kept in the outbox (in this page's memory only: it may
+  // be an id or a code) until the session is confirmed again.
   function flush() {
     while (state.outbox.length && socket.connected && root.dataset.connected === "true") {
       var message = state.outbox.shift();
