@@ -4,6 +4,7 @@ a verified person's copy of their data, and their conversations erased («احذ
 import sqlite3
 
 import pytest
+from test_fuzz_conversations import walker  # noqa: F401 - the fuzzer's fixture
 from test_request_flows import ID, TRACKING, joined, latest_code, start, verify
 
 from musaed import catalogue, conversations, store
@@ -127,3 +128,29 @@ def test_erasure_in_english_and_a_stranger_must_verify_first(servers):
     assert "Delete them?" in question
     assert "have been deleted" in joined(chat.say("yes"))
     assert chat.conversation_id not in senders(servers)
+
+
+# Off the path: the conversation fuzzer's walks (tests/test_fuzz_conversations.py) from each step
+# of the privacy flows, with the privacy requests among what is typed.
+PRIVACY_PREFIXES = {
+    "data_copy": ["ابي نسخة من بياناتي", "@id", "@code"],
+    "data_erase": ["احذف محادثاتي", "@id", "@code"],
+}
+PRIVACY_SAID = ["ابي نسخة من بياناتي", "احذف محادثاتي", "delete my conversations", "send me a copy of my data"]
+
+
+@pytest.mark.parametrize("flow", sorted(PRIVACY_PREFIXES))
+def test_random_messages_at_every_step_of_the_privacy_flows(walker, servers, flow):  # noqa: F811 - the fixture
+    from test_fuzz_conversations import breaker_trips, lost_id_still_answered, step
+
+    trips = breaker_trips(servers)
+    prefix = PRIVACY_PREFIXES[flow]
+    for depth in range(1, len(prefix) + 1):
+        for n in range(3):
+            walk = walker(7100 + depth * 10 + n)
+            for text in prefix[:depth]:
+                step(walk, text)
+            for _ in range(4):
+                step(walk, walk.rng.choice(PRIVACY_SAID) if walk.rng.random() < 0.25 else walk.random_message())
+            lost_id_still_answered(walk)
+    assert breaker_trips(servers) == trips
