@@ -268,7 +268,8 @@ def _erase(session, table, tracker) -> None:
         found = session.execute(
             sa.select(table.sender_id)
             .where(table.type_name == "slot", table.action_name == "verified_id")
-            .where(table.data.like(privacy.person_pattern(person)))
+            # Rows an earlier version wrote hold the id itself (until --protect-existing rewrites them).
+            .where(sa.or_(table.data.like(privacy.person_pattern(person)), table.data.like(f'%"value": "{person}"%')))
             .distinct()
         )
         senders.update(sender for (sender,) in found)

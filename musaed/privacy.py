@@ -34,7 +34,7 @@ import hmac
 import json
 import re
 from functools import lru_cache
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from musaed.arabic import to_ascii_digits
 
@@ -192,6 +192,8 @@ def _protect_slot(data: Dict[str, Any], key: tuple) -> Dict[str, Any]:
     if value is None:
         return data
     if name in ENCRYPTED_SLOTS:
+        if isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
+            return data  # stored already (protect_stored runs over every row)
         stored = {**data, "value": encrypt_value(value, key[0])}
         if name == "verified_id":
             stored[PERSON] = person_tag(str(value), key[1])
@@ -210,6 +212,24 @@ def restore_event(data: Dict[str, Any], key: Optional[tuple] = None) -> Dict[str
     restored = {**data, "value": decrypt_value(data["value"], (key or keys())[0])}
     restored.pop(PERSON, None)
     return restored
+
+
+def protect_stored(events: List[Dict[str, Any]], key: Optional[tuple] = None) -> List[Dict[str, Any]]:
+    """One conversation's events as an earlier version stored them (in order), as this one would:
+    for a deployment's rows written before (`python -m musaed.retention --protect-existing`).
+    Already protected events come back unchanged."""
+    key = key or keys()
+    asked: Optional[str] = None
+    protected = []
+    for data in events:
+        protected.append(protect_event(data, code_step=asked == "otp" and data.get("event") == "user", key=key))
+        if data.get("event") == "slot" and data.get("name") == "requested_slot":
+            asked = data.get("value")
+        elif data.get("event") in ("restart", "session_started") or (
+            data.get("event") == "active_loop" and not data.get("name")
+        ):
+            asked = None
+    return protected
 
 
 def person_pattern(national_id: str) -> str:

@@ -22,6 +22,7 @@ the cluster), written here only to delete whole conversations.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -143,6 +144,38 @@ def purge_conversations(tracker_db, policy: Policy, now: Optional[datetime] = No
     return _tracker_execute(tracker_db, work)
 
 
+def protect_existing(tracker_db) -> int:
+    """Rewrite the rows an earlier version stored as the tracker store now writes them (codes
+    removed, ids masked or encrypted: musaed/privacy.py), one conversation per transaction so
+    Rasa's writes wait at most that long; how many rows changed. Safe to run again."""
+    from musaed import privacy
+
+    def senders(cur, mark: str) -> int:
+        cur.execute("SELECT DISTINCT sender_id FROM events")
+        found.extend(sender for (sender,) in cur.fetchall())
+        return 0
+
+    def one(sender: str):
+        def work(cur, mark: str) -> int:
+            cur.execute(f"SELECT id, data FROM events WHERE sender_id = {mark} ORDER BY id", [sender])
+            rows = cur.fetchall()
+            events = [json.loads(data) for _, data in rows]
+            changed = 0
+            for (row_id, data), new in zip(rows, privacy.protect_stored(events, key), strict=True):
+                text = json.dumps(new)
+                if new != json.loads(data):
+                    cur.execute(f"UPDATE events SET data = {mark} WHERE id = {mark}", [text, row_id])
+                    changed += 1
+            return changed
+
+        return work
+
+    found: List[str] = []
+    key = privacy.keys()
+    _tracker_execute(tracker_db, senders)
+    return sum(_tracker_execute(tracker_db, one(sender)) for sender in found)
+
+
 # -- the application database ----------------------------------------------------------
 
 
@@ -190,10 +223,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m musaed.retention", description=__doc__.splitlines()[0])
     parser.add_argument("--tracker-db", default=None, help="default: MUSAED_TRACKER_DB or var/trackers.db")
     parser.add_argument("--every", type=float, default=0, help="repeat every this many seconds (0: once)")
+    parser.add_argument(
+        "--protect-existing",
+        action="store_true",
+        help="once, on upgrading: rewrite conversations stored by an earlier version as they are now kept",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     policy = policy_from_env()  # a wrong setting stops here, at start-up
     tracker_db = args.tracker_db or default_tracker_db()
+    if args.protect_existing:
+        log.info("rows rewritten: %d", protect_existing(tracker_db))
+        return 0
     while True:
         try:
             log.info("purged: %s", describe(purge(store.open_db(), tracker_db, policy)))

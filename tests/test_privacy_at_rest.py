@@ -161,3 +161,20 @@ async def test_an_erasure_deletes_every_conversation_verified_as_the_person_and_
     await store.save(tracker)
     assert set(await store.keys()) == {"rest:c", "rest:unverified"}
     assert len(raw()) == len(verified("x", "y").events) + 1
+
+
+async def test_rows_an_earlier_version_stored_are_rewritten_and_still_read(trackers, monkeypatch):
+    from musaed import retention
+
+    store, raw, where = trackers
+    with monkeypatch.context() as earlier:  # the store before this change: events as Rasa gives them
+        earlier.setattr(privacy, "protect_event", lambda data, **_: data)
+        await store.save(code_step_conversation())
+    assert NID in "\n".join(raw()) and CODE[:3] in "\n".join(raw())
+    assert retention.protect_existing(where) > 0
+    rows = "\n".join(raw())
+    for secret in (NID, "1010000022", PHONE, "482 9 13", "خالد العتيبي"):
+        assert secret not in rows, secret
+    again = await store.retrieve("whatsapp:966551234567")
+    assert again.get_slot("verified_id") == NID and again.get_slot("beneficiary") == "1010000022"
+    assert retention.protect_existing(where) == 0  # nothing left to do
