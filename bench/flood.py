@@ -14,7 +14,9 @@ phases:
                  used to serve in full: 600 senders, 600 answers)
 
 Each flood phase also counts the flooder's messages that were answered by
-the bot, told to slow down, or refused in silence.
+the bot, told to slow down, got an empty reply (with the limits on: the rest
+of a burst, refused in silence), failed, or were not sent (100 unanswered
+already).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ async def _flooder(
         if replies is None:
             counts["failed"] += 1
         elif not replies:
-            counts["refused_quietly"] += 1
+            counts["no_reply"] += 1
         elif replies[0].get("text") == slow_down:
             counts["told_to_slow_down"] += 1
         else:
@@ -141,7 +143,7 @@ async def measure(
         for phase in phases:
             sender = f"flood-{uuid.uuid4().hex[:10]}" if phase == "one_sender" else None
             samples = []
-            counts = {"answered": 0, "told_to_slow_down": 0, "refused_quietly": 0, "failed": 0, "not_sent": 0}
+            counts = {"answered": 0, "told_to_slow_down": 0, "no_reply": 0, "failed": 0, "not_sent": 0}
             until = time.monotonic() + seconds
             outcome = await asyncio.gather(
                 _bystander(bystander, url, token, until, interval_s, samples),
