@@ -97,6 +97,24 @@ def _init_rss(results: dict) -> str:
     return f"{REFERENCE['rss_gb']} GB (`rasa init` bot)"
 
 
+def _flood_rows(flood: Optional[dict]) -> List[str]:
+    """A bystander's p50 / p95 while one client floods REST with a token (bench/flood.py), limits on and off."""
+    if not flood or "limits_on" not in flood:
+        return []
+    rows = []
+    for phase, what in (
+        ("quiet", "a bystander's reply, alone"),
+        ("one_sender", "… while one sender floods (50 a second)"),
+        ("one_address", "… while one address floods, a new sender each message"),
+    ):
+        on, off = flood["limits_on"].get(phase), (flood.get("limits_off") or {}).get(phase)
+        if not on:
+            continue
+        cell = lambda r: _ms(r["bystander"]["p50_ms"], r["bystander"]["p95_ms"]) + " p50/p95"  # noqa: E731
+        rows.append(f"| {what}, limits on | {cell(on)} | {cell(off) + ' limits off' if off else ''} | | |")
+    return rows
+
+
 def markdown(results: dict) -> str:
     v = verdicts(results)
     nlu = results.get("nlu", {})
@@ -221,6 +239,7 @@ def markdown(results: dict) -> str:
             f"≤ ×{TARGETS['long_conversation_ratio_max']} | {_mark(v['cluster_long_conversation'])} |"
         )
     rows.append(f"| peak memory (VmHWM), action server | {_gb(mem.get('actions', {}).get('peak_rss_mb'))} | | | |")
+    rows.extend(_flood_rows(results.get("flood")))
     meta = results.get("machine", {})
     note = (
         f"\nMeasured {meta.get('date', '')} on {meta.get('cpus', '?')} cores "

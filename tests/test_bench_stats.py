@@ -280,3 +280,17 @@ def test_the_cluster_s_long_conversation_has_the_same_bar():
     results["cluster"]["long_conversation"]["ratio"] = 1.1
     assert report.verdicts(results)["cluster_long_conversation"] is True
     assert "on the cluster (PostgreSQL tracker store" in report.markdown(results)
+
+
+def test_the_table_has_the_bystander_under_a_flood_with_the_limits_on_and_off():
+    def phase(p50, p95):
+        return {"bystander": {"p50_ms": p50, "p95_ms": p95}}
+
+    flood = {
+        "limits_on": {"quiet": phase(31.5, 63.0), "one_sender": phase(45.6, 129.8), "one_address": phase(34.7, 250.7)},
+        "limits_off": {"quiet": phase(75.5, 101.8), "one_sender": phase(63.3, 329.9), "one_address": phase(1362, 2911)},
+    }
+    table = report.markdown({"flood": flood})
+    assert "| … while one address floods, a new sender each message, limits on | 34.7 / 251 ms p50/p95 | " in table
+    assert "1362 / 2911 ms p50/p95 limits off" in table
+    assert "floods" not in report.markdown({})
