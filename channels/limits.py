@@ -164,8 +164,8 @@ class Limits:
             int(env.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES),
         )
 
-    def too_long(self, text: Optional[str]) -> bool:
-        text = text or ""
+    def too_long(self, text: Any) -> bool:
+        text = text if isinstance(text, str) else str(text or "")  # a REST caller may send any JSON
         if len(text) > self.max_bytes:  # at least one byte a character: no need to encode it all
             return True
         return len(text) * 4 > self.max_bytes and len(text.encode("utf-8", "surrogatepass")) > self.max_bytes
@@ -202,9 +202,10 @@ def limits() -> Limits:
     return _limits
 
 
-def reply(label: str, text: Optional[str]) -> str:
+def reply(label: str, text: Any) -> str:
     """A catalogue label in the language of `text` (its start is enough to tell)."""
-    return catalogue.load(language.detect((text or "")[:1000]) or language.ARABIC).labels[label]
+    start = (text if isinstance(text, str) else str(text or ""))[:1000]
+    return catalogue.load(language.detect(start) or language.ARABIC).labels[label]
 
 
 # -- addresses ---------------------------------------------------------------------

@@ -103,6 +103,7 @@ def test_the_size_cap_counts_utf8_bytes():
     assert lim.too_long("ه" * 2049)
     assert lim.too_long("ه" * 500_000)
     assert not lim.too_long(None)
+    assert lim.too_long(["x" * 5000]) and not lim.too_long(12)  # a REST caller may send any JSON
 
 
 def test_replies_are_in_the_persons_language():
