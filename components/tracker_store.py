@@ -86,7 +86,8 @@ class Checkpoints:
             rows = session.execute(statement, {"sender": sender_id}).all()
         if not rows or not self.domain:  # type: ignore[attr-defined]
             return None
-        events = [privacy.restore_event(json.loads(data)) for (data,) in rows]
+        key = privacy.keys()
+        events = [privacy.restore_event(json.loads(data), key) for (data,) in rows]
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)  # type: ignore[attr-defined]
         if not fetch_events_from_all_sessions:  # a full history is saved Rasa's way, counted
             setattr(tracker, _STORED, len(rows))
@@ -138,16 +139,24 @@ def _requested_slots(tracker, last: int) -> List[Optional[str]]:
     """The slot a form was asking for when each of the `last` events of `tracker` happened."""
     from rasa.shared.core.events import ActiveLoop, Restarted, SessionStarted, SlotSet
 
-    events = list(tracker.events)
-    asked: Optional[str] = None
-    found: List[Optional[str]] = []
-    for i, event in enumerate(events):
-        if i >= len(events) - last:
-            found.append(asked)
+    def after(event, asked: Optional[str]) -> Optional[str]:
         if isinstance(event, SlotSet) and event.key == "requested_slot":
-            asked = event.value
-        elif isinstance(event, (Restarted, SessionStarted)) or (isinstance(event, ActiveLoop) and not event.name):
-            asked = None
+            return event.value
+        if isinstance(event, (Restarted, SessionStarted)) or (isinstance(event, ActiveLoop) and not event.name):
+            return None
+        return asked
+
+    events = list(tracker.events)
+    first = len(events) - last
+    asked: Optional[str] = None
+    for event in reversed(events[:first]):  # the state before the new events: its latest change
+        if after(event, "unchanged") != "unchanged":
+            asked = after(event, None)
+            break
+    found: List[Optional[str]] = []
+    for event in events[first:]:
+        found.append(asked)
+        asked = after(event, asked)
     return found
 
 

@@ -101,7 +101,7 @@ def keys() -> tuple:
 
     from musaed import store
 
-    return _keys_for(os.environ.get(KEY_ENV) or "", str(store.db_path().resolve()))
+    return _keys_for(os.environ.get(KEY_ENV) or "", str(store.db_path()))
 
 
 @lru_cache(maxsize=4)
