@@ -233,12 +233,13 @@ class SocketIOInput(RasaSocketIOInput):
             session = session_of(token, secret)
             if session is None:
                 return  # not ours: nothing to end
-            await asyncio.to_thread(sessions.end, session)
-            # This replica's sockets in it hear no more of it; others' find out at their next message.
+            # This replica's sockets in it hear no more of it (first: replies may still be on
+            # their way); other replicas' find out at their next message.
             await sio.close_room(conversation_id(CHANNEL, session), namespace=self.namespace)
             for other, bound_session in list(bound.items()):
                 if bound_session == session:
                     del bound[other]
+            await asyncio.to_thread(sessions.end, session)
 
         async def start_session(sid: str, token: Any, with_history: bool = False) -> str:
             session = session_of(token, secret)

@@ -163,6 +163,7 @@
   function add(entry) { state.log.push(entry); render(entry, state.log.length - 1); }
   function redraw() { log.textContent = ""; state.log.forEach(render); }
   var restored = false;  // has the server sent this page the conversation so far?
+  var startingOver = false;  // «محادثة جديدة» pressed, its new session not confirmed yet
 
   var socket = io(server, { transports: ["websocket", "polling"] });
   function online(up) {
@@ -207,12 +208,14 @@
     state.sessionId = issued;
     state.ending = null;
     restored = true;
+    startingOver = false;
     save();
     online(true);
     root.dataset.ready = "true";
     flush();
   });
   socket.on("bot_uttered", function (m) {
+    if (startingOver) return;  // the rest of the old conversation's answer: not this one's
     showTyping(false);
     state.log.forEach(function (e) { delete e.pending; });
     var buttons = (m.quick_replies || m.buttons || []).map(function (b) {
@@ -228,7 +231,7 @@
   // connected, else kept in the outbox (in this page's memory only: it may
   // be an id or a code) until the session is confirmed again.
   function flush() {
-    while (state.outbox.length && socket.connected && root.dataset.connected === "true") {
+    while (state.outbox.length && socket.connected && root.dataset.connected === "true" && !startingOver) {
       var message = state.outbox.shift();
       socket.emit("user_uttered", { message: message, session_id: state.sessionId });
       showTyping(true);
@@ -254,6 +257,7 @@
     log.textContent = "";
     showTyping(false);
     root.dataset.ready = "false";
+    startingOver = true;
     if (socket.connected) socket.emit("session_request", { session_id: null, end: ending });
     // (else the next connect sends it)
   });
