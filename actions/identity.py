@@ -23,6 +23,14 @@ NATIONAL_ID_ERRORS = {
 }
 
 
+def caller_of(tracker: Tracker) -> identity.Caller:
+    """Who is asking: this conversation, and the address its channel saw (set by the
+    channel itself, never taken from what the client sends: channels/limits.py)."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    address = metadata.get("musaed_address")
+    return identity.Caller(tracker.sender_id, address if isinstance(address, str) and address else None)
+
+
 class IdentitySlots:
     """validate_national_id and validate_otp, mixed into FormValidationActions.
 
@@ -40,7 +48,9 @@ class IdentitySlots:
         if parsed.error:
             dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error], **{ASKS: "national_id"})
             return {"national_id": None}
-        outcome = identity.send_code(store.open_db(), parsed.national_id, language=language_of(tracker))
+        outcome = identity.send_code(
+            store.open_db(), parsed.national_id, caller_of(tracker), language=language_of(tracker)
+        )
         if not say_code_outcome(dispatcher, outcome):
             return {"national_id": None}
         return {"national_id": parsed.national_id}
@@ -54,7 +64,7 @@ class IdentitySlots:
             dispatcher.utter_message(response="utter_otp_format", **{ASKS: "otp"})
             return {"otp": None}
         db = store.open_db()
-        outcome = identity.verify_code(db, nid, code)
+        outcome = identity.verify_code(db, nid, code, caller_of(tracker))
         if outcome.status == "ok":
             # The code itself is never kept in the tracker.
             return {"otp": "verified", "verified_id": nid, **self.after_verification(db, nid, tracker)}
@@ -65,7 +75,7 @@ class IdentitySlots:
             say_code_outcome(dispatcher, outcome)
             return {"otp": None, "national_id": None}
         # expired, or no code pending: send a fresh one, within the limit.
-        resent = identity.send_code(db, nid, language=language_of(tracker))
+        resent = identity.send_code(db, nid, caller_of(tracker), language=language_of(tracker))
         if resent.status == "sent":
             dispatcher.utter_message(response="utter_otp_expired", **{ASKS: "otp"})
             return {"otp": None}
@@ -84,13 +94,7 @@ def say_code_outcome(dispatcher: CollectingDispatcher, outcome: identity.Outcome
         return True
     # Either says what to do instead of typing an id now.
     if outcome.status == "limited":
-        dispatcher.utter_message(
-            response="utter_code_limit",
-            limit=identity.MAX_CODES,
-            window=identity.CODE_WINDOW_MINUTES,
-            minutes=outcome.minutes_left,
-            **{ASKS: "national_id"},
-        )
+        dispatcher.utter_message(response="utter_code_limit", minutes=outcome.minutes_left, **{ASKS: "national_id"})
     else:  # locked
         dispatcher.utter_message(
             response="utter_identity_locked",

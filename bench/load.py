@@ -101,7 +101,7 @@ def open_target(db_path):
 def latest_code(db_path, national_id: str) -> Optional[str]:
     from musaed import store
 
-    row = store.pending_code(open_target(db_path), national_id)
+    row = store.latest_code(open_target(db_path), national_id)
     return row["code"] if row else None
 
 

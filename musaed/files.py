@@ -26,7 +26,7 @@ def private() -> int:
     return os.umask(PRIVATE_UMASK)
 
 
-def create_private(path: os.PathLike) -> None:
+def create_private(path: "os.PathLike | str") -> None:
     """Create `path` empty and 0600 unless it exists (a program that opens it next keeps the mode)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

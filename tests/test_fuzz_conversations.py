@@ -169,16 +169,24 @@ def walker(servers):
     return make
 
 
-def test_random_walks_from_a_fresh_conversation(walker):
+def breaker_trips(servers) -> int:
+    """How often Rasa's circuit breaker has tripped so far: it must never be what stops a loop."""
+    return (servers.log_dir / "rasa.log").read_text(errors="replace").count("Circuit breaker")
+
+
+def test_random_walks_from_a_fresh_conversation(walker, servers):
+    trips = breaker_trips(servers)
     for n in range(WALKS):
         walk = walker(SEED * 1000 + n)
         for _ in range(TURNS):
             step(walk, walk.random_message())
         lost_id_still_answered(walk)
+    assert breaker_trips(servers) == trips
 
 
 @pytest.mark.parametrize("flow", sorted(PREFIXES))
-def test_random_messages_at_every_step_of_every_flow(walker, flow):
+def test_random_messages_at_every_step_of_every_flow(walker, servers, flow):
+    trips = breaker_trips(servers)
     prefix = PREFIXES[flow]
     for depth in range(1, len(prefix) + 1):
         for n in range(2):
@@ -188,3 +196,4 @@ def test_random_messages_at_every_step_of_every_flow(walker, flow):
             for _ in range(4):
                 step(walk, walk.random_message())
             lost_id_still_answered(walk)
+    assert breaker_trips(servers) == trips

@@ -339,10 +339,40 @@ def _run_script(db: Db, script: Union[str, Callable[[Db], None]]) -> None:
             db.execute(statement)
 
 
+# Issue 25: a code belongs to the conversation it was sent for and is kept only
+# as a keyed hash; wrong codes lock that conversation, not the id for everyone;
+# every code request says who asked (conversation, and address where known).
+_M003_CODES_PER_CONVERSATION = """
+CREATE TABLE one_time_codes (
+    id INTEGER PRIMARY KEY,
+    national_id TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE INDEX one_time_codes_pending ON one_time_codes(conversation, national_id, used_at);
+CREATE TABLE verification_locks (
+    conversation TEXT PRIMARY KEY,
+    failed INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT
+);
+ALTER TABLE code_requests ADD COLUMN conversation TEXT;
+ALTER TABLE code_requests ADD COLUMN address TEXT;
+CREATE INDEX code_requests_conversation ON code_requests(conversation, requested_at);
+CREATE INDEX code_requests_address ON code_requests(address, requested_at);
+DROP TABLE identity_locks;
+-- Codes sent before were bound to no conversation: none is accepted any more.
+UPDATE otp_outbox SET used_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') WHERE used_at IS NULL
+"""
+
+
 # Named, in order; each applies whole (one transaction) and is recorded by name.
 MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("001_initial", _M001_INITIAL),
     ("002_code_limit_and_one_open_request", _M002_CODE_LIMIT_AND_ONE_OPEN_REQUEST),
+    ("003_codes_per_conversation", _M003_CODES_PER_CONVERSATION),
     ("004_webhook_replays", _M004_WEBHOOK_REPLAYS),
     ("005_care_audit", _m005_care_audit),
     ("007_web_sessions", _M007_WEB_SESSIONS),
@@ -405,8 +435,9 @@ def clear_records(db: Db) -> None:
             "request_events",
             "requests",
             "otp_outbox",
+            "one_time_codes",
             "code_requests",
-            "identity_locks",
+            "verification_locks",
             "fines",
             "family_records",
             "health_insurance",
@@ -469,29 +500,90 @@ def family_record(db: Db, head_id: str) -> Optional[dict]:
 # Callers hold a transaction around what must be atomic (musaed/identity.py).
 
 
-def record_code_request(db: Db, national_id: str, at: str) -> None:
-    _insert(db, "code_requests", {"national_id": national_id, "requested_at": at})
+def record_code_request(db: Db, national_id: str, at: str, conversation: str, address: Optional[str]) -> None:
+    _insert(
+        db,
+        "code_requests",
+        {"national_id": national_id, "requested_at": at, "conversation": conversation, "address": address},
+    )
 
 
-def code_requests_since(db: Db, national_id: str, since: str) -> List[str]:
-    """When codes were asked for this id since `since`, oldest first."""
+def code_requests_since(db: Db, national_id: str, since: str, **asked_by: Optional[str]) -> List[str]:
+    """When codes were asked for this id since `since`, oldest first; only by
+    `conversation=` or `address=` when given."""
+    where = "national_id = ? AND requested_at > ?"
+    params: List[Optional[str]] = [national_id, since]
+    for column in ("conversation", "address"):
+        if column in asked_by:
+            where += f" AND {column} = ?"
+            params.append(asked_by[column])
     return [
         r["requested_at"]
-        for r in db.query(
-            "SELECT requested_at FROM code_requests WHERE national_id = ? AND requested_at > ? ORDER BY requested_at",
-            [national_id, since],
-        )
+        for r in db.query(f"SELECT requested_at FROM code_requests WHERE {where} ORDER BY requested_at", params)
     ]
 
 
-def latest_code_request(db: Db, national_id: str) -> Optional[str]:
-    row = _one(db, "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ?", [national_id])
+def ids_asked_since(db: Db, since: str, **asked_by: Optional[str]) -> Dict[str, str]:
+    """The ids one conversation (`conversation=`) or address (`address=`) asked codes
+    for since `since`: {national id: its first request in that time}."""
+    [(column, value)] = asked_by.items()
+    assert column in ("conversation", "address")
+    rows = db.query(
+        f"SELECT national_id, MIN(requested_at) AS first FROM code_requests "
+        f"WHERE {column} = ? AND requested_at > ? GROUP BY national_id",
+        [value, since],
+    )
+    return {r["national_id"]: r["first"] for r in rows}
+
+
+def latest_code_request(db: Db, national_id: str, conversation: str) -> Optional[str]:
+    row = _one(
+        db,
+        "SELECT MAX(requested_at) AS at FROM code_requests WHERE national_id = ? AND conversation = ?",
+        [national_id, conversation],
+    )
     return row["at"] if row else None
 
 
-def save_code(db: Db, *, national_id: str, mobile: Optional[str], code: str, created_at: str, expires_at: str) -> None:
-    """Keep a new code for verification; it replaces any earlier one still pending."""
-    db.execute("UPDATE otp_outbox SET used_at = ? WHERE national_id = ? AND used_at IS NULL", [created_at, national_id])
+def save_code(db: Db, *, national_id: str, conversation: str, code_hash: str, created_at: str, expires_at: str) -> None:
+    """Keep a new code's hash for verification in `conversation`; it replaces any
+    earlier one pending there (never another conversation's: that would let a
+    stranger spoil the owner's code)."""
+    db.execute(
+        "UPDATE one_time_codes SET used_at = ? WHERE national_id = ? AND conversation = ? AND used_at IS NULL",
+        [created_at, national_id, conversation],
+    )
+    _insert(
+        db,
+        "one_time_codes",
+        {
+            "national_id": national_id,
+            "conversation": conversation,
+            "code_hash": code_hash,
+            "created_at": created_at,
+            "expires_at": expires_at,
+            "used_at": None,
+        },
+    )
+
+
+def pending_code(db: Db, national_id: str, conversation: str) -> Optional[dict]:
+    return _one(
+        db,
+        "SELECT * FROM one_time_codes WHERE national_id = ? AND conversation = ? AND used_at IS NULL "
+        "ORDER BY id DESC LIMIT 1",
+        [national_id, conversation],
+    )
+
+
+def use_code(db: Db, code_id: int, at: str) -> None:
+    db.execute("UPDATE one_time_codes SET used_at = ? WHERE id = ?", [at, code_id])
+
+
+def write_outbox(
+    db: Db, *, national_id: str, mobile: Optional[str], code: str, created_at: str, expires_at: str
+) -> None:
+    """Development only: the code's digits where `make code` and the tests read them (the SMS stand-in)."""
     _insert(
         db,
         "otp_outbox",
@@ -506,40 +598,30 @@ def save_code(db: Db, *, national_id: str, mobile: Optional[str], code: str, cre
     )
 
 
-def pending_code(db: Db, national_id: str) -> Optional[dict]:
-    return _one(
-        db, "SELECT * FROM otp_outbox WHERE national_id = ? AND used_at IS NULL ORDER BY id DESC LIMIT 1", [national_id]
-    )
-
-
-def use_code(db: Db, code_id: int, at: str) -> None:
-    db.execute("UPDATE otp_outbox SET used_at = ? WHERE id = ?", [at, code_id])
-
-
 def latest_code(db: Db, national_id: str) -> Optional[dict]:
-    """The newest code sent to this id, used or not (the development outbox)."""
+    """The newest code sent to this id (the development outbox)."""
     return _one(
         db,
-        "SELECT code, created_at, expires_at, used_at FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
+        "SELECT code, created_at, expires_at FROM otp_outbox WHERE national_id = ? ORDER BY id DESC LIMIT 1",
         [national_id],
     )
 
 
-def identity_lock(db: Db, national_id: str) -> Optional[dict]:
-    """(failed codes so far, locked_until) for this id, if any."""
-    return _one(db, "SELECT * FROM identity_locks WHERE national_id = ?", [national_id])
+def verification_lock(db: Db, conversation: str) -> Optional[dict]:
+    """(failed codes so far, locked_until) of this conversation, if any."""
+    return _one(db, "SELECT * FROM verification_locks WHERE conversation = ?", [conversation])
 
 
-def set_identity_lock(db: Db, national_id: str, failed: int, locked_until: Optional[str]) -> None:
+def set_verification_lock(db: Db, conversation: str, failed: int, locked_until: Optional[str]) -> None:
     db.execute(
-        "INSERT INTO identity_locks (national_id, failed, locked_until) VALUES (?, ?, ?) "
-        "ON CONFLICT (national_id) DO UPDATE SET failed = excluded.failed, locked_until = excluded.locked_until",
-        [national_id, failed, locked_until],
+        "INSERT INTO verification_locks (conversation, failed, locked_until) VALUES (?, ?, ?) "
+        "ON CONFLICT (conversation) DO UPDATE SET failed = excluded.failed, locked_until = excluded.locked_until",
+        [conversation, failed, locked_until],
     )
 
 
-def clear_identity_lock(db: Db, national_id: str) -> None:
-    db.execute("DELETE FROM identity_locks WHERE national_id = ?", [national_id])
+def clear_verification_lock(db: Db, conversation: str) -> None:
+    db.execute("DELETE FROM verification_locks WHERE conversation = ?", [conversation])
 
 
 # -- retention (musaed/retention.py) ------------------------------------------
