@@ -45,9 +45,15 @@ def new_request(db, ids, conversation="c1", service="renew_resident_id", applica
 def test_open_db_creates_schema_in_wal_mode(tmp_path):
     db = store.open_db(tmp_path / "sub" / "new.db")
     assert store.applied_migrations(db) == [name for name, _ in store.MIGRATIONS]
-    assert {"people", "requests", "request_events", "otp_outbox", "one_time_codes", "verification_locks", "code_requests"} <= set(
-        db.table_names()
-    )
+    assert {
+        "people",
+        "requests",
+        "request_events",
+        "otp_outbox",
+        "one_time_codes",
+        "verification_locks",
+        "code_requests",
+    } <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
