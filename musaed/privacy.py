@@ -7,9 +7,10 @@ and reads the conversation back from it on the person's next message. So:
   entities found in a message) are stored *masked*, irreversibly: a run of
   6 digits is ``******``, a run of 9 or more (a national id, a phone number,
   typed with spaces or dashes or in Arabic-Indic digits) keeps its first digit
-  and last three. A message typed at the code step is not kept at all
-  (``CODE_TEXT``) if it has a digit. Within a turn the actions still get the message as typed:
-  Rasa sends them its copy in memory; nothing reads past messages' text back.
+  and last three. A message typed at the code step that has a digit is not
+  kept at all (``CODE_TEXT``). Within a turn the actions still get the
+  message as typed: Rasa sends them its copy in memory; nothing reads past
+  messages' text back.
 - Slots that hold an id across turns (`national_id` until the code is typed,
   `verified_id` for the session, `beneficiary` until the request is made) are
   stored *encrypted* (Fernet: AES-128-CBC with HMAC-SHA256) and decrypted when
@@ -19,8 +20,8 @@ and reads the conversation back from it on the person's next message. So:
   decrypts (the key was changed) reads as empty: the person verifies again.
 - `verified_id` is also stored with a keyed hash of the id (`person`): the
   conversations that verified as someone can be found, for their erasure,
-  without decrypting anything, and retention can tell verified conversations
-  from others without the key.
+  without decrypting anything. (Retention tells verified conversations from
+  others by the slot having a value: it needs no key.)
 - The `otp` slot keeps only ``verified``: a code typed there is masked.
 
 Plain functions over events' JSON (dicts): no Rasa imports.
