@@ -7,7 +7,8 @@
 - `verified`: one in which someone verified (a `verified_id` was set) after this long;
 - `codes`: one-time codes (`one_time_codes`, the development `otp_outbox`), code requests, and the other short-lived
   rows of the application database (webhook replays, web sessions, where those
-  tables exist) after this long; identity locks once they have expired. The
+  tables exist) after this long (code requests a day at least: the code limits
+  count them over a day); identity locks once they have expired. The
   care audit is append-only and kept.
 
 Durations are a number and a unit: `d` days, `h` hours, `m` minutes. Applied by
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from musaed import store
+from musaed import identity, store
 from musaed.conversations import is_url
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,12 @@ def purge_records(db: store.Db, policy: Policy, now: Optional[datetime] = None) 
     """Delete codes, code requests and other short-lived rows past `codes`, and expired
     identity locks; how many rows of each table."""
     now = now or datetime.now(timezone.utc)
-    before = store.now_iso(now - policy.codes)
-    counts = {table: store.delete_older(db, table, column, before) for table, column in SHORT_LIVED}
+    counts = {}
+    for table, column in SHORT_LIVED:
+        kept = policy.codes
+        if table == "code_requests":  # the code limits count a day of them (musaed/identity.py)
+            kept = max(kept, identity.DAY)
+        counts[table] = store.delete_older(db, table, column, store.now_iso(now - kept))
     for table in LOCKS:  # expired locks
         counts[table] = store.delete_older(db, table, "locked_until", store.now_iso(now))
     return counts

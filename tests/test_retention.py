@@ -156,10 +156,17 @@ def test_purge_deletes_what_is_past_its_retention_and_keeps_the_rest(tracker_sto
     assert set(retention.purge(db, where, retention.Policy(), now=NOW).values()) == {0}
 
 
-def test_a_shorter_setting_deletes_more(tracker_store, open_store):
+def test_a_shorter_setting_deletes_more_but_not_the_day_the_code_limits_count(tracker_store, open_store):
     where, senders = tracker_store
-    retention.purge(open_store(), where, retention.parse("unverified=1d,verified=50d"), now=NOW)
+    db = open_store()
+    seed_codes(db)
+    store.insert_rows(db, "code_requests", [{"national_id": "1010000014", "requested_at": at(hours=3)}])
+    retention.purge(db, where, retention.parse("unverified=1d,verified=50d,codes=1h"), now=NOW)
     assert senders() == set()
+    assert [r["code"] for r in db.query("SELECT code FROM otp_outbox")] == []  # 2 hours old
+    # Asked for today: the limit of codes a day still sees it.
+    left = sorted(r["requested_at"] for r in db.query("SELECT requested_at FROM code_requests"))
+    assert left == [at(hours=3), at(0)]
 
 
 def test_musaed_care_purge_applies_the_setting(tmp_path, monkeypatch):
