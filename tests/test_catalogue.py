@@ -212,13 +212,18 @@ def _texts(node, where=""):
             yield from _texts(value, f"{where}[{i}]")
 
 
+# People's own words and the sources' sentences are quoted as written, not translated:
+# a `words` list, a fact's `questions` and its `source.sentence`.
+QUOTED = ("words", "questions", "sentence")
+
+
 def _plain_strings(node, where=""):
-    """Strings that are not inside a bilingual text or a `words` list: they must carry no Arabic."""
+    """Strings that are not inside a bilingual text or quoted (QUOTED): they must carry no Arabic."""
     if isinstance(node, dict) and "ar" in node:
         return
     if isinstance(node, dict):
         for key, value in node.items():
-            if key != "words":
+            if key not in QUOTED:
                 yield from _plain_strings(value, f"{where}.{key}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
