@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
 # What the model is trained from: retrain only when one of these changes.
-TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py $(wildcard components/*.py) \
+TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py musaed/answers.py musaed/catalogue.yml $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help browser install train rules seed care chat code run cluster test validate lint unit nlu-test core-test bench clean
@@ -87,6 +87,8 @@ nlu-test: $(MODEL)
 	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
 	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-accuracy 0.92
 	$(BIN)/python -m bench.nlu ood $(MODEL) --max-routed 0.10 --max-confident 0.03 > results/nlu/out_of_domain.json
+	$(BIN)/python -m bench.nlu ood $(MODEL) --split tests/ood/shared_words.yml --max-routed 0.10 \
+	  > results/nlu/shared_words_out_of_domain.json
 
 core-test: $(MODEL)
 	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml --out results/core --fail-on-prediction-errors

@@ -9,7 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.turn import catalogue_for, latest_intent
-from musaed import catalogue
+from musaed import answers, catalogue
 
 # Follow-up intents and the catalogue answer each one asks for.
 FOLLOWUP_INTENTS = {
@@ -37,6 +37,8 @@ class ActionExplainService(Action):
         service_id = latest_intent(tracker)
         if cat.service(service_id) is None:
             service_id = tracker.get_slot("service")
+        else:
+            service_id = context_service(cat, tracker, service_id)
         if cat.service(service_id) is None:
             dispatcher.utter_message(text=cat.labels["which_service"], buttons=service_buttons(cat))
             return []
@@ -44,8 +46,15 @@ class ActionExplainService(Action):
         text = tracker.latest_message.get("text") or ""
         pending = tracker.get_slot("pending_followup")
         # "كم الرسوم؟" came first and the person has now picked the service.
-        asked = [pending] if pending in catalogue.FOLLOWUPS else cat.aspects_in(text)
-        if not asked:
+        answer = (
+            answers.Answer("aspects", aspects=[pending])
+            if pending in catalogue.FOLLOWUPS
+            else answers.decide(cat, text, service_id, facts_of(tracker))
+        )
+        asked = list(answer.aspects)
+        if answer.kind in ("fact", "unknown"):
+            say_answer(dispatcher, cat, service_id, answer)
+        elif not asked:
             dispatcher.utter_message(text=cat.howto(service_id))
             dispatcher.utter_message(text=cat.offer(service_id), buttons=offer_buttons(cat, service_id))
         else:
@@ -70,6 +79,38 @@ class ActionExplainService(Action):
             SlotSet("pending_followup", None),
             SlotSet("requestable", cat.services[service_id].requestable),
         ]
+
+
+def context_service(cat: catalogue.Catalogue, tracker: Tracker, service_id: str) -> str:
+    """The service a question is about: the one the model read in it, or, when only the
+    service in context has a fact that answers it («وتشتغل بدون نت؟» after the digital
+    ID's guide, read as another service), that one."""
+    in_context = tracker.get_slot("service")
+    text = tracker.latest_message.get("text") or ""
+    if not in_context or in_context == service_id or cat.service(in_context) is None:
+        return service_id
+    read = answers.decide(cat, text, service_id, facts_of(tracker))
+    kept = answers.decide(cat, text, in_context, facts_of(tracker))
+    return in_context if read.kind != "fact" and kept.kind == "fact" else service_id
+
+
+def requestable(cat: catalogue.Catalogue, service_id: str) -> List[Dict[Text, Any]]:
+    """Whether the offer's yes may start this service's request form."""
+    return [SlotSet("requestable", cat.services[service_id].requestable)]
+
+
+def facts_of(tracker: Tracker) -> List[dict]:
+    """The model's ranking of the catalogue's facts for the latest message (components/fact_matcher.py)."""
+    return tracker.latest_message.get("facts") or []
+
+
+def say_answer(
+    dispatcher: CollectingDispatcher, cat: catalogue.Catalogue, service_id: str, answer: answers.Answer
+) -> None:
+    """A fact of the sources (yes or no first), or "I don't have that detail"; then the guide's buttons."""
+    dispatcher.utter_message(
+        text=answers.reply_text(cat, service_id, answer), buttons=rest_buttons(cat, service_id, [])
+    )
 
 
 def offer_buttons(cat: catalogue.Catalogue, service_id: str) -> List[Dict[str, str]]:
@@ -114,10 +155,26 @@ class ActionAnswerFollowup(Action):
             dispatcher.utter_message(text=cat.other_service_text(text), buttons=service_buttons(cat))
             return []
         if cat.service(service_id) is None:
+            # "متى توصل الهوية الجديدة؟": the service is in the question, if a fact of it answers.
+            answer = answers.decide_any(cat, text, facts_of(tracker))
+            if answer is not None:
+                say_answer(dispatcher, cat, answer.fact.service, answer)
+                return [SlotSet("service", answer.fact.service), *requestable(cat, answer.fact.service)]
             # Remember the question; action_explain_service answers it once
             # the person picks a service from the buttons.
             dispatcher.utter_message(text=cat.labels["which_service"], buttons=service_buttons(cat))
             return [SlotSet("pending_followup", question)]
+        answer = answers.decide(cat, text, service_id, facts_of(tracker))
+        if answer.kind in ("fact", "unknown") and not text.startswith("/"):  # a button asks for the aspect itself
+            in_form = bool((tracker.active_loop or {}).get("name"))
+            if in_form:  # the form asks its step next: the fact alone
+                text = (
+                    answers.fact_text(cat, answer) if answer.kind == "fact" else answers.unknown_text(cat, service_id)
+                )
+                dispatcher.utter_message(text=text)
+            else:
+                say_answer(dispatcher, cat, service_id, answer)
+            return []
         dispatcher.utter_message(text=cat.followup(service_id, question))
         # Keep the offer within reach, unless a request is already under way (the form asks its step next).
         if cat.services[service_id].requestable and not (tracker.active_loop or {}).get("name"):
@@ -137,6 +194,21 @@ class ActionShowCapabilities(Action):
     ) -> List[Dict[Text, Any]]:
         cat = catalogue_for(tracker)
         intent, message = latest_intent(tracker), tracker.latest_message.get("text") or ""
+        # A question about the service in context that the model did not read as one
+        # («وتشتغل بدون نت؟» after the digital ID's guide): its fact, if the sources state it.
+        in_context = tracker.get_slot("service")
+        if intent in ("nlu_fallback", "out_of_scope") and cat.service(in_context) is not None:
+            answer = answers.decide(cat, message, in_context, facts_of(tracker))
+            # Not understood but asked about it: what the sources say, or that they don't say.
+            if answer.kind == "fact" or (answer.kind == "unknown" and intent == "nlu_fallback"):
+                say_answer(dispatcher, cat, in_context, answer)
+                return []
+        # Not understood, with no service in context: a fact that answers it names the service.
+        if intent == "nlu_fallback" and cat.service(in_context) is None:
+            found = answers.decide_any(cat, message, facts_of(tracker))
+            if found is not None:
+                say_answer(dispatcher, cat, found.fact.service, found)
+                return [SlotSet("service", found.fact.service), *requestable(cat, found.fact.service)]
         # A government service we do not cover, said or understood without certainty
         # ("متى يوصل الجواز؟"): name it, say where to go.
         if intent == "other_service" or (intent == "nlu_fallback" and cat.uncovered_service_in(message)):

@@ -8,8 +8,8 @@ from typing import Any, Dict, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.turn import ASKS, asked_this_turn, language_of
-from musaed import identity, store
+from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent
+from musaed import answers, identity, store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class IdentitySlots:
     def validate_national_id(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict
     ) -> Dict[Text, Any]:
+        if answered_at_step(dispatcher, tracker):  # the form asks for the id again
+            return {"national_id": None}
         parsed = identity.parse_national_id(str(value))
         if parsed.error:
             dispatcher.utter_message(response=NATIONAL_ID_ERRORS[parsed.error], **{ASKS: "national_id"})
@@ -59,6 +61,8 @@ class IdentitySlots:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict
     ) -> Dict[Text, Any]:
         nid = tracker.get_slot("national_id")
+        if answered_at_step(dispatcher, tracker):
+            return {"otp": None}
         code = identity.parse_code(str(value))
         if not code:
             dispatcher.utter_message(response="utter_otp_format", **{ASKS: "otp"})
@@ -87,6 +91,41 @@ class IdentitySlots:
         return {}
 
 
+def answered_at_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """A question asked at an identity step («متى توصل البطاقة؟» when the id is asked for) that a
+    fact of the sources answers: answered, and the step asked again. Anything else is the step's."""
+    text = tracker.latest_message.get("text") or ""
+    if any(ch.isdigit() for ch in text) or not answers.is_question(text) or answered_this_turn(tracker):
+        return False
+    cat = catalogue_for(tracker)
+    loop = (tracker.active_loop or {}).get("name")
+    service_id = tracker.get_slot("service") if loop == "service_request_form" else "track_request"
+    if cat.service(service_id) is None:
+        return False
+    answer = answers.decide(cat, text, service_id, tracker.latest_message.get("facts") or [])
+    # A question the sources do not answer is declined only when it was read as one about
+    # our services (not «وش تقدر تسوي؟», which the step itself answers with its hint).
+    declined = answer.kind == "unknown" and latest_intent(tracker) in QUESTION_INTENTS | set(cat.services)
+    if answer.kind != "fact" and not declined:
+        return False
+    dispatcher.utter_message(text=answers.reply_text(cat, service_id, answer))
+    return True
+
+
+# Intents a question about a service is read as when no fact answers it.
+QUESTION_INTENTS = {"ask_fees", "ask_requirements", "ask_delivery", "nlu_fallback", "out_of_scope"}
+
+
+def answered_this_turn(tracker: Tracker) -> bool:
+    """Whether something already replied to the person's latest message (an aside, or this answer)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "bot":
+            return True
+    return False
+
+
 def say_code_outcome(dispatcher: CollectingDispatcher, outcome: identity.Outcome) -> bool:
     """Tell the person what became of their code request; True when one was sent."""
     if outcome.status == "sent":  # it asks for the code: the form need not
@@ -112,6 +151,9 @@ class ActionAskNationalId(Action):
         return "action_ask_national_id"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
+        # The message that started the form may be a question a fact answers
+        # («متى توصل البطاقة؟» read as tracking): its answer first.
+        answered_at_step(dispatcher, tracker)
         if not asked_this_turn(tracker, "national_id"):
             dispatcher.utter_message(response="utter_ask_national_id")
         return []

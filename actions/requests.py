@@ -183,9 +183,23 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         return yes_or_ask_again("confirm", dispatcher, tracker)
 
 
+# Below this, a yes at a confirmation is asked again: it submits a request.
+SURE_AFFIRM = 0.9
+
+
+def clear_yes(tracker: Tracker) -> bool:
+    """A button's yes, or a yes the model is sure of with no word of no in it («ابداً» is not one)."""
+    text = tracker.latest_message.get("text") or ""
+    if text.strip().startswith("/affirm"):
+        return True
+    intent = tracker.latest_message.get("intent") or {}
+    sure = intent.get("name") == "affirm" and (intent.get("confidence") or 0.0) >= SURE_AFFIRM
+    return sure and not catalogue_for(tracker).negated(text)
+
+
 def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
     """Only a clear yes fills a confirmation; anything else but "لا" asks again."""
-    if latest_intent(tracker) == "affirm":
+    if clear_yes(tracker):
         return {slot: "yes"}
     cat = catalogue_for(tracker)
     dispatcher.utter_message(response="utter_answer_yes_or_cancel", buttons=yes_cancel_buttons(cat), **{ASKS: slot})

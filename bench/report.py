@@ -97,6 +97,27 @@ def _init_rss(results: dict) -> str:
     return f"{REFERENCE['rss_gb']} GB (`rasa init` bot)"
 
 
+def _answer_rows(answers: Optional[dict], shared: Optional[dict]) -> List[str]:
+    """The blind question split (bench/answers.py) and the shared-words out-of-domain split, with issue 26's goals."""
+    rows = []
+    if answers:
+        rows.append(
+            f"| questions the articles answer, answered with the right fact (blind split, {answers['answerable']}) | "
+            f"{answers['answered_right']:.1%} | | ≥ 90 % | {'✅' if answers['answered_right'] >= 0.9 else '❌'} |"
+        )
+        rows.append(
+            f"| questions they do not answer, declined (blind split, {answers['unanswerable']}) | "
+            f"{answers['declined']:.1%} | | ≥ 90 % | {'✅' if answers['declined'] >= 0.9 else '❌'} |"
+        )
+    if shared:
+        rows.append(
+            f"| other domains sharing our words, routed / at ≥ 0.7 (blind, {shared['messages']}) | "
+            f"{shared['routed_share']:.1%} / {shared['confident_share']:.1%} | | ≤ 10 % / ≤ 3 % | "
+            f"{'✅' if shared['routed_share'] <= 0.1 and shared['confident_share'] <= 0.03 else '❌'} |"
+        )
+    return rows
+
+
 def _flood_rows(flood: Optional[dict]) -> List[str]:
     """A bystander's p50 / p95 while one client floods REST with a token (bench/flood.py), limits on and off."""
     if not flood or "limits_on" not in flood:
@@ -240,6 +261,7 @@ def markdown(results: dict) -> str:
         )
     rows.append(f"| peak memory (VmHWM), action server | {_gb(mem.get('actions', {}).get('peak_rss_mb'))} | | | |")
     rows.extend(_flood_rows(results.get("flood")))
+    rows.extend(_answer_rows(results.get("answers"), results.get("shared_words_out_of_domain")))
     meta = results.get("machine", {})
     note = (
         f"\nMeasured {meta.get('date', '')} on {meta.get('cpus', '?')} cores "

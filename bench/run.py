@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import baseline, flood, load, nlu, report, resources, rig  # noqa: E402
+from bench import answers, baseline, flood, load, nlu, report, resources, rig  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -222,6 +222,25 @@ def measure_flood(args, work: Path) -> dict:
     return {"flood": out}
 
 
+def measure_answers(args, work: Path) -> dict:
+    """Questions written blind from the articles, put to the running bot (bench/answers.py):
+    the share answered with the right fact, the share of unknowns declined; and the
+    shared-words out-of-domain split (tests/ood/shared_words.yml)."""
+    log("answers: the blind question split over REST")
+    servers = rig.start(args.model, work_dir=work / "answers")
+    try:
+        result = answers.evaluate(servers.url, answers.load_split())
+    finally:
+        servers.stop()
+    log(f"  answered right {result['answered_right']:.1%}, unknowns declined {result['declined']:.1%}")
+    shared = nlu.out_of_domain(args.model, nlu.SHARED_WORDS)
+    log(f"  shared-words out of domain: routed {shared['routed_share']:.1%}, confident {shared['confident_share']:.1%}")
+    return {
+        "answers": {k: v for k, v in result.items() if k != "misses"},
+        "shared_words_out_of_domain": {k: v for k, v in shared.items() if k != "routed_examples"},
+    }
+
+
 def measure_cluster(args, work: Path) -> dict:
     """The same flows against `make cluster` (two Rasa servers, two action servers, PostgreSQL,
     Redis, nginx) at 20 and 50 conversations, with the CPU each part spent per message."""
@@ -290,6 +309,8 @@ def main(argv=None) -> int:
             log(f"  ratios, Musaed / rasa init: {results['ratios']}")
         if not args.skip_load and not args.skip_flood:
             results.update(measure_flood(args, work))
+        if not args.skip_load:
+            results.update(measure_answers(args, work))
         if not args.skip_load and not args.skip_cluster:
             results.update(measure_cluster(args, work))
     finally:

@@ -183,10 +183,14 @@ def cmd_ask(args) -> int:
                 from care.model import Ranker
 
                 ranker = Ranker(args.model or default_model())
-            result = {
-                "question": question,
-                **help_desk.answer(asyncio.run(ranker.rank(question)), threshold=args.threshold),
-            }
+            parsed = asyncio.run(ranker.parse(question))
+            found = help_desk.answer(
+                parsed.get("intent_ranking") or [],
+                threshold=args.threshold,
+                question=question,
+                facts=parsed.get("facts") or [],
+            )
+            result = {"question": question, **found}
         results.append(result)
         log.info("agent %s: answer lookup → %s", _who(args), result["service"] or "not matched")
     if args.json:

@@ -129,7 +129,10 @@ def make_app(
             return _error(400, "question_required", "اكتب السؤال.")
         if ranker is None:
             return _error(503, "no_model", "النموذج غير محمّل.")
-        result = help_desk.answer(await ranker.rank(question[:MAX_QUESTION]))
+        parsed = await ranker.parse(question[:MAX_QUESTION])
+        result = help_desk.answer(
+            parsed.get("intent_ranking") or [], question=question[:MAX_QUESTION], facts=parsed.get("facts") or []
+        )
         # The question itself is not logged: people paste ids and numbers into it.
         log.info(
             "agent %s: answer lookup → %s (%s)",

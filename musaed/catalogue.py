@@ -41,6 +41,20 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One thing a source article states about a service, written once: the
+    answer's text, its source (seed file and the sentence), and ways people
+    ask for it (each with the yes/no it answers, if it is such a question)."""
+
+    service: str
+    id: str
+    text: str
+    source_file: str
+    source_sentence: str
+    questions: Tuple[Tuple[str, Optional[str]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Service:
     id: str
     name: str
@@ -72,6 +86,8 @@ class Service:
     numbers: Mapping[str, int] = field(default_factory=dict)
     # The form its intent starts instead of a guide (track_request), if any.
     flow: Optional[str] = None
+    # What the sources state about it, fact by fact (musaed/answers.py answers from these).
+    facts: Tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,7 @@ class Catalogue:
         # Words that ask about one aspect of a service ("كم رسوم", "how long").
         self.aspects: Dict[str, dict] = data.get("aspects") or {}
         self.covered: dict = data.get("covered") or {"words": []}
+        self.negations: dict = data.get("negations") or {"words": []}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
         self.services: Dict[str, Service] = {sid: _service(sid, s) for sid, s in data["services"].items()}
         for service in self.services.values():
@@ -107,6 +124,14 @@ class Catalogue:
 
     def service(self, service_id: Optional[str]) -> Optional[Service]:
         return self.services.get(service_id or "")
+
+    def facts(self) -> List[Fact]:
+        """Every service's facts, in catalogue order."""
+        return [f for s in self.services.values() for f in s.facts]
+
+    def fact(self, service_id: str, fact_id: str) -> Optional[Fact]:
+        service = self.service(service_id)
+        return next((f for f in service.facts if f.id == fact_id), None) if service else None
 
     def menu(self) -> List[Tuple[str, str]]:
         """(service id, Arabic name) for every service, in catalogue order."""
@@ -177,6 +202,10 @@ class Catalogue:
     def aspects_in(self, text: str) -> List[str]:
         """The FOLLOWUPS that `text` asks about ("كم رسوم تجديد الاقامة" → ["fees"]), in catalogue order."""
         return [kind for kind in FOLLOWUPS if kind in self.aspects and _one_kind_in(text, {kind: self.aspects[kind]})]
+
+    def negated(self, text: str) -> bool:
+        """Whether `text` holds a word of no or never («ابداً», "not really")."""
+        return _one_kind_in(text, {"no": self.negations}) == "no"
 
     def asks_how(self, text: str) -> bool:
         """Whether `text` asks how to do something ("كيف", "how do I"): the steps are wanted too."""
@@ -271,7 +300,25 @@ def _service(sid: str, s: dict) -> Service:
         after_created=tuple(s.get("after_created") or ()),
         numbers=numbers,
         flow=s.get("flow"),
+        facts=tuple(
+            Fact(
+                service=sid,
+                id=f["id"],
+                text=text(f["text"]),
+                source_file=f["source"]["file"],
+                source_sentence=f["source"]["sentence"],
+                questions=tuple((q["q"], _yes_no(q.get("a"))) for q in f.get("questions") or ()),
+            )
+            for f in s.get("facts") or ()
+        ),
     )
+
+
+def _yes_no(value) -> Optional[str]:
+    """A question's answer as written in the YAML (`a: yes` reads as True there)."""
+    if value is None:
+        return None
+    return {True: "yes", False: "no"}.get(value, str(value).lower())
 
 
 def _one_kind_in(text: str, kinds: Dict[str, dict]) -> Optional[str]:

@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from musaed import catalogue, conversations, store
+from musaed import answers, catalogue, conversations, store
 from musaed.arabic import to_ascii_digits
 from musaed.conversations import FALLBACK_INTENT
 
@@ -53,6 +53,8 @@ def answer(
     threshold: float = THRESHOLD,
     nearest: int = NEAREST,
     cat: Optional[catalogue.Catalogue] = None,
+    question: str = "",
+    facts: Sequence[dict] = (),
 ) -> dict:
     """The services an intent ranking matches and the catalogue's answer for the best one.
 
@@ -60,7 +62,10 @@ def answer(
     question matches when a service intent is on top with at least
     `threshold`; a non-service intent on top (small talk, out_of_scope, or
     `nlu_fallback`, which the bot answers with "not understood") does not
-    match, and the nearest services are listed instead.
+    match, and the nearest services are listed instead. With the `question`
+    and the model's `facts` ranking, the facts of the sources that answer it
+    come first, each with its source, in the words the bot says them
+    (musaed/answers.py), or the bot's "I don't have that detail".
     """
     cat = cat or catalogue.load()
     ranked: List[Dict[str, Any]] = sorted(
@@ -82,10 +87,28 @@ def answer(
         "services": services,
         "nearest": [],
         "answer": None,
+        "facts": [],
+        "reply": None,
         "text": "",
     }
     if matched:
         sid = top["name"]
+        decided = answers.decide(cat, question, sid, facts) if question else None
+        result["facts"] = [
+            {
+                "service": f.service,
+                "id": f.id,
+                "score": entry["score"],
+                "text": f.text,
+                "source": {"file": f.source_file, "sentence": f.source_sentence},
+            }
+            for entry in facts
+            if entry.get("service") == sid and entry["score"] >= answers.ANSWER_SCORE
+            for f in [cat.fact(sid, entry["fact"])]
+            if f is not None
+        ][:nearest]
+        if decided is not None and decided.kind in ("fact", "unknown"):
+            result["reply"] = answers.reply_text(cat, sid, decided)
         result.update(
             service=sid,
             confidence=round(top["confidence"], 4),
@@ -102,6 +125,12 @@ def answer(
         result["text"] = "\n".join(
             [
                 cat.labels["care_best"].format(name=cat.services[sid].name, confidence=_percent(top["confidence"])),
+                *([result["reply"]] if result["reply"] else []),
+                *(
+                    cat.labels["care_fact_source"].format(file=f["source"]["file"], sentence=f["source"]["sentence"])
+                    for f in result["facts"][:1]
+                    if result["reply"]
+                ),
                 cat.howto(sid),
                 cat.fees(sid),
                 cat.delivery(sid),

@@ -232,6 +232,11 @@ def test_tokens_come_from_name_token_pairs():
 
 
 class StandInRanker:
+    """The model's parse as care reads it: the intent ranking and the facts ranking."""
+
+    async def parse(self, text):
+        return {"intent_ranking": await self.rank(text), "facts": []}
+
     async def rank(self, text):
         return [{"name": "report_lost_id", "confidence": 0.9}, {"name": "greet", "confidence": 0.1}]
 

@@ -213,6 +213,29 @@ def test_only_a_clear_yes_fills_a_confirmation(db, slot):
     assert said(d) == [("utter_answer_yes_or_cancel", {})]
 
 
+@pytest.mark.parametrize("slot", ["confirm", "documents_confirmed"])
+@pytest.mark.parametrize(
+    "text, confidence",
+    [
+        ("ابداً", 0.78),  # "never", read as affirm today: it would have submitted the request
+        ("أبدًا", 0.95),
+        ("ايه بس لا تكمل", 0.95),
+        ("not really", 0.93),
+        ("نعم", 0.6),  # a yes the model is unsure of
+    ],
+)
+def test_a_no_or_an_unsure_yes_is_never_taken_for_a_confirmation(db, slot, text, confidence):
+    slots, d = validate(slot, text, tracker(text=text, intent="affirm", confidence=confidence))
+    assert slots == {slot: None}
+    assert said(d) == [("utter_answer_yes_or_cancel", {})]
+
+
+@pytest.mark.parametrize("slot", ["confirm", "documents_confirmed"])
+def test_the_confirm_button_is_a_yes_whatever_the_score(db, slot):
+    assert validate(slot, "/affirm", tracker(text="/affirm", intent="affirm", confidence=0.5))[0] == {slot: "yes"}
+    assert validate(slot, "ايه اكيد", tracker(text="ايه اكيد", intent="affirm", confidence=0.97))[0] == {slot: "yes"}
+
+
 # -- which steps a service asks --------------------------------------------------------
 
 

@@ -1,0 +1,204 @@
+"""Which fact of the sources a message asks about: a ranking in its parse data.
+
+Every fact the source articles state is written once in the catalogue, with
+ways people ask for it (musaed/catalogue.yml, `facts:`). This component
+ranks them for each message with a logistic regression over the two spaces
+the pipeline already has: the e5 sentence vector (read from the message's
+features, computed once by SentenceEncoderFeaturizer) and letter n-grams of
+the normalised text, trained on those questions and the facts' own texts.
+Its output, `facts` in the parse data (service, fact id, probability, and
+the yes/no of the nearest question of that fact), is read by the actions and
+by customer care through musaed/answers.py, which decides whether it answers.
+
+Rasa's ResponseSelector would need a retrieval intent per fact and a
+TensorFlow model trained and run beside ours; this is the same kind of
+linear model as our intent classifier, trained in seconds, about a
+millisecond a message. Nearest neighbours alone found the right fact for 36 %
+of the catalogue's questions, each left out in turn; the regression, in
+five-fold cross-validation, for 63 % (bench/NOTES.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.sentence_encoder import encoder
+from musaed import answers, catalogue
+from musaed.arabic import normalize
+
+logger = logging.getLogger(__name__)
+
+FACTS = "facts"  # the key in the parse data
+_ARRAYS = "fact_matcher.npz"
+_META = "fact_matcher.json"
+
+
+def _tfidf(vocabulary: Optional[Dict[str, int]] = None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, preprocessor=normalize, vocabulary=vocabulary
+    )
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
+class FactMatcher(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            # How many facts the ranking keeps.
+            "ranking_length": 5,
+            # The regression's inverse regularisation, and the sentence vector's weight beside
+            # the n-grams: chosen by five-fold cross-validation on the catalogue's questions.
+            "C": 3.0,
+            "dense_weight": 2.0,
+        }
+
+    def __init__(self, config, model_storage: ModelStorage, resource: Resource, state: Optional[dict] = None) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._state = state
+        self._vectorizer = None
+        # Per fact, its questions that have a yes/no answer (rows' indices).
+        self._yes_no_rows: Dict[tuple, List[int]] = {}
+        if state is not None:
+            self._vectorizer = _tfidf(state["vocabulary"])
+            self._vectorizer.idf_ = state["idf"]
+            for i, (service, fact, answer) in enumerate(state["rows"]):
+                if answer is not None:
+                    self._yes_no_rows.setdefault((service, fact), []).append(i)
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        # The facts come from the catalogue, not the training data: a changed catalogue retrains.
+        return hashlib.sha256(catalogue.CATALOGUE_PATH.read_bytes()).hexdigest()
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "FactMatcher":
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        from sklearn.linear_model import LogisticRegression
+
+        rows = answers.fact_rows(catalogue.load())
+        if not rows:
+            return self._resource
+        texts = [r.text for r in rows]
+        vectorizer = _tfidf()
+        grams = vectorizer.fit_transform(texts)
+        vectors = np.atleast_2d(encoder(1).query(texts)).astype(np.float32)
+        mean = vectors.mean(axis=0)
+        centred = _unit(vectors - mean)
+        facts = sorted({(r.service, r.fact) for r in rows})
+        y = np.array([facts.index((r.service, r.fact)) for r in rows])
+        clf = LogisticRegression(C=self._config["C"], max_iter=3000)
+        clf.fit(_features(grams, centred, self._config["dense_weight"]), y)
+        state = {
+            "vocabulary": {k: int(v) for k, v in vectorizer.vocabulary_.items()},
+            "rows": [[r.service, r.fact, r.answer] for r in rows],
+            "facts": [list(f) for f in facts],
+            "texts": texts,
+        }
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(
+                directory / _ARRAYS,
+                idf=vectorizer.idf_,
+                mean=mean,
+                vectors=centred,
+                coef=clf.coef_.astype(np.float32),
+                intercept=clf.intercept_,
+                classes=clf.classes_,
+            )
+            (directory / _META).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "FactMatcher":
+        try:
+            with model_storage.read_from(resource) as directory:
+                with np.load(directory / _ARRAYS, allow_pickle=False) as z:
+                    state: dict = {k: z[k] for k in z.files}
+                state.update(json.loads((directory / _META).read_text(encoding="utf-8")))
+        except (ValueError, FileNotFoundError):
+            logger.debug("No trained fact matcher: messages get no fact ranking.")
+            return cls(config, model_storage, resource)
+        matcher = cls(config, model_storage, resource, state)
+        # The rows in n-gram space, rebuilt from their texts (no pickles in the model).
+        matcher._state["grams"] = matcher._vectorizer.transform(state["texts"]) if state["texts"] else None
+        return matcher
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self._state is None or self._state.get("grams") is None:
+            return messages
+        for message in messages:
+            text = message.get(TEXT) or ""
+            if not text.strip():
+                continue
+            dense = message.get_dense_features(TEXT)[1]
+            vector = dense.features.reshape(-1) if dense is not None else None
+            message.set(FACTS, self.rank(text, vector), add_to_output=True)
+        return messages
+
+    def rank(self, text: str, vector: Optional[np.ndarray]) -> List[dict]:
+        """The facts most likely asked about, best first: {service, fact, score, answer}."""
+        state = self._state
+        grams = self._vectorizer.transform([text])
+        if vector is None:  # no sentence vector (never in our pipeline): the n-grams alone
+            centred = np.zeros(state["mean"].shape[0], dtype=np.float32)
+        else:
+            centred = _unit((vector - state["mean"]).reshape(1, -1)).reshape(-1)
+        scores = _features(grams, centred.reshape(1, -1), self._config["dense_weight"]) @ state["coef"].T
+        logits = np.asarray(scores).reshape(-1) + state["intercept"]
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        # The yes/no a fact gives is that of its question nearest the message.
+        similarity = answers.blend((grams @ state["grams"].T).toarray().reshape(-1), state["vectors"] @ centred)
+        ranking = []
+        for k in np.argsort(-probabilities)[: self._config["ranking_length"]]:
+            service, fact = state["facts"][int(state["classes"][k])]
+            own = [i for i, r in enumerate(state["rows"]) if r[0] == service and r[1] == fact and r[2] is not None]
+            nearest = max(own, key=lambda i: similarity[i]) if own else None
+            answer = state["rows"][nearest][2] if nearest is not None else None
+            ranking.append(
+                {"service": service, "fact": fact, "score": round(float(probabilities[k]), 4), "answer": answer}
+            )
+        return ranking
+
+
+def _features(grams, centred: np.ndarray, dense_weight: float):
+    import scipy.sparse
+
+    return scipy.sparse.hstack([grams, scipy.sparse.csr_matrix(centred * dense_weight)]).tocsr()
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)

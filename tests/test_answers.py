@@ -1,0 +1,86 @@
+"""Answering the question asked (musaed/answers.py): the decision, without a model."""
+
+import pytest
+
+from musaed import answers, catalogue, help_desk
+
+AR, EN = catalogue.load("ar"), catalogue.load("en")
+DIGITAL = AR.services["digital_id"]
+OFFLINE = next(f for f in DIGITAL.facts if any(a == "yes" for _, a in f.questions))
+
+
+def ranking(fact=OFFLINE, score=0.9, answer="yes"):
+    return [{"service": fact.service, "fact": fact.id, "score": score, "answer": answer}]
+
+
+@pytest.mark.parametrize(
+    "text, question, yes_no",
+    [
+        ("هل تنفع الهوية الرقمية في البنك؟", True, True),
+        ("لازم موعد لهوية ولدي ولا نروح على طول", True, True),
+        ("وتشتغل بدون نت؟", True, False),
+        ("do I have to visit a branch to report my lost ID?", True, True),
+        ("what are the requirements for the iqama?", True, False),
+        ("ابي اعرف هل لازم احضر", True, True),
+        ("ابي اجدد هويتي", False, False),
+        ("الهوية الرقمية", False, False),
+        ("I lost my ID card", False, False),
+    ],
+)
+def test_what_is_a_question_and_what_a_yes_no_one(text, question, yes_no):
+    assert answers.is_question(text) is question
+    assert answers.is_yes_no_question(text) is yes_no
+
+
+def test_a_question_a_fact_answers_gets_that_fact_yes_first():
+    got = answers.decide(AR, "هل تقدر تستخدمها؟", "digital_id", ranking())
+    assert (got.kind, got.fact.id, got.yes_no) == ("fact", OFFLINE.id, "yes")
+    text = answers.fact_text(AR, got)
+    assert text.startswith(AR.labels["answer_yes"]) and text.endswith(OFFLINE.text)
+    # In English, the same fact in English.
+    assert answers.fact_text(EN, got).endswith(EN.fact("digital_id", OFFLINE.id).text)
+
+
+def test_an_open_question_gets_no_yes_or_no():
+    got = answers.decide(AR, "وين اقدر استخدمها؟", "digital_id", ranking())
+    assert got.kind == "fact" and got.yes_no is None
+
+
+def test_below_the_bar_a_question_is_declined_never_answered_with_the_guide():
+    low = ranking(score=answers.ANSWER_SCORE - 0.01)
+    assert answers.decide(AR, "هل تشتغل على ساعة ابل؟", "digital_id", low).kind == "unknown"
+    declined = answers.unknown_text(AR, "digital_id")
+    assert DIGITAL.name in declined and AR.call_centre["phone"] in declined
+
+
+def test_a_fact_of_another_service_does_not_answer():
+    other = next(iter(AR.services["report_lost_id"].facts))
+    assert answers.decide(AR, "هل يصير؟", "digital_id", ranking(fact=other)).kind == "unknown"
+
+
+def test_how_do_i_gets_the_guide_and_a_bare_aspect_its_block():
+    assert answers.decide(AR, "كيف اجدد هويتي؟", "renew_national_id", ranking()).kind == "guide"
+    assert answers.decide(AR, "ابي اجدد هويتي", "renew_national_id", []).kind == "guide"
+    fees = answers.decide(AR, "كم رسوم تجديد الاقامة؟", "renew_resident_id", [])
+    assert (fees.kind, list(fees.aspects)) == ("aspects", ["fees"])
+    # A fees question that asks more than the sources say is declined, not given the fees block.
+    assert answers.decide(AR, "أقدر أدفع الرسوم بالتقسيط؟", "renew_resident_id", []).kind == "unknown"
+
+
+def test_with_no_service_a_fact_must_clear_a_higher_bar_and_names_the_service():
+    assert answers.decide_any(AR, "هل تنفع؟", ranking(score=answers.ANSWER_SCORE_ANY)).fact.id == OFFLINE.id
+    assert answers.decide_any(AR, "هل تنفع؟", ranking(score=answers.ANSWER_SCORE_ANY - 0.01)) is None
+    assert answers.decide_any(AR, "ابي اجدد", ranking()) is None  # not a question
+
+
+def test_customer_care_sees_the_facts_with_their_sources_and_the_bots_words():
+    found = help_desk.answer(
+        [{"name": "digital_id", "confidence": 0.95}], question="هل تقدر تستخدمها؟", facts=ranking()
+    )
+    [fact] = found["facts"]
+    assert fact["id"] == OFFLINE.id and fact["source"] == {
+        "file": OFFLINE.source_file,
+        "sentence": OFFLINE.source_sentence,
+    }
+    assert found["reply"] == answers.fact_text(AR, answers.decide(AR, "هل تقدر تستخدمها؟", "digital_id", ranking()))
+    assert found["reply"] in found["text"] and OFFLINE.source_file in found["text"]
