@@ -167,11 +167,8 @@ class ActionAnswerFollowup(Action):
         answer = answers.decide(cat, text, service_id, facts_of(tracker))
         if answer.kind in ("fact", "unknown") and not text.startswith("/"):  # a button asks for the aspect itself
             in_form = bool((tracker.active_loop or {}).get("name"))
-            if in_form:  # the form asks its step next: the fact alone
-                text = (
-                    answers.fact_text(cat, answer) if answer.kind == "fact" else answers.unknown_text(cat, service_id)
-                )
-                dispatcher.utter_message(text=text)
+            if in_form:  # the form asks its step next: the answer alone
+                dispatcher.utter_message(text=answers.reply_text(cat, service_id, answer))
             else:
                 say_answer(dispatcher, cat, service_id, answer)
             return []

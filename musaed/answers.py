@@ -4,14 +4,15 @@ The model's FactMatcher (components/fact_matcher.py) ranks the catalogue's
 facts for each message; this module decides what the reply is, the same way
 for the bot's actions, customer care's look-up and the benchmark:
 
-- a "how do I …" message, or one that only names the service, gets the guide;
-- a question whose best fact of the service scores at least ANSWER_SCORE gets
-  that fact (a yes/no question: yes or no first, from the nearest question's
-  answer in the catalogue);
-- a question about fees, requirements or delivery with no such fact gets
-  that aspect's block, as before;
-- any other question about the service gets "I don't have that detail",
-  with where to ask: never a figure or rule of our own.
+- a bare aspect question («كم الرسوم؟», "what are the requirements?") gets
+  that aspect's block, whole, as before;
+- a "how do I …" or "what is …" message, or one that only names the
+  service, gets the guide;
+- any other question whose best fact of the service scores at least
+  ANSWER_SCORE gets that fact (a yes/no question: yes or no first, from the
+  nearest question's answer in the catalogue);
+- and one with no such fact gets "I don't have that detail", with where to
+  ask: never a figure or rule of our own.
 """
 
 from __future__ import annotations
