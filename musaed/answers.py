@@ -29,7 +29,7 @@ from musaed.catalogue import Catalogue, Fact
 # A fact whose probability (components/fact_matcher.py) reaches this answers the
 # question. Set by five-fold cross-validation on the catalogue's own questions
 # against questions about the services that the sources do not answer
-# (tests/answers/dev_unknowns.yml), never on the blind split: the bar with the
+# (tests/answers/dev_unknowns.yml; `python -m bench.fact_bar`), never on the blind split: the bar with the
 # most found and declined together, 0.35, declined 82 % of those and found the
 # right fact for 39 % of the held-out questions (top fact right: 76 %).
 ANSWER_SCORE = 0.35
