@@ -105,7 +105,7 @@ def answered_at_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool
     answer = answers.decide(cat, text, service_id, tracker.latest_message.get("facts") or [])
     # A question the sources do not answer is declined only when it was read as one about
     # our services (not «وش تقدر تسوي؟», which the step itself answers with its hint).
-    declined = answer.kind == "unknown" and latest_intent(tracker) in QUESTION_INTENTS | set(cat.services)
+    declined = answer.kind == "unknown" and latest_intent(tracker) in QUESTION_INTENTS
     if answer.kind != "fact" and not declined:
         return False
     dispatcher.utter_message(text=answers.reply_text(cat, service_id, answer))
@@ -113,7 +113,7 @@ def answered_at_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool
 
 
 # Intents a question about a service is read as when no fact answers it.
-QUESTION_INTENTS = {"ask_fees", "ask_requirements", "ask_delivery", "nlu_fallback", "out_of_scope"}
+QUESTION_INTENTS = {"ask_fees", "ask_requirements", "ask_delivery", "nlu_fallback"}
 
 
 def answered_this_turn(tracker: Tracker) -> bool:
@@ -151,9 +151,6 @@ class ActionAskNationalId(Action):
         return "action_ask_national_id"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
-        # The message that started the form may be a question a fact answers
-        # («متى توصل البطاقة؟» read as tracking): its answer first.
-        answered_at_step(dispatcher, tracker)
         if not asked_this_turn(tracker, "national_id"):
             dispatcher.utter_message(response="utter_ask_national_id")
         return []

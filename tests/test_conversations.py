@@ -37,9 +37,14 @@ def test_each_service_question_gets_its_numbered_steps(chat, service_id):
     assert replies[-1].get("buttons"), "the answer ends with an offer"
 
 
-def test_tracking_starts_by_asking_who_you_are(chat):
-    # Tracking shows personal records, so it begins with identity (see test_request_flows.py).
-    assert "رقم هويتك" in texts(chat.say("ابي اتابع حالة طلبي"))[0]
+@pytest.mark.parametrize("message", ["ابي اتابع حالة طلبي", "وين وصل طلبي؟", "متى يوصل طلبي؟", "where is my request?"])
+def test_tracking_starts_by_asking_who_you_are(servers, message):
+    # Tracking shows personal records, so it begins with identity (see test_request_flows.py);
+    # asked as a question, it is still tracking: no fact and no «I don't have that detail» first.
+    from conftest import Conversation
+
+    replies = texts(Conversation(servers.url).say(message))
+    assert len(replies) == 1 and ("رقم هويتك" in replies[0] or "national ID" in replies[0]), replies
 
 
 def test_followups_answer_for_the_service_in_context(chat):
