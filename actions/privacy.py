@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
 from actions.tracking import describe
-from actions.turn import catalogue_for, latest_intent
+from actions.turn import catalogue_for, clear_yes, latest_intent, negated
 from musaed import store
 
 ERASE_SLOT = "erase_conversations"  # components/tracker_store.py reads it
@@ -56,7 +56,9 @@ class ValidatePrivacyForm(IdentitySlots, FormValidationAction):
     ) -> Dict[Text, Any]:
         """A yes («نعم», or «احذفها» said again) erases; anything but "لا" (which cancels)
         gets the question again (the form asks it)."""
-        if latest_intent(tracker) in ("affirm", "data_erase"):
+        # «احذفها» says what it wants whatever the model's certainty; «لا تحذفها» does not.
+        said_erase = latest_intent(tracker) == "data_erase" and not negated(tracker)
+        if clear_yes(tracker) or said_erase:
             return {"erase_confirm": "yes"}
         return {"erase_confirm": None}
 

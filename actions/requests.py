@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
-from actions.turn import ASKS, asked_this_turn, catalogue_for, latest_intent
+from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
 from musaed import catalogue, identity, receipt, service_request, store
 
 log = logging.getLogger(__name__)
@@ -181,20 +181,6 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         return yes_or_ask_again("confirm", dispatcher, tracker)
-
-
-# Below this, a yes at a confirmation is asked again: it submits a request.
-SURE_AFFIRM = 0.9
-
-
-def clear_yes(tracker: Tracker) -> bool:
-    """A button's yes, or a yes the model is sure of with no word of no in it («ابداً» is not one)."""
-    text = tracker.latest_message.get("text") or ""
-    if text.strip().startswith("/affirm"):
-        return True
-    intent = tracker.latest_message.get("intent") or {}
-    sure = intent.get("name") == "affirm" and (intent.get("confidence") or 0.0) >= SURE_AFFIRM
-    return sure and not catalogue_for(tracker).negated(text)
 
 
 def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:

@@ -35,3 +35,22 @@ def asked_this_turn(tracker: Tracker, slot: str) -> bool:
         if event.get("event") == "bot" and (event.get("metadata") or {}).get(ASKS) == slot:
             return True
     return False
+
+
+# Below this, a yes at a confirmation (which submits a request, or erases) is asked again.
+SURE_AFFIRM = 0.9
+
+
+def clear_yes(tracker: Tracker) -> bool:
+    """A button's yes, or a yes the model is sure of with no word of no in it («ابداً» is not one)."""
+    text = tracker.latest_message.get("text") or ""
+    if text.strip().startswith("/affirm"):
+        return True
+    intent = tracker.latest_message.get("intent") or {}
+    sure = intent.get("name") == "affirm" and (intent.get("confidence") or 0.0) >= SURE_AFFIRM
+    return sure and not negated(tracker)
+
+
+def negated(tracker: Tracker) -> bool:
+    """Whether the latest message holds a word of no or never."""
+    return catalogue_for(tracker).negated(tracker.latest_message.get("text") or "")

@@ -236,6 +236,25 @@ def test_the_confirm_button_is_a_yes_whatever_the_score(db, slot):
     assert validate(slot, "ايه اكيد", tracker(text="ايه اكيد", intent="affirm", confidence=0.97))[0] == {slot: "yes"}
 
 
+@pytest.mark.parametrize(
+    "text, intent, confidence, erased",
+    [
+        ("نعم", "affirm", 0.99, True),
+        ("احذفها", "data_erase", 0.97, True),
+        ("/affirm", "affirm", 0.5, True),
+        ("ابداً", "affirm", 0.78, False),  # "never": erasure is no more undoable than a request
+        ("لا تحذفها", "data_erase", 0.95, False),
+        ("ايه", "affirm", 0.6, False),
+    ],
+)
+def test_only_a_clear_yes_erases_a_persons_conversations(db, text, intent, confidence, erased):
+    from actions.privacy import ValidatePrivacyForm
+
+    t = tracker(text=text, intent=intent, confidence=confidence, privacy_request="erase")
+    slots = ValidatePrivacyForm().validate_erase_confirm(text, CollectingDispatcher(), t, {})
+    assert slots == {"erase_confirm": "yes" if erased else None}
+
+
 # -- which steps a service asks --------------------------------------------------------
 
 
