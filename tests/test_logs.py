@@ -120,22 +120,27 @@ def test_every_record_of_a_process_is_masked_and_one_line_warnings_included(tmp_
     assert any(line.startswith("  ") and "forged in a traceback" in line for line in lines)
 
 
-def test_a_whole_flow_at_debug_level_logs_no_code_and_no_full_id(tmp_path):
+def seeded_servers(tmp_path, debug: bool) -> Servers:
+    """Both servers on a seeded database of their own, logging into tmp_path/logs."""
     db_file = tmp_path / "musaed.db"
     seed.seed(store.open_db(db_file))
-    servers = Servers(
+    return Servers(
         rasa_port=free_port(),
         action_port=free_port(),
         log_dir=tmp_path / "logs",
         env={"MUSAED_DB": str(db_file)},
-        debug=True,
+        debug=debug,
     ).start()
+
+
+def test_a_whole_flow_at_debug_level_logs_no_code_and_no_full_id(tmp_path):
+    servers = seeded_servers(tmp_path, debug=True)
     try:
         chat = Conversation(servers.url)
         chat.say("ضاعت هويتي")
         chat.say("نعم")
         chat.say(ID["fahd"])
-        code = store.latest_code(store.open_db(db_file), ID["fahd"])["code"]
+        code = store.latest_code(store.open_db(tmp_path / "musaed.db"), ID["fahd"])["code"]
         chat.say("٠٠٠٠٠٠" if code != "000000" else "١١١١١١")  # a wrong one, in Arabic-Indic digits
         assert "ملخص الطلب" in "\n".join(m.get("text", "") for m in chat.say(code))
         assert any("MSD-" in m.get("text", "") for m in chat.say("نعم"))
@@ -165,15 +170,7 @@ SECRETS = ("1010000014", "659185", "0551234567", "966551234567")
 
 @pytest.mark.parametrize("debug", [False, True], ids=["default-level", "debug-level"])
 def test_what_people_type_reaches_no_log_readable_or_as_a_line_of_its_own(tmp_path, debug):
-    db_file = tmp_path / "musaed.db"
-    seed.seed(store.open_db(db_file))
-    servers = Servers(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        log_dir=tmp_path / "logs",
-        env={"MUSAED_DB": str(db_file)},
-        debug=debug,
-    ).start()
+    servers = seeded_servers(tmp_path, debug=debug)
     try:
         for text in TYPED:
             r = requests.post(

@@ -124,7 +124,7 @@ def ask_and_wait(page, text, expect):
     page.wait_for_function(
         "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
         arg=expect,
-        timeout=20000,
+        timeout=60000,  # a loaded machine: test_web_security.py shares this
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 from packaging.version import Version
+from test_web import ask_and_wait  # the same typing and waiting as the web tests
 
 from musaed import catalogue, web_security
 
@@ -283,16 +284,6 @@ window.__violations = [];
 document.addEventListener('securitypolicyviolation',
   e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));
 """
-
-
-def ask_and_wait(page, text, expect):
-    page.fill(".musaed-input", text)
-    page.press(".musaed-input", "Enter")
-    page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
-        arg=expect,
-        timeout=60000,
-    )
 
 
 @pytest.mark.e2e
