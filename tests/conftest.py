@@ -72,6 +72,30 @@ def pg_url(pg_server):
     return f"{pg_server.url}?options=-csearch_path%3D{schema}"
 
 
+def pg_tracker_store(pg, domain):
+    """Rasa's tracker store as the cluster runs it, on a new database of the test server `pg`:
+    (the store, the database's URL)."""
+    import psycopg2
+
+    from components.tracker_store import PostgresTrackerStore
+
+    name = f"trackers_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(pg.url)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    store = PostgresTrackerStore(
+        domain=domain,
+        dialect="postgresql",
+        host="127.0.0.1",
+        port=pg.port,
+        db=name,
+        username=pg.SUPERUSER,
+        password=pg.password,
+    )
+    return store, pg.url_for(pg.SUPERUSER, pg.password, name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def open_store(request, tmp_path):
     """Opens this test's own application database, on each engine in turn: call it

@@ -48,28 +48,9 @@ def store(request, tmp_path):
     """(the store, where customer care reads it): the SQLite file, or the cluster's PostgreSQL."""
     if request.param == "sqlite":
         return SQLiteTrackerStore(domain=DOMAIN, db=str(tmp_path / "trackers.db")), tmp_path / "trackers.db"
-    import uuid
+    from conftest import pg_tracker_store
 
-    import psycopg2
-
-    from components.tracker_store import PostgresTrackerStore
-
-    pg = request.getfixturevalue("pg_server")
-    name = f"trackers_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(pg.url)
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    conn.close()
-    trackers = PostgresTrackerStore(
-        domain=DOMAIN,
-        dialect="postgresql",
-        host="127.0.0.1",
-        port=pg.port,
-        db=name,
-        username="postgres",
-        password=pg.password,
-    )
-    return trackers, pg.url_for("postgres", pg.password, name)
+    return pg_tracker_store(request.getfixturevalue("pg_server"), DOMAIN)
 
 
 async def test_a_long_conversation_is_read_from_its_checkpoint_with_its_slots_and_expiry(store):

@@ -87,34 +87,17 @@ def trackers(request, tmp_path):
                 return [r[0] for r in db.execute("SELECT data FROM events ORDER BY id")]
 
         return SQLiteTrackerStore(domain=DOMAIN, db=str(path)), raw, path
-    import uuid
-
     import psycopg2
 
-    from components.tracker_store import PostgresTrackerStore
+    from conftest import pg_tracker_store
 
-    pg = request.getfixturevalue("pg_server")
-    name = f"trackers_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(pg.url)
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    conn.close()
-    url = pg.url_for(pg.SUPERUSER, pg.password or "", name) if hasattr(pg, "url_for") else f"{pg.url}/{name}"
+    store, url = pg_tracker_store(request.getfixturevalue("pg_server"), DOMAIN)
 
     def raw():
         with psycopg2.connect(url) as db, db.cursor() as cur:
             cur.execute("SELECT data FROM events ORDER BY id")
             return [r[0] for r in cur.fetchall()]
 
-    store = PostgresTrackerStore(
-        domain=DOMAIN,
-        dialect="postgresql",
-        host="127.0.0.1",
-        port=pg.port,
-        db=name,
-        username=getattr(pg, "SUPERUSER", "postgres"),
-        password=getattr(pg, "password", None),
-    )
     return store, raw, url
 
 
