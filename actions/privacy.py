@@ -5,7 +5,7 @@ privacy_form: the identity steps (skipped once verified), then for an erasure
 a yes. action_privacy then sends the copy, or sets `erase_conversations`, on
 which the tracker store deletes this conversation and every other that
 verified as the same person, instead of saving the turn
-(components/tracker_store.py). Requests stay: they are records of the service.
+(stores/tracker_store.py). Requests stay: they are records of the service.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from actions.tracking import describe
 from actions.turn import catalogue_for, clear_yes, latest_intent, negated
 from musaed import store
 
-ERASE_SLOT = "erase_conversations"  # components/tracker_store.py reads it
+ERASE_SLOT = "erase_conversations"  # stores/tracker_store.py reads it
 
 
 def privacy_resets() -> List[Dict[Text, Any]]:

@@ -1,6 +1,6 @@
 """What the tracker store keeps of a conversation: no typed codes, no readable ids or phone numbers.
 
-Rasa stores every event of a conversation as JSON (components/tracker_store.py)
+Rasa stores every event of a conversation as JSON (stores/tracker_store.py)
 and reads the conversation back from it on the person's next message. So:
 
 - Text people typed and the bot's replies (and their buttons, and the

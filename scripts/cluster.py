@@ -12,7 +12,7 @@ care (when MUSAED_CARE_TOKENS is set) and nginx in front, all on loopback:
 
 Any message of a conversation may reach either Rasa server: they share the
 tracker store, and a Redis lock that is correct across processes
-(components/lock_store.py) handles one conversation's messages one at a
+(stores/lock_store.py) handles one conversation's messages one at a
 time. A replica that dies is skipped by nginx until it is back. Pids go to
 <dir>/pids/<name>.pid, settings to <dir>/env (KEY=value lines), logs to
 <dir>/logs/. Ctrl-C stops everything.
@@ -256,12 +256,12 @@ class Cluster:
         private_file(
             endpoints,
             f'action_endpoint:\n  url: "http://127.0.0.1:{actions_front}/webhook"\n'
-            # Rasa's SQL store with checkpoints (components/tracker_store.py).
-            "tracker_store:\n  type: components.tracker_store.PostgresTrackerStore\n"
+            # Rasa's SQL store with checkpoints (stores/tracker_store.py).
+            "tracker_store:\n  type: stores.tracker_store.PostgresTrackerStore\n"
             "  dialect: postgresql\n  url: 127.0.0.1\n"
             f"  port: {pg.port}\n  db: {TRACKER_DATABASE}\n  username: {APP_ROLE}\n"
             "  password: ${MUSAED_PG_PASSWORD}\n"
-            "lock_store:\n  type: components.lock_store.RedisMutexLockStore\n  url: 127.0.0.1\n"
+            "lock_store:\n  type: stores.lock_store.RedisMutexLockStore\n  url: 127.0.0.1\n"
             f"  port: {redis.port}\n  db: 1\n  password: ${{MUSAED_REDIS_PASSWORD}}\n",
         )
         credentials = self.dir / "credentials.yml"

@@ -99,7 +99,7 @@ class Servers:
         with private_log(endpoints) as f:
             f.write(
                 f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-                f"tracker_store:\n  type: components.tracker_store.SQLiteTrackerStore\n"
+                f"tracker_store:\n  type: stores.tracker_store.SQLiteTrackerStore\n"
                 f'  db: "{self.tracker_db}"\n'.encode()
             )
         begin = time.monotonic()

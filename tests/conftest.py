@@ -77,7 +77,7 @@ def pg_tracker_store(pg, domain):
     (the store, the database's URL)."""
     import psycopg2
 
-    from components.tracker_store import PostgresTrackerStore
+    from stores.tracker_store import PostgresTrackerStore
 
     name = f"trackers_{uuid.uuid4().hex[:10]}"
     conn = psycopg2.connect(pg.url)

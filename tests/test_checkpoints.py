@@ -1,13 +1,13 @@
 """A long conversation is read from its latest checkpoint, with every slot and its expiry kept
-(components/tracker_store.py; issue 19)."""
+(stores/tracker_store.py; issue 19)."""
 
 import pytest
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from components.tracker_store import CHECKPOINT_AFTER, SQLiteTrackerStore, checkpoint_events
 from musaed import conversations
+from stores.tracker_store import CHECKPOINT_AFTER, SQLiteTrackerStore, checkpoint_events
 
 DOMAIN = Domain.load("domain.yml")
 TURNS = CHECKPOINT_AFTER // 4 + 1  # four events a turn: past the checkpoint's size

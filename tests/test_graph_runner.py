@@ -1,4 +1,4 @@
-"""The model's graphs run node by node, exactly as with dask (components/graph_runner.py)."""
+"""The model's graphs run node by node, exactly as with dask (rasa_patches/graph_runner.py)."""
 
 import pytest
 from rasa.core.agent import Agent
@@ -7,7 +7,7 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import UserUttered
 
 import components  # noqa: F401  (what the Rasa server imports with the model)
-from components import graph_runner
+from rasa_patches import graph_runner
 
 from servers import MODEL
 

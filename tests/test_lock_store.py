@@ -1,4 +1,4 @@
-"""The cross-replica lock store (components/lock_store.py) against a real Redis server.
+"""The cross-replica lock store (stores/lock_store.py) against a real Redis server.
 
 Each "replica" is a lock store of its own on a thread of its own with its own
 event loop, so two replicas really run at once (redis-py lets go of the GIL
@@ -23,15 +23,15 @@ import redis
 from rasa.core.lock_store import LockError, LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig, read_endpoint_config
 
-import components.lock_store
-from components.lock_store import RedisMutexLockStore
+import stores.lock_store
+from stores.lock_store import RedisMutexLockStore
 
 from backing import Redis, ensure_installed
 from servers import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
-TYPE = "components.lock_store.RedisMutexLockStore"
+TYPE = "stores.lock_store.RedisMutexLockStore"
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ async def test_a_replica_killed_while_holding_the_lock_frees_it_after_its_lifeti
             (
                 "import asyncio\n"
                 "from rasa.utils.endpoints import EndpointConfig\n"
-                "from components.lock_store import RedisMutexLockStore\n"
+                "from stores.lock_store import RedisMutexLockStore\n"
                 f"s = RedisMutexLockStore(EndpointConfig(url='127.0.0.1', port={redis_server.port}, db=1,"
                 f" password={redis_server.password!r}))\n"
                 "async def hold():\n"
@@ -199,7 +199,7 @@ async def test_a_late_release_never_frees_the_next_holders_lock(redis_server, ca
     store = replica(redis_server)
     conv = conversation()
     key = store.key(conv)
-    with caplog.at_level(logging.WARNING, logger=components.lock_store.__name__):
+    with caplog.at_level(logging.WARNING, logger=stores.lock_store.__name__):
         async with store.lock(conv, lock_lifetime=0.2):
             await asyncio.sleep(0.35)  # took longer than its lifetime: the lock expired meanwhile
             assert store.red.set(key, "successor", nx=True, px=5000)  # and someone else took it
@@ -270,7 +270,7 @@ async def test_the_endpoints_yml_block_works(redis_server, tmp_path, monkeypatch
 
 
 def test_rasas_own_redis_lock_store_fails_the_same_load(redis_server):
-    """Why components/lock_store.py exists: the same load on two of Rasa's RedisLockStores.
+    """Why stores/lock_store.py exists: the same load on two of Rasa's RedisLockStores.
 
     Its read-modify-write ticket issuing lets both hold the lock at once (most
     rounds), and its lost updates leave waiters stuck past the lock's lifetime

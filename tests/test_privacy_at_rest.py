@@ -1,5 +1,5 @@
 """What the tracker store keeps: no typed codes, ids and phone numbers masked or encrypted,
-and the conversation still read back whole (musaed/privacy.py, components/tracker_store.py)."""
+and the conversation still read back whole (musaed/privacy.py, stores/tracker_store.py)."""
 
 import json
 import sqlite3
@@ -9,8 +9,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from components.tracker_store import SQLiteTrackerStore
 from musaed import conversations, privacy
+from stores.tracker_store import SQLiteTrackerStore
 
 DOMAIN = Domain.load("domain.yml")
 NID = "1010000014"

@@ -1,4 +1,4 @@
-"""The SQLite tracker store Rasa loads from endpoints.yml (components/tracker_store.py)."""
+"""The SQLite tracker store Rasa loads from endpoints.yml (stores/tracker_store.py)."""
 
 import asyncio
 import sqlite3
@@ -10,7 +10,7 @@ from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
-from components.tracker_store import SQLiteTrackerStore
+from stores.tracker_store import SQLiteTrackerStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))

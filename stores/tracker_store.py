@@ -11,7 +11,7 @@ commits, but never corrupts the file.
 
 endpoints.yml:
     tracker_store:
-      type: components.tracker_store.SQLiteTrackerStore
+      type: stores.tracker_store.SQLiteTrackerStore
       db: var/trackers.db
 """
 

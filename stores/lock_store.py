@@ -28,7 +28,7 @@ endpoints.yml (`url` is the Redis host, as for Rasa's `type: redis`; a
 ``redis://`` or ``rediss://`` URL also works):
 
     lock_store:
-      type: components.lock_store.RedisMutexLockStore
+      type: stores.lock_store.RedisMutexLockStore
       url: 127.0.0.1
       port: 6379
       db: 1
