@@ -1,21 +1,25 @@
 """The action server gets a conversation's latest turns, not its whole history.
 
-For every custom action, Rasa 3.6 sends the tracker with every event of the
+What Rasa does: for every custom action, Rasa 3.6's
+`RemoteAction._action_call_format` sends the tracker with every event of the
 session (`EventVerbosity.ALL`): about 0.4 KB an event, over 1 MB after 300
 messages, made into dicts and JSON by the Rasa server and parsed back by the
-action server two or three times a message. So a reply got slower with every
-message of a long conversation (issue 19; bench/NOTES.md, round 8).
+action server two or three times a message.
 
-Musaed's actions read the slots, the latest message, the active loop and the
-latest action, which the tracker state carries apart from its events, and the
-events of the current turn (actions/turn.asked_this_turn; rasa-sdk's
-slots_to_validate reads the slot events at the end). So the events sent are
-those since the person's previous message: this turn and the one before.
+What we do instead: Rasa's own `_action_call_format`, called as it is, with
+only the events of its state replaced by those since the person's previous
+message (this turn and the one before, `USER_TURNS`).
 
-Everything else is Rasa's own `_action_call_format`, called as it is; only
-the events of its state are replaced. Rasa is pinned (requirements.txt);
-tests/test_action_payload.py checks the method is still there and still
-used, and that a short conversation's payload is exactly Rasa's.
+Why: a reply got slower with every message of a long conversation
+(bench/NOTES.md, round 8). Musaed's actions read the slots, the latest
+message, the active loop and the latest action, which the tracker state
+carries apart from its events, and the events of the current turn
+(actions/turn.asked_this_turn; rasa-sdk's slots_to_validate reads the slot
+events at the end).
+
+Guarded by: tests/test_action_payload.py — test_the_rasa_server_uses_the_trimmed_payload
+(the method is still there and replaced), test_a_short_conversation_gets_exactly_rasas_payload
+and test_a_long_conversation_sends_the_last_two_turns_with_every_slot.
 """
 
 from __future__ import annotations
@@ -67,5 +71,7 @@ def _action_call_format(self: RemoteAction, tracker, domain) -> Dict[str, Any]:
     return _rasa_call_format(self, _Recent(tracker), domain)
 
 
-if getattr(RemoteAction._action_call_format, "__module__", "") != __name__:
-    RemoteAction._action_call_format = _action_call_format
+def apply() -> None:
+    """Replace `RemoteAction._action_call_format` (once: a second call finds it replaced)."""
+    if getattr(RemoteAction._action_call_format, "__module__", "") != __name__:
+        RemoteAction._action_call_format = _action_call_format

@@ -1,18 +1,20 @@
 """Rasa's graph runner, running its nodes in order without dask.
 
-For every message the Rasa server runs its NLU graph once and its policy
-graph once per predicted action (two to four times), through
-`DaskGraphRunner.run`: a dask graph built anew and dask's scheduler with its
-queue, thread-pool futures and ordering. About 6 % of the server's CPU a
-message went to that machinery rather than to the nodes (bench/NOTES.md,
-round 9). Here each target's needs are run first, each node once, in the
-same thread, with the same inputs and outputs as dask gives them; errors
+What Rasa does: for every message the Rasa server runs its NLU graph once
+and its policy graph once per predicted action (two to four times), through
+Rasa 3.6's `DaskGraphRunner.run`: a dask graph built anew and dask's
+scheduler with its queue, thread-pool futures and ordering.
+
+What we do instead: each target's needs are run first, each node once, in
+the same thread, with the same inputs and outputs as dask gives them; errors
 are raised as Rasa raises them.
 
-Imported for its effect by components/__init__.py. Rasa is pinned
-(requirements.txt); tests/test_graph_runner.py checks the method is still
-there, still used, and that a served model parses and predicts exactly as
-with dask.
+Why: about 6 % of the server's CPU a message went to dask's machinery rather
+than to the nodes (bench/NOTES.md, round 9).
+
+Guarded by: tests/test_graph_runner.py — test_the_rasa_server_runs_graphs_without_dask
+(the method is still there and replaced), test_a_served_model_parses_and_predicts_as_with_dask
+and test_an_input_named_like_a_node_fails_as_in_rasa.
 """
 
 from rasa.engine.exceptions import GraphRunError
@@ -46,5 +48,7 @@ def run(self: DaskGraphRunner, inputs=None, targets=None):
         raise GraphRunError("Error running runner.") from e
 
 
-if getattr(DaskGraphRunner.run, "__module__", "") != __name__:
-    DaskGraphRunner.run = run
+def apply() -> None:
+    """Replace `DaskGraphRunner.run` (once: a second call finds it replaced)."""
+    if getattr(DaskGraphRunner.run, "__module__", "") != __name__:
+        DaskGraphRunner.run = run

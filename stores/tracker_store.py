@@ -9,6 +9,12 @@ the log, and customer care can read conversations while Rasa writes them.
 If Rasa crashes, nothing is lost. A power cut can lose the last few
 commits, but never corrupts the file.
 
+Subclasses of Rasa's SQLTrackerStore that override its private members
+(`_retrieve`, `_additional_events`, `_event_query`): written for the Rasa
+release line rasa_patches/ checks at start (stores/__init__.py), guarded by
+tests/test_checkpoints.py (test_events_are_stored_in_the_rows_rasa_s_own_store_writes
+and the checkpoint tests) and tests/test_tracker_store.py.
+
 endpoints.yml:
     tracker_store:
       type: stores.tracker_store.SQLiteTrackerStore
@@ -17,13 +23,14 @@ endpoints.yml:
 
 import itertools
 import json
-from typing import Any, List, Optional, Text
+from typing import Any, Collection, List, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 
+from actions.settled import SETTLED_ACTIONS
 from musaed import privacy
 
 # How long a write waits for care's reader or another writer before failing.
@@ -207,30 +214,17 @@ class SQLiteTrackerStore(Checkpoints, SQLTrackerStore):
 
 # Events read for a conversation past which a checkpoint is written.
 CHECKPOINT_AFTER = 150
-# A checkpoint only where no rule reads what came before: not in a form, and
-# not after a question that a «نعم» answers (a guide's offer, a follow-up's, a
-# switch offer); only after a turn that ends the matter.
-SAFE_LAST_ACTIONS = frozenset(
-    {
-        "utter_you_are_welcome",
-        "utter_greet",
-        "utter_goodbye",
-        "utter_iamabot",
-        "utter_anything_else",
-        "action_show_capabilities",
-        "action_hand_over",
-        "action_show_tracking",
-        "action_submit_request",
-        "action_cancel_form",
-    }
-)
 # Marks a checkpoint's events; customer care's reader leaves them out (musaed/conversations.py).
 CHECKPOINT = {"checkpoint": True}
 _CHECKPOINT_JSON = '%"checkpoint": true%'
 
 
-def checkpoint_events(tracker) -> list:
+def checkpoint_events(tracker, settled: Collection[str] = SETTLED_ACTIONS) -> list:
     """The slots as they stand, marked, when a long conversation may be read from here on; or none.
+
+    Only where no rule reads what came before: not in a form, and only right
+    after one of the `settled` actions, which the dialogue names
+    (actions/settled.py).
 
     Rasa rebuilds a conversation from every event of its session and replays
     them on every message, so each reply of a long conversation was slower
@@ -246,7 +240,7 @@ def checkpoint_events(tracker) -> list:
     if len(tracker.events) < CHECKPOINT_AFTER or tracker.active_loop_name:
         return []
     actions = [e.action_name for e in reversed(tracker.events) if isinstance(e, ActionExecuted)]
-    if len(actions) < 2 or actions[0] != ACTION_LISTEN_NAME or actions[1] not in SAFE_LAST_ACTIONS:
+    if len(actions) < 2 or actions[0] != ACTION_LISTEN_NAME or actions[1] not in settled:
         return []
     return [
         SlotSet(slot.name, slot.value, metadata=CHECKPOINT)

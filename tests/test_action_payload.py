@@ -1,4 +1,4 @@
-"""The action server gets the latest turns only, and otherwise exactly Rasa's payload (components/action_payload.py)."""
+"""The action server gets the latest turns only, otherwise exactly Rasa's payload (rasa_patches/action_payload.py)."""
 
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.domain import Domain
@@ -6,7 +6,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 
 import components  # noqa: F401  (what the Rasa server imports with the model)
-from components import action_payload
+from rasa_patches import action_payload
 
 DOMAIN = Domain.load("domain.yml")
 ACTION = RemoteAction("action_explain_service", None)

@@ -1,11 +1,11 @@
-"""Action-server replies are still checked against Rasa's schema, faster (components/action_replies.py)."""
+"""Action-server replies are still checked against Rasa's schema, faster (rasa_patches/action_replies.py)."""
 
 import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 
 import components  # noqa: F401  (what the Rasa server imports with the model)
-from components import action_replies
+from rasa_patches import action_replies
 
 ACTION = RemoteAction("action_explain_service", None)
 

@@ -6,7 +6,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from actions.settled import SETTLED_ACTIONS
 from musaed import conversations
+from stores import tracker_store
 from stores.tracker_store import CHECKPOINT_AFTER, SQLiteTrackerStore, checkpoint_events
 
 DOMAIN = Domain.load("domain.yml")
@@ -41,6 +43,13 @@ def test_no_checkpoint_in_a_short_conversation_a_form_or_after_an_offer():
         "language": "en",
         "handed_over": True,
     }
+
+
+def test_the_dialogue_names_the_actions_that_settle_a_turn_and_the_store_names_none():
+    assert "utter_you_are_welcome" in SETTLED_ACTIONS and "action_explain_service" not in SETTLED_ACTIONS
+    assert SETTLED_ACTIONS <= set(DOMAIN.user_actions) | set(DOMAIN.responses)  # none renamed away
+    source = open(tracker_store.__file__, encoding="utf-8").read()
+    assert [name for name in [*DOMAIN.user_actions, *DOMAIN.responses] if f'"{name}"' in source] == []
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,10 +1,10 @@
-"""A tripped circuit breaker ends its turn only (components/circuit_breaker.py)."""
+"""A tripped circuit breaker ends its turn only (rasa_patches/circuit_breaker.py)."""
 
 from rasa.core.processor import MessageProcessor
 from rasa.shared.core.events import ActionExecuted, UserUttered
 
-import components  # noqa: F401 - applies the patch, as the Rasa server does
-from components import circuit_breaker
+import components  # noqa: F401  (what the Rasa server imports with the model: it installs the patches)
+from rasa_patches import circuit_breaker
 
 
 def looped_turn(n: int) -> list:

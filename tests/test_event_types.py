@@ -1,11 +1,11 @@
-"""Events are read back as Rasa reads them, each name's class looked up once (components/event_types.py)."""
+"""Events are read back as Rasa reads them, each name's class looked up once (rasa_patches/event_types.py)."""
 
 import pytest
 from rasa.shared.core.events import Event, SlotSet, UserUttered, deserialise_events
 from rasa.shared.utils.common import all_subclasses
 
 import components  # noqa: F401  (what the Rasa server imports with the model)
-from components import event_types
+from rasa_patches import event_types
 
 
 def test_the_rasa_server_uses_the_remembered_lookup():
