@@ -44,7 +44,7 @@ train: $(MODEL)
 
 # data/rules/guidance.yml is made from the catalogue (tests fail when it differs).
 rules: $(BIN)/.installed
-	$(BIN)/python scripts/guidance_rules.py
+	$(BIN)/python -m scripts.guidance_rules
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed
@@ -54,19 +54,19 @@ care: $(MODEL)
 	$(BIN)/python -m care.server --port 5080
 
 chat: $(BIN)/.installed
-	$(BIN)/python scripts/chat.py $(ARGS)
+	$(BIN)/python -m scripts.chat $(ARGS)
 
 code: $(BIN)/.installed
-	@$(BIN)/python scripts/last_code.py $(ID)
+	@$(BIN)/python -m scripts.last_code $(ID)
 
 run: $(MODEL)
 	$(BIN)/python -m musaed.seed --if-missing
-	$(BIN)/python scripts/run.py
+	$(BIN)/python -m scripts.run
 
 # Two Rasa servers and two action servers on PostgreSQL and Redis behind nginx, on loopback
 # (scripts/cluster.py; ARGS="--port 8080 --dir var/cluster").
 cluster: $(MODEL)
-	$(BIN)/python scripts/cluster.py $(ARGS)
+	$(BIN)/python -m scripts.cluster $(ARGS)
 
 validate: $(BIN)/.installed
 	$(BIN)/rasa data validate --fail-on-warnings
@@ -85,7 +85,7 @@ unit: $(MODEL) browser
 
 nlu-test: $(MODEL)
 	$(BIN)/rasa test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu
-	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-accuracy 0.92
+	$(BIN)/python -m scripts.check_nlu_report results/nlu/intent_report.json --min-accuracy 0.92
 	$(BIN)/python -m bench.nlu ood $(MODEL) --max-routed 0.10 --max-confident 0.03 > results/nlu/out_of_domain.json
 	$(BIN)/python -m bench.nlu ood $(MODEL) --split tests/ood/shared_words.yml --max-routed 0.10 \
 	  > results/nlu/shared_words_out_of_domain.json

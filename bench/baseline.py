@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import aiohttp
 
-from bench import load, resources, rig  # noqa: F401 - rig puts scripts/ on sys.path
+from bench import load, resources
 from bench.stats import aggregate_level
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ class InitServer:
     """The init bot's Rasa server on a free loopback port (no action server: it needs none)."""
 
     def __init__(self, model: Path, work: Path) -> None:
-        from servers import free_port, wait_until_up  # scripts/servers.py
+        from scripts.servers import free_port, wait_until_up  # scripts/servers.py
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -25,11 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import load, rig
 
-from bench import load, rig  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # (part, frame that marks it); the first match, top to bottom, wins.
 RASA_PARTS: List[Tuple[str, str]] = [

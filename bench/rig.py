@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from bench import resources  # noqa: E402
+from bench import resources
+from scripts.servers import MODEL, Servers, free_port
 
-from servers import MODEL, Servers, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

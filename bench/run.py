@@ -28,11 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import answers, baseline, flood, load, nlu, report, resources, rig
 
-from bench import answers, baseline, flood, load, nlu, report, resources, rig  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def log(msg: str) -> None:
@@ -244,9 +242,8 @@ def measure_answers(args, work: Path) -> dict:
 def measure_cluster(args, work: Path) -> dict:
     """The same flows against `make cluster` (two Rasa servers, two action servers, PostgreSQL,
     Redis, nginx) at 20 and 50 conversations, with the CPU each part spent per message."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from cluster import Cluster  # scripts/cluster.py
-    from servers import free_port
+    from scripts.cluster import Cluster  # scripts/cluster.py
+    from scripts.servers import free_port
 
     levels = [c for c in args.levels if c >= 20] or args.levels[-1:]
     log(f"cluster: starting it (scripts/cluster.py); levels {levels}")

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
-from musaed.files import PRIVATE_UMASK  # noqa: E402
+from musaed.files import PRIVATE_UMASK
 
 PACKAGES = {"postgresql": "initdb", "redis-server": "redis-server", "nginx": "nginx"}
 

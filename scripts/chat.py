@@ -1,6 +1,6 @@
 """`make chat`: talk to a running Musaed in the terminal, over Rasa's REST channel.
 
-    python scripts/chat.py [--url http://localhost:5005] [--sender ID] [--no-shape]
+    python -m scripts.chat [--url http://localhost:5005] [--sender ID] [--no-shape]
 
 Most terminals do not join Arabic letters or lay right-to-left text out, so by
 default every line is shaped (arabic-reshaper) and put in display order

@@ -28,7 +28,7 @@ endpoints file names them as ${MUSAED_PG_PASSWORD} and ${MUSAED_REDIS_PASSWORD})
 PostgreSQL's superuser's once, into <dir>/pg.password (0600). Every file
 is created 0600 and every directory 0700 (umask 077).
 
-    python scripts/cluster.py [--port 8080] [--dir var/cluster]
+    python -m scripts.cluster [--port 8080] [--dir var/cluster]
 """
 
 from __future__ import annotations
@@ -46,14 +46,11 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-# scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-from musaed import files, retention  # noqa: E402
-from musaed.web_security import web_origins  # noqa: E402
-
-from backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file  # noqa: E402
-from credentials import write as write_credentials  # noqa: E402
-from servers import BIN, MODEL, ROOT, SERVER_ENV, free_port, private_log, wait_until_up  # noqa: E402
+from musaed import files, retention
+from musaed.web_security import web_origins
+from scripts.backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file
+from scripts.credentials import write as write_credentials
+from scripts.servers import BIN, MODEL, ROOT, SERVER_ENV, free_port, private_log, wait_until_up
 
 REPLICAS = 2
 APP_DATABASE = "musaed"

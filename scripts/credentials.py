@@ -13,7 +13,7 @@ secrets are set (an empty value counts as unset):
 
 Each channel left out gives one line of notes saying what to set.
 
-    python scripts/credentials.py var/credentials.yml   # writes it, prints the notes
+    python -m scripts.credentials var/credentials.yml   # writes it, prints the notes
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """data/rules/guidance.yml from the catalogue: one guide rule per service, one per follow-up.
 
-    python scripts/guidance_rules.py          # write it (make rules)
-    python scripts/guidance_rules.py --check  # exit 1 when the file differs
+    python -m scripts.guidance_rules          # write it (make rules)
+    python -m scripts.guidance_rules --check  # exit 1 when the file differs
 
 A service's rule says whether its guide ends with the offer to make the
 request (the `requestable` slot), so the flag is written once, in the
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from musaed import catalogue
 
-from musaed import catalogue  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PATH = ROOT / "data" / "rules" / "guidance.yml"
 HEADER = "# Made from musaed/catalogue.yml by `make rules` (scripts/guidance_rules.py): do not edit.\n"

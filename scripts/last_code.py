@@ -10,7 +10,7 @@ from musaed import store
 
 def main() -> int:
     if len(sys.argv) != 2:
-        print("usage: last_code.py NATIONAL_ID", file=sys.stderr)
+        print("usage: python -m scripts.last_code NATIONAL_ID", file=sys.stderr)
         return 2
     row = store.latest_code(store.open_db(), sys.argv[1])
     if row is None:

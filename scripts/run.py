@@ -6,14 +6,10 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
-# scripts/ for its neighbours, the checkout for musaed (this one, not another installed copy).
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-from musaed import files, retention  # noqa: E402
-
-from credentials import write as write_credentials  # noqa: E402
-from servers import ROOT, Servers  # noqa: E402
+from musaed import files, retention
+from scripts.credentials import write as write_credentials
+from scripts.servers import ROOT, Servers
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -1,7 +1,6 @@
 import json
 import shutil
 import sqlite3
-import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,12 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from musaed import catalogue, seed, store
+from scripts.servers import MODEL, Servers, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from musaed import catalogue, seed, store  # noqa: E402
-
-from servers import MODEL, Servers, free_port  # noqa: E402
 
 
 def start_servers(tmp_path_factory, name: str = "server") -> Servers:
@@ -51,7 +48,7 @@ def servers(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
     """A real PostgreSQL server on a free loopback port, for the whole test session."""
-    from backing import Postgres, ensure_installed
+    from scripts.backing import Postgres, ensure_installed
 
     ensure_installed(("postgresql",))
     server = Postgres(tmp_path_factory.mktemp("postgres") / "data", free_port()).start()

@@ -12,8 +12,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from backing import Postgres, ensure_installed, new_password, pg_bin
-from servers import free_port
+from scripts.backing import Postgres, ensure_installed, new_password, pg_bin
+from scripts.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

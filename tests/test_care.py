@@ -749,7 +749,7 @@ def test_the_clusters_app_role_migrates_the_audit_and_cannot_change_it(pg_server
     it creates the audit and its triggers, adds rows, and is refused changing them."""
     import uuid
 
-    from backing import new_password
+    from scripts.backing import new_password
 
     name, password = f"care_{uuid.uuid4().hex[:10]}", new_password()
     pg_server.app_role(name, password, [name])

@@ -8,8 +8,7 @@ import yaml
 
 from actions.requests import ValidateServiceRequestForm
 from musaed import catalogue, eligibility
-
-import guidance_rules  # scripts/, put on sys.path by conftest
+from scripts import guidance_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 ARABIC = re.compile(r"[\u0600-\u06FF]")

@@ -17,10 +17,10 @@ import yaml
 
 from channels import telegram
 from musaed import catalogue, seed, store
+from scripts import credentials
+from scripts.servers import MODEL, Servers, free_port
 
-import credentials  # scripts/, put on sys.path by conftest
 from fake_apis import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeGraph, FakeTelegram
-from servers import MODEL, Servers, free_port
 from web_client import Tab
 
 pytestmark = pytest.mark.e2e

@@ -11,18 +11,17 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import chat as chat_client  # scripts/ is on sys.path (conftest.py)
 import pytest
 from arabic_reshaper import reshape
 from bidi.algorithm import get_display
 
 from musaed import catalogue
-
-from servers import free_port
+from scripts import chat as chat_client
+from scripts.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
-CHAT = Path(__file__).resolve().parent.parent / "scripts" / "chat.py"
+ROOT = Path(__file__).resolve().parent.parent
 CAT = catalogue.load()
 REPLY_TIMEOUT = 90  # seconds: the bot answers in one or two on an idle machine
 START_TIMEOUT = 30
@@ -36,8 +35,8 @@ class Terminal:
     """scripts/chat.py on the slave side of a pty; we type and read on the master side."""
 
     def __init__(self, *args: str) -> None:
-        env = {**os.environ, "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
-        argv = [sys.executable, str(CHAT), *args]
+        env = {**os.environ, "TERM": "xterm", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "scripts.chat", *args]
         # pty.fork makes the pty the child's controlling terminal, so Ctrl-C
         # and Ctrl-D typed here reach it as they would from a keyboard.
         pid, fd = pty.fork()

@@ -28,8 +28,7 @@ import redis
 import requests
 
 from musaed import catalogue, conversations, seed, store
-
-from servers import ROOT, free_port
+from scripts.servers import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 CAT = catalogue.load()

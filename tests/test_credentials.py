@@ -1,14 +1,11 @@
 """scripts/credentials.py: which channels the credentials file turns on, and the notes."""
 
 import stat
-import sys
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-import credentials  # noqa: E402
+from scripts import credentials
 
 TELEGRAM = {
     "TELEGRAM_TOKEN": "123456789:AAFakeToken",

@@ -15,7 +15,7 @@ MESSAGES = ["هل تنفع الهوية الرقمية في البنك؟", "how 
 
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory):
-    from servers import MODEL  # scripts/servers.py (on the path through conftest)
+    from scripts.servers import MODEL  # scripts/servers.py (on the path through conftest)
 
     where = tmp_path_factory.mktemp("model")
     with tarfile.open(MODEL) as archive:

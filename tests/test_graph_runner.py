@@ -8,8 +8,7 @@ from rasa.shared.core.events import UserUttered
 
 import components  # noqa: F401  (what the Rasa server imports with the model)
 from rasa_patches import graph_runner
-
-from servers import MODEL
+from scripts.servers import MODEL
 
 TEXTS = ["ضاعت هويتي وش اسوي", "كم الرسوم؟", "نعم", "1012345678", "how do I renew my iqama?", "🙂", "ابي بيتزا"]
 

@@ -244,15 +244,12 @@ def front(tmp_path):
     """nginx with scripts/cluster.py's configuration, its Rasa upstream a stand-in; its port."""
     import shutil
     import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     if not shutil.which("nginx"):
         pytest.fail("nginx is missing: `make install` installs it (scripts/backing.py)")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from cluster import nginx_conf
-    from servers import free_port
+    from scripts.cluster import nginx_conf
+    from scripts.servers import free_port
 
     for sub in ("run", "logs", "nginx"):
         (tmp_path / sub).mkdir()

@@ -24,10 +24,9 @@ from rasa.core.lock_store import LockError, LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig, read_endpoint_config
 
 import stores.lock_store
+from scripts.backing import Redis, ensure_installed
+from scripts.servers import free_port
 from stores.lock_store import RedisMutexLockStore
-
-from backing import Redis, ensure_installed
-from servers import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,9 @@ import requests
 
 from musaed import logsafe, seed, store
 from musaed.arabic import to_ascii_digits
+from scripts.servers import Servers, free_port
 
 from conftest import Conversation
-from servers import Servers, free_port
 
 pytestmark = pytest.mark.e2e
 ID = seed.ids()

@@ -11,9 +11,9 @@ import pytest
 from test_request_flows import ID, joined, latest_code
 
 from musaed import catalogue, store
+from scripts.servers import wait_until_up
 
 from conftest import Conversation, start_servers
-from servers import wait_until_up
 
 pytestmark = pytest.mark.e2e
 AR, EN = catalogue.load("ar"), catalogue.load("en")

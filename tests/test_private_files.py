@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from musaed import files, seed, store
-
-from servers import MODEL, ROOT, Servers, free_port
+from scripts.servers import MODEL, ROOT, Servers, free_port
 
 pytestmark = pytest.mark.e2e
 ID = seed.ids()

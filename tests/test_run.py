@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from run import exposure_refusal
+from scripts.run import exposure_refusal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,9 +26,9 @@ def test_a_wider_interface_needs_the_rest_token(interface):
 
 def test_make_run_refuses_beyond_loopback_without_a_token_in_one_line_and_starts_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MUSAED_REST_TOKEN"}
-    env.update(MUSAED_INTERFACE="0.0.0.0", MUSAED_DB=str(tmp_path / "musaed.db"))
+    env.update(MUSAED_INTERFACE="0.0.0.0", MUSAED_DB=str(tmp_path / "musaed.db"), PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py")],
+        [sys.executable, "-m", "scripts.run"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

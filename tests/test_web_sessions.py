@@ -519,7 +519,7 @@ def test_the_store_keeps_sessions_ended_and_idle_apart(open_store):
 @pytest.fixture(scope="module")
 def widget_url(servers):
     """web/serve.py: the widget's page, talking to the test's Rasa server."""
-    from servers import wait_until_up
+    from scripts.servers import wait_until_up
 
     port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
     proc = subprocess.Popen(
