@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 TRAINING_INPUTS := config.yml domain.yml musaed/arabic.py musaed/answers.py musaed/catalogue.yml $(wildcard components/*.py) \
                    $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help browser install train rules seed care chat code run cluster test validate lint unit nlu-test core-test bench clean
+.PHONY: help browser install train rules seed settings care chat code run cluster test validate lint unit nlu-test core-test bench clean
 
 help:
 	@echo "make run    install, train if needed, start the bot (Rasa :5005, actions :5055)"
@@ -22,6 +22,7 @@ help:
 	@echo "make chat [ARGS=--no-shape]   talk to the running bot in this terminal"
 	@echo "make code ID=<national id>   the newest one-time code in the development outbox"
 	@echo "make cluster [ARGS=--port 8080]   two replicas of each on PostgreSQL and Redis behind nginx"
+	@echo "make settings   every setting and its value here (secrets: set/unset); rewrites the README's table"
 	@echo "make install | train | rules | seed | bench | clean"
 
 $(BIN)/.installed: requirements.txt pyproject.toml scripts/find-python310 web/package.json web/package-lock.json
@@ -45,6 +46,11 @@ train: $(MODEL)
 # data/rules/guidance.yml is made from the catalogue (tests fail when it differs).
 rules: $(BIN)/.installed
 	$(BIN)/python -m scripts.guidance_rules
+
+# The environment variables Musaed reads (musaed/settings.py), with their values here;
+# the README's configuration table is made from them (tests fail when it differs).
+settings: $(BIN)/.installed
+	$(BIN)/python -m musaed.settings --readme README.md
 
 seed: $(BIN)/.installed
 	$(BIN)/python -m musaed.seed

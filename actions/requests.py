@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from contextvars import ContextVar
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -14,12 +13,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.identity import IdentitySlots
 from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
-from musaed import catalogue, identity, receipt, service_request, store
+from musaed import catalogue, identity, receipt, service_request, settings, store
 
 log = logging.getLogger(__name__)
-
-# Where people's devices (and Telegram/WhatsApp) fetch receipts: the web server.
-PUBLIC_URL = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
 
 
 def form_slots() -> List[str]:
@@ -327,8 +323,10 @@ class ActionSubmitRequest(Action):
             dispatcher.utter_message(
                 text=cat.labels["created"].format(tracking_number=number, delivery=cat.services[service_id].delivery)
             )
-            # The receipt (PNG with a QR code) from the web server, behind a signed link.
-            dispatcher.utter_message(image=PUBLIC_URL.rstrip("/") + receipt.receipt_path(number, cat.language))
+            # The receipt (PNG with a QR code) from the web server, behind a signed link, at the
+            # address people's devices (and Telegram/WhatsApp) reach.
+            public_url = settings.PUBLIC_URL.get()
+            dispatcher.utter_message(image=public_url.rstrip("/") + receipt.receipt_path(number, cat.language))
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
         return clear_form_slots()

@@ -6,9 +6,10 @@ agents' tokens, and speaks HTTP or argparse.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Union
+
+from musaed import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 5080
@@ -16,8 +17,9 @@ DEFAULT_PORT = 5080
 
 def default_model() -> Path:
     """MUSAED_MODEL, else models/musaed.tar.gz here or beside this package."""
-    if os.environ.get("MUSAED_MODEL"):
-        return Path(os.environ["MUSAED_MODEL"])
+    configured = settings.MODEL.given()
+    if configured:
+        return Path(configured)
     here = Path("models") / "musaed.tar.gz"
     return here if here.exists() else ROOT / "models" / "musaed.tar.gz"
 
@@ -25,7 +27,7 @@ def default_model() -> Path:
 def default_tracker_db() -> Union[Path, str]:
     """MUSAED_TRACKER_DB (a SQLite file, or the cluster's postgresql:// URL), else
     var/trackers.db (where `make run` keeps conversations)."""
-    configured = os.environ.get("MUSAED_TRACKER_DB")
+    configured = settings.TRACKER_DB.given()
     if configured:
         from musaed.conversations import is_url
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Dict, Optional, Set
 
-ENV = "MUSAED_CARE_TOKENS"
+from musaed import settings
 
 
 def parse_tokens(spec: Optional[str]) -> Dict[str, str]:
@@ -18,15 +17,15 @@ def parse_tokens(spec: Optional[str]) -> Dict[str, str]:
         name, sep, token = item.partition(":")
         name, token = name.strip(), token.strip()
         if not sep or not name or not token:
-            raise ValueError(f"{ENV}: expected name:token, got an entry without both")
+            raise ValueError(f"{settings.CARE_TOKENS.name}: expected name:token, got an entry without both")
         if token in tokens.values():
-            raise ValueError(f"{ENV}: two agents share a token")
+            raise ValueError(f"{settings.CARE_TOKENS.name}: two agents share a token")
         tokens[name] = token
     return tokens
 
 
 def tokens_from_env() -> Dict[str, str]:
-    return parse_tokens(os.environ.get(ENV))
+    return parse_tokens(settings.CARE_TOKENS.given())
 
 
 def agent_for(authorization: Optional[str], tokens: Dict[str, str]) -> Optional[str]:
@@ -42,13 +41,9 @@ def agent_for(authorization: Optional[str], tokens: Dict[str, str]) -> Optional[
     return found
 
 
-SUPERVISORS_ENV = "MUSAED_CARE_SUPERVISORS"
-TOKEN_ENV = "MUSAED_CARE_TOKEN"
-
-
 def supervisors_from_env() -> Set[str]:
     """The agents who may read the care audit: MUSAED_CARE_SUPERVISORS="huda,omar" (default: none)."""
-    return {name.strip() for name in (os.environ.get(SUPERVISORS_ENV) or "").split(",") if name.strip()}
+    return {name.strip() for name in settings.CARE_SUPERVISORS.get().split(",") if name.strip()}
 
 
 def agent_for_token(token: Optional[str], tokens: Dict[str, str]) -> Optional[str]:

@@ -9,8 +9,9 @@ musaed-care handovers
 musaed-care fallbacks
 musaed-care audit [--national-id …] [--agent …]   (supervisors: MUSAED_CARE_SUPERVISORS)
 musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
+musaed-care settings       (every setting and its value here; secrets only as set or unset)
 
-Every command but purge needs the agent's token in MUSAED_CARE_TOKEN, one of
+Every command but purge and settings needs the agent's token in MUSAED_CARE_TOKEN, one of
 MUSAED_CARE_TOKENS as for the API: the agent's name comes from it, signs each
 change and each row of the care audit. People's text is printed without
 control characters (a terminal escape typed in a message cannot reach yours).
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from care import auth, default_model, default_tracker_db
-from musaed import conversations, files, help_desk, logsafe, store
+from musaed import conversations, files, help_desk, logsafe, settings, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -141,7 +142,7 @@ def _agent(args) -> Optional[str]:
     except ValueError as error:
         print(error, file=sys.stderr)
         return None
-    agent = auth.agent_for_token(getattr(args, "token", None) or os.environ.get(auth.TOKEN_ENV), tokens)
+    agent = auth.agent_for_token(getattr(args, "token", None) or settings.CARE_TOKEN.given(), tokens)
     if agent is None:
         log.warning("refused %s: no valid agent token", args.command)
         print(NO_TOKEN, file=sys.stderr)
@@ -328,6 +329,15 @@ def cmd_purge(args) -> int:
     return 0
 
 
+def cmd_settings(args) -> int:
+    """Every environment variable Musaed reads (musaed/settings.py), with its value here."""
+    if args.json:
+        print(_json_text(settings.report()))
+    else:
+        sys.stdout.write(settings.describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine output (JSON)")
@@ -357,10 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=help_desk.THRESHOLD)
     p.add_argument(
         "--server",
-        default=os.environ.get("MUSAED_CARE_URL", "http://127.0.0.1:5080"),
+        default=settings.CARE_URL.get(),
         help="the care server to ask first (default: MUSAED_CARE_URL or http://127.0.0.1:5080)",
     )
-    p.add_argument("--token", default=os.environ.get("MUSAED_CARE_TOKEN"), help="your agent token (MUSAED_CARE_TOKEN)")
+    p.add_argument("--token", default=settings.CARE_TOKEN.given(), help="your agent token (MUSAED_CARE_TOKEN)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("request", parents=[common, who, app_db], help="find requests with their history")
@@ -398,18 +408,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete what is past its retention (MUSAED_RETENTION, default unverified=30d,verified=180d,codes=1d)",
     )
     p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("settings", parents=[common], help="every setting and its value here (secrets: set or unset)")
+    p.set_defaults(func=cmd_settings)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is cmd_settings:  # reads nothing but the environment: no log, no token
+        return cmd_settings(args)
     files.private()  # var/care-cli.log and any database it creates: 0600
     # TensorFlow's C++ side writes straight to the terminal, past Python's
     # logging: keep it to errors whatever the caller's environment says.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     # Only the answer on the terminal: the lookups, and what Rasa, TensorFlow and
     # matplotlib warn of when the model loads, go to the log file.
-    path = Path(os.environ.get("MUSAED_CARE_LOG") or Path("var") / "care-cli.log")
+    path = Path(settings.CARE_LOG.get())
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import conversations, files, help_desk, logsafe, store, web_security
+from musaed import conversations, files, help_desk, logsafe, settings, store, web_security
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -81,7 +81,7 @@ def make_app(
     if supervisors is None:
         supervisors = auth.supervisors_from_env()
     if not tokens:
-        raise ValueError(f'no agent tokens: set {auth.ENV}="name:token,…"')
+        raise ValueError(f'no agent tokens: set {settings.CARE_TOKENS.name}="name:token,…"')
     if ranker is None and model_path is not None:
         from care.model import Ranker
 
@@ -284,7 +284,10 @@ def main(argv=None) -> int:
         print(e, file=sys.stderr)
         return 2
     if not tokens:
-        print(f'Set {auth.ENV}="name1:token1,name2:token2": every care endpoint needs an agent token.', file=sys.stderr)
+        print(
+            f'Set {settings.CARE_TOKENS.name}="name1:token1,name2:token2": every care endpoint needs an agent token.',
+            file=sys.stderr,
+        )
         return 2
     model = args.model or default_model()
     tracker_db = args.tracker_db or default_tracker_db()

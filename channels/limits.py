@@ -40,7 +40,6 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import logging
-import os
 import re
 import time
 from collections import OrderedDict
@@ -49,17 +48,14 @@ from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequ
 
 from rasa.core.channels.channel import UserMessage
 
-from musaed import catalogue, language
+from musaed import catalogue, language, settings
 
 logger = logging.getLogger(__name__)
 
 ADDRESS_KEY = "musaed_address"  # the client's network address in a message's metadata (set by the channel)
-MAX_BYTES_ENV = "MUSAED_MAX_MESSAGE_BYTES"
-SENDER_RATE_ENV = "MUSAED_SENDER_RATE"
-ADDRESS_RATE_ENV = "MUSAED_ADDRESS_RATE"
-DEFAULT_MAX_BYTES = 4096
-DEFAULT_SENDER_RATE = "20/10s,60/60s"
-DEFAULT_ADDRESS_RATE = "60/10s,300/60s"
+DEFAULT_MAX_BYTES = int(settings.MAX_MESSAGE_BYTES.default)
+DEFAULT_SENDER_RATE = settings.SENDER_RATE.default
+DEFAULT_ADDRESS_RATE = settings.ADDRESS_RATE.default
 # Keys tracked at most (a flood of new senders or addresses must not grow memory without end).
 MAX_KEYS = 100_000
 _SWEEP_EVERY = 1024
@@ -157,11 +153,12 @@ class Limits:
         self._told_for = max(r.seconds for r in [*sender_rates, *address_rates])
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Limits":
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Limits":
+        """The limits set in `env` (default: this process's environment)."""
         return cls(
-            parse_rates(env.get(SENDER_RATE_ENV) or DEFAULT_SENDER_RATE),
-            parse_rates(env.get(ADDRESS_RATE_ENV) or DEFAULT_ADDRESS_RATE),
-            int(env.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES),
+            parse_rates(settings.SENDER_RATE.get(env)),
+            parse_rates(settings.ADDRESS_RATE.get(env)),
+            settings.MAX_MESSAGE_BYTES.integer(env),
         )
 
     def too_long(self, text: Any) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -32,10 +31,10 @@ from sanic.response import HTTPResponse
 from channels import limits
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
+from musaed import settings
 
 logger = logging.getLogger(__name__)
 
-TOKEN_ENV = "MUSAED_REST_TOKEN"
 DEFAULT_SENDER = "default"  # Rasa's own name for a message without a sender
 
 
@@ -50,7 +49,7 @@ def bearer_ok(token: Optional[str], header: Optional[str]) -> bool:
 class RestInput(RasaRestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls(token=os.environ.get(TOKEN_ENV) or None)
+        return cls(token=settings.REST_TOKEN.given())
 
     def __init__(self, token: Optional[str] = None) -> None:
         self.token = token

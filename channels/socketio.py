@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -57,16 +56,13 @@ from socketio import AsyncServer
 from channels import limits
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import keys, store, web_security
+from musaed import keys, settings, store, web_security
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "web"
-SECRET_ENV = "MUSAED_SESSION_SECRET"
 SECRET_FILE = "session.secret"
 _TOKEN = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{64})$")
-IDLE_ENV = "MUSAED_WEB_SESSION_IDLE_MINUTES"
-DEFAULT_IDLE_MINUTES = 60
 # A live session's last_seen is written at most this often (not at every message).
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -92,10 +88,11 @@ def session_of(token: Any, secret: bytes) -> Optional[str]:
 
 
 def idle_minutes(env: Optional[Dict[str, str]] = None) -> float:
-    value = (os.environ if env is None else env).get(IDLE_ENV, "")
-    minutes = float(value) if value.strip() else DEFAULT_IDLE_MINUTES
+    setting = settings.WEB_SESSION_IDLE_MINUTES
+    value = setting.get(env)
+    minutes = float(value if value.strip() else setting.default)
     if minutes <= 0:
-        raise ValueError(f"{IDLE_ENV} must be a positive number of minutes, not {value!r}")
+        raise ValueError(f"{setting.name} must be a positive number of minutes, not {value!r}")
     return minutes
 
 
@@ -212,7 +209,7 @@ class SocketIOInput(RasaSocketIOInput):
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=web_security.web_origins())
         socketio_webhook = _Blueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
-        secret = keys.shared_secret(SECRET_ENV, SECRET_FILE)
+        secret = keys.shared_secret(settings.SESSION_SECRET, SECRET_FILE)
         sessions = Sessions(timedelta(minutes=idle_minutes()))
         bound: Dict[str, str] = {}  # socket id -> its session id
         addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)

@@ -47,7 +47,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
 import aiohttp
@@ -67,11 +66,10 @@ from channels import limits, replays
 from channels._text import split_long
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
+from musaed import settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.telegram.org"
-API_URL_ENV = "TELEGRAM_API_URL"
 MAX_TEXT = 4096  # Telegram's limit for one message
 START_COMMAND = "/start"
 GREET = INTENT_MESSAGE_PREFIX + "greet"
@@ -83,7 +81,7 @@ ONE_ROW_CHARS = 30
 
 def resolve_api_url(configured: Optional[str] = None) -> str:
     """The Bot API base URL: configured, else $TELEGRAM_API_URL, else Telegram's own."""
-    return (configured or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+    return (configured or settings.TELEGRAM_API_URL.get()).rstrip("/")
 
 
 def derived_secret_token(access_token: str) -> str:

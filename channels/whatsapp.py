@@ -51,11 +51,11 @@ from channels import limits, replays
 from channels._text import shorten, split_long
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
-from musaed import catalogue, language
+from musaed import catalogue, language, settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://graph.facebook.com/v19.0"
+DEFAULT_API_URL = settings.WHATSAPP_API_URL.default  # else WHATSAPP_API_URL (scripts/credentials.py)
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 # WhatsApp Cloud API limits.

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from musaed import catalogue, keys, sms, store
+from musaed import catalogue, keys, settings, sms, store
 from musaed.arabic import to_ascii_digits
 from musaed.language import ARABIC
 from musaed.store import Db
@@ -57,8 +57,6 @@ CALLER_CODES_A_DAY = 3
 # one after another (and guessing each one's codes) stops there.
 CALLER_IDS = 3
 CALLER_IDS_WINDOW = timedelta(hours=1)
-
-CODE_SECRET_ENV = "MUSAED_CODE_SECRET"
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ def code_text(code: str, language: str = ARABIC) -> str:
 def code_hash(national_id: str, conversation: str, code: str) -> str:
     """The keyed hash kept instead of a code: a million codes are quick to try
     against a plain hash, not against one whose key is not in the database."""
-    key = keys.shared_secret(CODE_SECRET_ENV, "code.secret")
+    key = keys.shared_secret(settings.CODE_SECRET, "code.secret")
     return hmac.new(key, f"{conversation}\n{national_id}\n{code}".encode(), hashlib.sha256).hexdigest()
 
 

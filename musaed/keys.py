@@ -11,16 +11,17 @@ import os
 import secrets
 
 from musaed import store
+from musaed.settings import Setting
 
 
-def shared_secret(env_var: str, file_name: str) -> bytes:
-    """The secret in `env_var`, else the one in `file_name` beside the database.
+def shared_secret(setting: Setting, file_name: str) -> bytes:
+    """The secret in `setting` (musaed/settings.py), else the one in `file_name` beside the database.
 
     Creation is race-free: the secret is written to a private temporary file
     and hard-linked into place, so a process that loses the race reads the
     winner's complete file.
     """
-    from_env = os.environ.get(env_var)
+    from_env = setting.given()
     if from_env:
         return from_env.encode("utf-8")
     path = store.db_path().parent / file_name

@@ -37,9 +37,9 @@ import re
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
+from musaed import settings
 from musaed.arabic import to_ascii_digits
 
-KEY_ENV = "MUSAED_TRACKER_KEY"
 KEY_FILE = "tracker.key"
 # Slots whose value is an id the next turns need: encrypted at rest.
 ENCRYPTED_SLOTS = frozenset({"national_id", "verified_id", "beneficiary"})
@@ -98,11 +98,9 @@ def _keys(secret: bytes) -> tuple:
 
 def keys() -> tuple:
     """(Fernet, person-hash key) from MUSAED_TRACKER_KEY, else tracker.key beside the database."""
-    import os
-
     from musaed import store
 
-    return _keys_for(os.environ.get(KEY_ENV) or "", str(store.db_path()))
+    return _keys_for(settings.TRACKER_KEY.given() or "", str(store.db_path()))
 
 
 @lru_cache(maxsize=4)
@@ -110,7 +108,7 @@ def _keys_for(_env: str, _db: str) -> tuple:
     """Read (or made) once per setting and database: the tracker store asks at every message."""
     from musaed.keys import shared_secret
 
-    return _keys(shared_secret(KEY_ENV, KEY_FILE))
+    return _keys(shared_secret(settings.TRACKER_KEY, KEY_FILE))
 
 
 def person_tag(national_id: str, tag_key: Optional[bytes] = None) -> str:

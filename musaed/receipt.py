@@ -34,13 +34,12 @@ from bidi.algorithm import get_display
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
-from musaed import catalogue, keys, store
+from musaed import catalogue, keys, settings, store
 from musaed.identity import mask_id
 from musaed.language import ARABIC, LANGUAGES
 
 WIDTH = 800
 MARGIN = 40
-SECRET_ENV = "MUSAED_RECEIPT_SECRET"
 SECRET_FILE = "receipt.secret"
 SIGNATURE_LENGTH = 32  # hex characters: 128 bits of HMAC-SHA256
 # Saudi Arabia keeps UTC+3 all year; the date shown is the local one.
@@ -77,7 +76,7 @@ def verify(tracking_number: str, sig: Optional[str], secret: bytes) -> bool:
 def receipt_secret() -> bytes:
     """The signing secret shared by the action server and the web server:
     MUSAED_RECEIPT_SECRET, else `receipt.secret` beside the database (musaed/keys.py)."""
-    return keys.shared_secret(SECRET_ENV, SECRET_FILE)
+    return keys.shared_secret(settings.RECEIPT_SECRET, SECRET_FILE)
 
 
 def receipt_path(tracking_number: str, language: str = ARABIC) -> str:

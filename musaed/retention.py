@@ -33,15 +33,14 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from musaed import identity, store
+from musaed import identity, settings, store
 from musaed.conversations import is_url
 
 log = logging.getLogger(__name__)
 
-SETTING = "MUSAED_RETENTION"
-DEFAULT = "unverified=30d,verified=180d,codes=1d"
+DEFAULT = settings.RETENTION.default
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _PART = re.compile(r"^\s*(unverified|verified|codes)\s*=\s*(\d+)\s*([dhm])\s*$")
 
@@ -74,14 +73,14 @@ def parse(setting: Optional[str]) -> Policy:
     for part in filter(str.strip, (setting or "").split(",")):
         match = _PART.match(part)
         if not match:
-            raise ValueError(f"{SETTING}: cannot read {part.strip()!r} (expected e.g. {DEFAULT})")
+            raise ValueError(f"{settings.RETENTION.name}: cannot read {part.strip()!r} (expected e.g. {DEFAULT})")
         name, number, unit = match.groups()
         values[name] = timedelta(**{_UNITS[unit]: int(number)})
     return Policy(**values)
 
 
-def policy_from_env(env=os.environ) -> Policy:
-    return parse(env.get(SETTING) or DEFAULT)
+def policy_from_env(env: Optional[Mapping[str, str]] = None) -> Policy:
+    return parse(settings.RETENTION.get(env))
 
 
 # -- the tracker store -------------------------------------------------------------
@@ -209,8 +208,7 @@ def describe(counts: Dict[str, int]) -> str:
 
 def default_tracker_db():
     """MUSAED_TRACKER_DB (a file or a postgresql:// URL), else var/trackers.db."""
-    configured = os.environ.get("MUSAED_TRACKER_DB")
-    return configured or os.path.join("var", "trackers.db")
+    return settings.TRACKER_DB.get()
 
 
 # How often `make run` and `make cluster` apply the policy.

@@ -8,12 +8,11 @@ days" stays true for a while after.  The README lists these identities.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import date, timedelta
 from typing import Optional
 
-from musaed import store
+from musaed import settings, store
 from musaed.identity import check_digit_ok
 
 
@@ -150,7 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Load Musaed's demo population.")
     parser.add_argument("--if-missing", action="store_true", help="seed only when the database has nobody in it yet")
     args = parser.parse_args()
-    url = os.environ.get(store.DATABASE_URL_ENV)
+    url = settings.DATABASE_URL.given()
     where = url.split("@")[-1] if url else str(store.db_path())
     if args.if_missing and not url and not store.db_path().exists():
         pass  # a new SQLite file: seed it

@@ -17,16 +17,15 @@ an attacker who is registered. A failed delivery is logged without the text
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Mapping, Optional, Protocol
 
 import requests
 
+from musaed import settings
+
 log = logging.getLogger(__name__)
 
-URL_ENV = "MUSAED_SMS_URL"
-TOKEN_ENV = "MUSAED_SMS_TOKEN"
 TIMEOUT_S = 10
 
 
@@ -74,12 +73,14 @@ class HttpGateway:
 _senders: dict = {}
 
 
-def from_env(env: Mapping[str, str] = os.environ) -> Sender:
-    """The gateway when MUSAED_SMS_URL is set, else the development outbox (one per setting)."""
-    url = (env.get(URL_ENV) or "").strip()
+def from_env(env: Optional[Mapping[str, str]] = None) -> Sender:
+    """The gateway when MUSAED_SMS_URL is set, else the development outbox (one per setting).
+
+    `env`: where to read the settings (default: this process's environment)."""
+    url = settings.SMS_URL.get(env).strip()
     if not url:
         return OutboxOnly()
-    key = (url, env.get(TOKEN_ENV) or None)
+    key = (url, settings.SMS_TOKEN.given(env))
     if key not in _senders:
         _senders[key] = HttpGateway(*key)
     return _senders[key]

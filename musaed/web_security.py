@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import urlsplit
 
-WEB_ORIGINS_ENV = "MUSAED_WEB_ORIGINS"
-DEFAULT_WEB_ORIGINS = ("http://localhost:8000", "http://127.0.0.1:8000")
+from musaed import settings
+
+DEFAULT_WEB_ORIGINS = tuple(settings.WEB_ORIGINS.default.split())
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 # What an API (JSON, images) allows: nothing to run, nothing to frame it.
@@ -39,14 +39,14 @@ SERVER = "musaed"
 
 def web_origins(env: Optional[Mapping[str, str]] = None) -> List[str]:
     """The configured web origins (``MUSAED_WEB_ORIGINS``), each ``scheme://host[:port]``."""
-    value = (os.environ if env is None else env).get(WEB_ORIGINS_ENV, "")
+    value = settings.WEB_ORIGINS.get(env)
     origins = [o.rstrip("/") for o in re.split(r"[\s,]+", value) if o.strip()]
     if not origins:
         return list(DEFAULT_WEB_ORIGINS)
     for origin in origins:
         if not _ORIGIN.fullmatch(origin):
             raise ValueError(
-                f"{WEB_ORIGINS_ENV}: {origin!r} is not an origin like https://example.gov.sa "
+                f"{settings.WEB_ORIGINS.name}: {origin!r} is not an origin like https://example.gov.sa "
                 "(no wildcard, path or trailing text)"
             )
     return list(dict.fromkeys(origins))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from typing import Callable, List, Optional
@@ -24,6 +23,8 @@ from typing import Callable, List, Optional
 import requests
 from arabic_reshaper import reshape
 from bidi.algorithm import get_display
+
+from musaed import settings
 
 QUIT = "/quit"
 CONNECT_TIMEOUT = 5  # seconds to open a connection
@@ -92,7 +93,7 @@ class Client:
         self.webhook = f"{self.url}/webhooks/rest/webhook"
         self.sender = sender
         self.session = requests.Session()
-        token = os.environ.get("MUSAED_REST_TOKEN")
+        token = settings.REST_TOKEN.given()
         if token:  # the server then refuses REST calls without it
             self.session.headers["Authorization"] = f"Bearer {token}"
 

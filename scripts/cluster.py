@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from musaed import files, retention
+from musaed import files, retention, settings
 from musaed.web_security import web_origins
 from scripts.backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file
 from scripts.credentials import write as write_credentials
@@ -224,8 +224,9 @@ class Cluster:
         rasa_ports = [free_port() for _ in range(REPLICAS)]
         action_ports = [free_port() for _ in range(REPLICAS)]
         actions_front, web_port = free_port(), free_port()
-        care_port = free_port() if os.environ.get("MUSAED_CARE_TOKENS") else 0
-        settings = {
+        care_port = free_port() if settings.CARE_TOKENS.given() else 0
+        # The servers' settings (musaed/settings.py) and where each part is: <dir>/env.
+        cluster_env = {
             "MUSAED_FRONT_URL": front_url,
             "MUSAED_DATABASE_URL": pg.url_for(APP_ROLE, app_password, APP_DATABASE),
             "MUSAED_TRACKER_DB": pg.url_for(APP_ROLE, app_password, TRACKER_DATABASE),
@@ -238,15 +239,15 @@ class Cluster:
             "MUSAED_ACTIONS_FRONT_URL": f"http://127.0.0.1:{actions_front}",
             "MUSAED_PUBLIC_URL": front_url,
             # The page is served at the front: its origin may use the bot from a browser.
-            "MUSAED_WEB_ORIGINS": os.environ.get("MUSAED_WEB_ORIGINS") or f"{front_url} http://localhost:{self.port}",
+            "MUSAED_WEB_ORIGINS": settings.WEB_ORIGINS.given() or f"{front_url} http://localhost:{self.port}",
             # Shared by every replica (each would otherwise make its own beside its database).
-            "MUSAED_RECEIPT_SECRET": os.environ.get("MUSAED_RECEIPT_SECRET") or secrets.token_hex(32),
-            "MUSAED_SESSION_SECRET": os.environ.get("MUSAED_SESSION_SECRET") or secrets.token_hex(32),
+            "MUSAED_RECEIPT_SECRET": settings.RECEIPT_SECRET.given() or secrets.token_hex(32),
+            "MUSAED_SESSION_SECRET": settings.SESSION_SECRET.given() or secrets.token_hex(32),
             "MUSAED_LOGS": str(self.dir / "logs"),
         }
         if care_port:
-            settings["MUSAED_CARE_URL"] = f"{front_url}/care/"
-        env = {**os.environ, **SERVER_ENV, **settings, "PYTHONPATH": str(ROOT)}
+            cluster_env["MUSAED_CARE_URL"] = f"{front_url}/care/"
+        env = {**os.environ, **SERVER_ENV, **cluster_env, "PYTHONPATH": str(ROOT)}
 
         subprocess.run([str(BIN / "python"), "-m", "musaed.seed", "--if-missing"], cwd=ROOT, env=env, check=True)
         endpoints = self.dir / "endpoints.yml"
@@ -318,14 +319,14 @@ class Cluster:
         wait_until_up(f"http://127.0.0.1:{web_port}/", self.procs["web"], 60)
         wait_until_up(f"{front_url}/webhooks/rest/", nginx, 60)
         # Holds the shared secrets and passwords: owner only.
-        private_file(self.dir / "env", "".join(f"{k}={v}\n" for k, v in settings.items()))
+        private_file(self.dir / "env", "".join(f"{k}={v}\n" for k, v in cluster_env.items()))
         print(
             f"Musaed's cluster is up after {time.monotonic() - begin:.0f} s: {front_url}\n"
             f"  settings: {self.dir / 'env'}  pids: {self.dir / 'pids'}/  logs: {self.dir / 'logs'}/\n"
             "Ctrl-C stops them all.",
             flush=True,
         )
-        return settings
+        return cluster_env
 
     def watch(self) -> None:
         """Stay up while nginx is: a replica that dies is reported (the others carry on)."""
@@ -355,7 +356,7 @@ class Cluster:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MUSAED_FRONT_PORT", "8080")))
+    parser.add_argument("--port", type=int, default=settings.FRONT_PORT.integer())
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "cluster")
     args = parser.parse_args()
     files.private()

@@ -25,24 +25,28 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import yaml
 
+from musaed import settings
+from musaed.settings import Setting
+
 REST_CLASS = "channels.rest.RestInput"
 SOCKETIO_CLASS = "channels.socketio.SocketIOInput"
 TELEGRAM_CLASS = "channels.telegram.TelegramInput"
 WHATSAPP_CLASS = "channels.whatsapp.WhatsAppInput"
 
+# Each channel's credentials key and the setting it comes from (musaed/settings.py).
 TELEGRAM_REQUIRED = {
-    "access_token": "TELEGRAM_TOKEN",
-    "verify": "TELEGRAM_VERIFY",
-    "webhook_url": "TELEGRAM_WEBHOOK_URL",
+    "access_token": settings.TELEGRAM_TOKEN,
+    "verify": settings.TELEGRAM_VERIFY,
+    "webhook_url": settings.TELEGRAM_WEBHOOK_URL,
 }
-TELEGRAM_OPTIONAL = {"api_url": "TELEGRAM_API_URL", "secret_token": "TELEGRAM_SECRET_TOKEN"}
+TELEGRAM_OPTIONAL = {"api_url": settings.TELEGRAM_API_URL, "secret_token": settings.TELEGRAM_SECRET_TOKEN}
 WHATSAPP_REQUIRED = {
-    "access_token": "WHATSAPP_ACCESS_TOKEN",
-    "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID",
-    "app_secret": "WHATSAPP_APP_SECRET",
-    "verify_token": "WHATSAPP_VERIFY_TOKEN",
+    "access_token": settings.WHATSAPP_ACCESS_TOKEN,
+    "phone_number_id": settings.WHATSAPP_PHONE_NUMBER_ID,
+    "app_secret": settings.WHATSAPP_APP_SECRET,
+    "verify_token": settings.WHATSAPP_VERIFY_TOKEN,
 }
-WHATSAPP_OPTIONAL = {"api_url": "WHATSAPP_API_URL"}
+WHATSAPP_OPTIONAL = {"api_url": settings.WHATSAPP_API_URL}
 
 CHANNELS = (
     ("telegram", TELEGRAM_CLASS, TELEGRAM_REQUIRED, TELEGRAM_OPTIONAL),
@@ -50,8 +54,9 @@ CHANNELS = (
 )
 
 
-def _value(env: Mapping[str, str], name: str) -> str:
-    return (env.get(name) or "").strip()
+def _value(env: Mapping[str, str], setting: Setting) -> str:
+    """The value set in `env`, stripped; "" when unset (the channel's own default applies)."""
+    return (setting.given(env) or "").strip()
 
 
 def build(env: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
@@ -68,16 +73,17 @@ def build(env: Mapping[str, str]) -> Tuple[Dict[str, Any], List[str]]:
     }
     notes: List[str] = []
     for name, cls, required, optional in CHANNELS:
-        missing = [var for var in required.values() if not _value(env, var)]
+        names = ", ".join(s.name for s in required.values())
+        missing = [s.name for s in required.values() if not _value(env, s)]
         if missing:
-            note = f"{name}: left out (set {', '.join(required.values())} to enable)"
+            note = f"{name}: left out (set {names} to enable)"
             if len(missing) < len(required):
-                note = f"{name}: left out ({', '.join(missing)} not set; set {', '.join(required.values())} to enable)"
+                note = f"{name}: left out ({', '.join(missing)} not set; set {names} to enable)"
             notes.append(note)
             continue
-        settings = {key: _value(env, var) for key, var in required.items()}
-        settings.update({key: _value(env, var) for key, var in optional.items() if _value(env, var)})
-        credentials[cls] = settings
+        values = {key: _value(env, s) for key, s in required.items()}
+        values.update({key: _value(env, s) for key, s in optional.items() if _value(env, s)})
+        credentials[cls] = values
     return credentials, notes
 
 

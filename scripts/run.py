@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from musaed import files, retention
+from musaed import files, retention, settings
 from scripts.credentials import write as write_credentials
 from scripts.servers import ROOT, Servers
 
@@ -20,7 +20,7 @@ def exposure_refusal(interface: str, env) -> str:
     REST without a token is for trusted callers on this machine: beyond
     loopback anyone could post as any sender.
     """
-    if interface.strip() in LOOPBACK or (env.get("MUSAED_REST_TOKEN") or "").strip():
+    if interface.strip() in LOOPBACK or (settings.REST_TOKEN.given(env) or "").strip():
         return ""
     return (
         f"Refusing to listen on {interface}: the REST channel has no token there. "
@@ -46,7 +46,7 @@ def main() -> int:
     # Ctrl-C stops everything, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    interface = os.environ.get("MUSAED_INTERFACE", "127.0.0.1")
+    interface = settings.INTERFACE.get()
     refusal = exposure_refusal(interface, os.environ)
     if refusal:
         print(refusal, file=sys.stderr, flush=True)
@@ -78,7 +78,7 @@ def main() -> int:
             {**os.environ, "PYTHONPATH": str(ROOT)},
             servers.log_dir / "retention.log",
         )
-        if os.environ.get("MUSAED_CARE_TOKENS"):
+        if settings.CARE_TOKENS.given():
             servers.spawn(
                 [sys.executable, "-m", "care.server", "--port", "5080", "--tracker-db", str(servers.tracker_db)],
                 {**os.environ, "PYTHONPATH": str(ROOT)},

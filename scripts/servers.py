@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from musaed import settings
 from musaed.files import PRIVATE_UMASK
 from musaed.web_security import web_origins
 
@@ -31,7 +32,7 @@ SERVER_ENV = {
     # (bench, this machine): Rasa server CPU per message 48 -> 31 ms with one
     # process, and with two Rasa servers on 2 cores 4.6 -> 43 msg/s at 10
     # conversations (bench/NOTES.md, round 7).
-    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    "OMP_NUM_THREADS": settings.OMP_NUM_THREADS.get(),
 }
 
 

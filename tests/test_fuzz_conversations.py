@@ -21,20 +21,19 @@ conversations; a failure prints its seed and walk instead, and
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 
 import pytest
 
-from musaed import catalogue, seed, store
+from musaed import catalogue, seed, settings, store
 
 pytestmark = pytest.mark.e2e
 CAT_AR, CAT_EN = catalogue.load("ar"), catalogue.load("en")
 ID = seed.ids()
 WALKS = 40
 TURNS = 12
-SEED = int(os.environ.get("MUSAED_FUZZ_SEED", "2512"))
+SEED = settings.FUZZ_SEED.integer()
 UNAVAILABLE = (CAT_AR.labels["unavailable"], CAT_EN.labels["unavailable"])
 
 # What people type, by kind. A string starting with "@" is resolved per walk

@@ -9,7 +9,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from musaed import conversations, privacy
+from musaed import conversations, privacy, settings
 from stores.tracker_store import SQLiteTrackerStore
 
 DOMAIN = Domain.load("domain.yml")
@@ -20,7 +20,7 @@ PHONE = "0551234567"
 
 @pytest.fixture(autouse=True)
 def key(monkeypatch):
-    monkeypatch.setenv(privacy.KEY_ENV, "a test key, not the deployment's")
+    monkeypatch.setenv(settings.TRACKER_KEY.name, "a test key, not the deployment's")
 
 
 def test_masking_hides_codes_ids_and_phones_in_any_script_and_spacing_but_keeps_tracking_numbers():
@@ -36,7 +36,7 @@ def test_a_slot_is_encrypted_and_tagged_and_comes_back_and_a_changed_key_reads_a
     assert NID not in json.dumps(stored) and stored["value"].startswith("enc:")
     assert stored[privacy.PERSON] == privacy.person_tag(NID) != privacy.person_tag("1010000022")
     assert privacy.restore_event(stored) == {"event": "slot", "name": "verified_id", "value": NID}
-    monkeypatch.setenv(privacy.KEY_ENV, "another key")
+    monkeypatch.setenv(settings.TRACKER_KEY.name, "another key")
     assert privacy.restore_event(stored)["value"] is None  # the person verifies again
 
 

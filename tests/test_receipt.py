@@ -7,7 +7,7 @@ import zxingcpp
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw
 
-from musaed import catalogue, receipt, seed, store
+from musaed import catalogue, receipt, seed, settings, store
 from musaed.identity import mask_id
 
 CAT = catalogue.load()
@@ -257,7 +257,7 @@ def test_verify_rejects_tampering(tracking, sig_change, secret):
 
 
 def test_secret_file_is_created_once_with_mode_0600_and_reused(tmp_path, monkeypatch):
-    monkeypatch.delenv(receipt.SECRET_ENV, raising=False)
+    monkeypatch.delenv(settings.RECEIPT_SECRET.name, raising=False)
     monkeypatch.setenv("MUSAED_DB", str(tmp_path / "data" / "musaed.db"))
     path = tmp_path / "data" / "receipt.secret"
     assert not path.exists()
@@ -276,13 +276,13 @@ def test_secret_file_is_created_once_with_mode_0600_and_reused(tmp_path, monkeyp
 
 def test_secret_from_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSAED_DB", str(tmp_path / "musaed.db"))
-    monkeypatch.setenv(receipt.SECRET_ENV, "from-the-environment")
+    monkeypatch.setenv(settings.RECEIPT_SECRET.name, "from-the-environment")
     assert receipt.receipt_secret() == b"from-the-environment"
     assert not (tmp_path / "receipt.secret").exists()
 
 
 def test_receipt_path_is_signed(tmp_path, monkeypatch):
-    monkeypatch.delenv(receipt.SECRET_ENV, raising=False)
+    monkeypatch.delenv(settings.RECEIPT_SECRET.name, raising=False)
     monkeypatch.setenv("MUSAED_DB", str(tmp_path / "musaed.db"))
     link = receipt.receipt_path("MSD-12345678")
     prefix = "/receipts/MSD-12345678.png?sig="

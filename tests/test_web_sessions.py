@@ -29,7 +29,7 @@ import jwt
 import pytest
 
 from channels import socketio as web
-from musaed import keys, privacy, seed, store
+from musaed import keys, privacy, seed, settings, store
 
 from web_client import TIMEOUT, TURN, Tab
 
@@ -94,7 +94,7 @@ def server_secret(servers):
     """The secret the Rasa server signs session tokens with (musaed/keys.py)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSAED_DB", str(servers.db_file))
-        return keys.shared_secret(web.SECRET_ENV, web.SECRET_FILE)
+        return keys.shared_secret(settings.SESSION_SECRET, web.SECRET_FILE)
 
 
 async def start_renewal(tab: Tab) -> None:
@@ -175,7 +175,7 @@ def test_a_token_signed_with_another_secret_is_refused():
 async def test_a_jwt_key_in_the_credentials_still_guards_connect(monkeypatch):
     """Rasa's own channel lets only a client with a valid JWT connect when
     credentials.yml names a jwt_key: this one must not drop that."""
-    monkeypatch.setenv(web.SECRET_ENV, "test")
+    monkeypatch.setenv(settings.SESSION_SECRET.name, "test")
     key = "a jwt key of at least 32 bytes for HS256"
     channel = web.SocketIOInput.from_credentials({"jwt_key": key, "session_persistence": True})
     channel.blueprint(lambda message: None)

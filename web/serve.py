@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from aiohttp import web
 WEB = Path(__file__).resolve().parent
 sys.path.insert(0, str(WEB.parent))
 
-from musaed import logsafe, receipt, store, web_security  # noqa: E402
+from musaed import logsafe, receipt, settings, store, web_security  # noqa: E402
 
 SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
@@ -30,7 +29,7 @@ def make_app(rasa_url: str, web_url: str = "") -> web.Application:
     page = (WEB / "index.html").read_text(encoding="utf-8")
     page = page.replace("{{RASA_URL}}", html.escape(rasa_url)).replace("{{WEB_URL}}", html.escape(web_url))
     # Receipts are linked at the public address the actions know (actions/requests.py).
-    public_url = os.environ.get("MUSAED_PUBLIC_URL", "http://localhost:8000")
+    public_url = settings.PUBLIC_URL.get()
     csp = web_security.page_csp(
         page,
         connect=["'self'", *web_security.socket_sources(rasa_url)],

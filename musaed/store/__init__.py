@@ -27,16 +27,15 @@ from sqlite_utils import Database
 if TYPE_CHECKING:
     from musaed.store.postgres import PostgresDatabase
 
-from musaed import files
+from musaed import files, settings
 from musaed.arabic import to_ascii_digits
 
-DEFAULT_PATH = Path("var") / "musaed.db"
-DATABASE_URL_ENV = "MUSAED_DATABASE_URL"
+DEFAULT_PATH = Path(settings.DB.default)
 TRACKING_PREFIX = "MSD-"
 
 
 def db_path() -> Path:
-    return Path(os.environ.get("MUSAED_DB") or DEFAULT_PATH)
+    return Path(settings.DB.get())
 
 
 # One connection per thread and database file, opened and migrated once: an
@@ -56,7 +55,7 @@ def open_db(path: Optional[os.PathLike] = None, url: Optional[str] = None) -> Db
     is a new, empty database at every call.
     """
     if path is None and url is None:
-        url = os.environ.get(DATABASE_URL_ENV) or None
+        url = settings.DATABASE_URL.given()
     cache = _connections.__dict__
     if url:
         db = cache.get(url)
