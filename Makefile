@@ -94,7 +94,9 @@ nlu-test: $(MODEL)
 	$(BIN)/python -m scripts.check_nlu_report results/nlu/intent_report.json --min-accuracy 0.92
 	$(BIN)/python -m bench.nlu ood $(MODEL) --max-routed 0.10 --max-confident 0.03 > results/nlu/out_of_domain.json
 	$(BIN)/python -m bench.nlu ood $(MODEL) --split tests/ood/shared_words.yml --max-routed 0.10 \
-	  > results/nlu/shared_words_out_of_domain.json
+	  --max-confident 0.03 > results/nlu/shared_words_out_of_domain.json
+	$(BIN)/python -m bench.nlu ood $(MODEL) --split tests/ood/shared_words_2.yml --max-routed 0.10 \
+	  --max-confident 0.03 > results/nlu/shared_words_2_out_of_domain.json
 
 core-test: $(MODEL)
 	$(BIN)/rasa test core --model $(MODEL) --stories tests/test_stories.yml --out results/core --fail-on-prediction-errors

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.turn import catalogue_for, latest_intent
+from actions.turn import catalogue_for, latest_intent, service_in_context
 from musaed import answers, catalogue
 
 # Follow-up intents and the catalogue answer each one asks for.
@@ -148,7 +148,7 @@ class ActionAnswerFollowup(Action):
     ) -> List[Dict[Text, Any]]:
         cat = catalogue_for(tracker)
         question = FOLLOWUP_INTENTS.get(latest_intent(tracker), "requirements")
-        service_id = tracker.get_slot("service")
+        service_id = service_in_context(tracker)
         text = tracker.latest_message.get("text") or ""
         if cat.service(service_id) is None and cat.uncovered_service_in(text):
             # "متى يوصل الجواز؟" with no service of ours in context: about that other service.
@@ -193,7 +193,7 @@ class ActionShowCapabilities(Action):
         intent, message = latest_intent(tracker), tracker.latest_message.get("text") or ""
         # A question about the service in context that the model did not read as one
         # («وتشتغل بدون نت؟» after the digital ID's guide): its fact, if the sources state it.
-        in_context = tracker.get_slot("service")
+        in_context = service_in_context(tracker)
         if intent in ("nlu_fallback", "out_of_scope") and cat.service(in_context) is not None:
             answer = answers.decide(cat, message, in_context, facts_of(tracker))
             # Not understood but asked about it: what the sources say, or that they don't say.

@@ -8,7 +8,7 @@ from typing import Any, Dict, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent
+from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent, service_in_context
 from musaed import answers, identity, store
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ def answered_at_step(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool
     if any(ch.isdigit() for ch in text) or not answers.is_question(text) or answered_this_turn(tracker):
         return False
     cat = catalogue_for(tracker)
-    loop = (tracker.active_loop or {}).get("name")
-    service_id = tracker.get_slot("service") if loop == "service_request_form" else "track_request"
+    service_id = service_in_context(tracker)
     if cat.service(service_id) is None:
         return False
     answer = answers.decide(cat, text, service_id, tracker.latest_message.get("facts") or [])

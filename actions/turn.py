@@ -21,6 +21,14 @@ def catalogue_for(tracker: Tracker) -> catalogue.Catalogue:
     return catalogue.load(language_of(tracker))
 
 
+def service_in_context(tracker: Tracker):
+    """The service the conversation is about: the one last explained or requested, or
+    tracking while the tracking form asks its steps («كم يوم توصل البطاقة؟» at its id step)."""
+    if (tracker.active_loop or {}).get("name") == "track_request_form":
+        return "track_request"
+    return tracker.get_slot("service")
+
+
 # The key a form's validation puts on a message that already asks for the slot
 # again ("رقم الهوية يتكون من 10 أرقام… اكتبه مرة أخرى"), so that the form's own
 # question does not follow it and say the same thing twice.

@@ -13,7 +13,8 @@ context), and the reply is read as a person would:
 - answered right: the reply is one of the catalogue's facts, word for word,
   and that fact's source is the sentence the question was written from (the
   same file, one sentence holding the other or most of it);
-- declined: the reply is "I don't have that detail" (the catalogue's `no_detail`).
+- declined: the reply is "I don't have that detail" (the catalogue's `no_detail`), or a
+  fees or delivery block saying the sources do not state them (`fees_unstated`).
 
 Used by `make bench` and by tests/test_answers_blind.py in `make test`.
 """
@@ -77,15 +78,27 @@ def _no_detail_prefixes() -> List[str]:
     return [_flat(catalogue.load(lang).labels["no_detail"].split("«")[0].split("“")[0]) for lang in ("ar", "en")]
 
 
-def read_reply(replies: List[dict], facts: Dict[str, tuple], declines: List[str]) -> dict:
+def _unstated_texts() -> List[str]:
+    """The fees or delivery block of a service whose sources do not state them: a decline too."""
+    from musaed import catalogue
+
+    texts = []
+    for lang in ("ar", "en"):
+        cat = catalogue.load(lang)
+        texts += [_flat(cat.labels[f"{a}_unstated"].format(**cat.call_centre)) for a in ("fees", "delivery")]
+    return texts
+
+
+def read_reply(replies: List[dict], facts: Dict[str, tuple], declines: List[str], unstated: List[str]) -> dict:
     """What the bot said: a fact (which), a decline, or something else."""
     for r in replies:
         text = _flat(r.get("text") or "")
+        # A decline first: "I don't have that detail" may be followed by a fact near the question.
+        if any(text.startswith(p) for p in declines if p) or any(u in text for u in unstated):
+            return {"kind": "unknown"}
         for fact_text, where in facts.items():
             if fact_text and fact_text in text:
                 return {"kind": "fact", "service": where[0], "fact": where[1], "file": where[2], "sentence": where[3]}
-        if any(text.startswith(p) for p in declines if p):
-            return {"kind": "unknown"}
     return {"kind": "other", "text": " | ".join((r.get("text") or "")[:80] for r in replies)}
 
 
@@ -102,11 +115,11 @@ def ask(url: str, question: dict, session: Optional[requests.Session] = None) ->
 
 
 def evaluate(url: str, questions: List[dict]) -> dict:
-    facts, declines = _fact_texts(), _no_detail_prefixes()
+    facts, declines, unstated = _fact_texts(), _no_detail_prefixes(), _unstated_texts()
     session = requests.Session()
     rows = []
     for q in questions:
-        got = read_reply(ask(url, q, session), facts, declines)
+        got = read_reply(ask(url, q, session), facts, declines, unstated)
         if q["answerable"]:
             ok = got["kind"] == "fact" and got["file"] == q["source"] and same_sentence(got["sentence"], q["sentence"])
         else:

@@ -6,8 +6,9 @@ ranks them for each message with a logistic regression over the two spaces
 the pipeline already has: the e5 sentence vector (read from the message's
 features, computed once by SentenceEncoderFeaturizer) and letter n-grams of
 the normalised text, trained on those questions and the facts' own texts.
-Its output, `facts` in the parse data (service, fact id, probability, and
-the yes/no of the nearest question of that fact), is read by the actions and
+Its output, `facts` in the parse data (service, fact id, probability, the
+probability among that service's facts, and the yes/no of the nearest
+question of that fact: the best few facts and each service's best), is read by the actions and
 by customer care through musaed/answers.py, which decides whether it answers.
 
 Rasa's ResponseSelector would need a retrieval intent per fact and a
@@ -168,6 +169,11 @@ class FactMatcher(GraphComponent):
         self._asked_labels = [state["rows"][i][2] for i in asked]
         position = {row: n for n, row in enumerate(asked)}
         self._asked_of = {key: [position[i] for i in rows] for key, rows in self._yes_no_rows.items()}
+        # Each of the regression's classes' service, as an index (for the per-service sums).
+        self._services = sorted({service for service, _ in state["facts"]})
+        self._service_of = np.array(
+            [self._services.index(state["facts"][int(c)][0]) for c in state["classes"]], dtype=np.int64
+        )
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
@@ -200,14 +206,39 @@ class FactMatcher(GraphComponent):
         probabilities /= probabilities.sum()
         # The yes/no a fact gives is that of its question nearest the message.
         similarity = answers.blend(self._asked_grams[:, grams.indices] @ grams.data, self._asked_vectors @ centred)
+        # With the service known, a fact's chance among that service's facts: the same
+        # statement in several services («فعّلها عند الاستلام») no longer splits its score.
+        of_service = self._service_of
+        mass = np.bincount(of_service, weights=probabilities, minlength=len(self._services))
+        order = list(np.argsort(-probabilities))
+        # The best overall, and the best of each service (an answer for the service in context).
+        keep = order[: self._config["ranking_length"]]
+        keep += [k for k in (order[i] for i in self._first_of_each(order)) if k not in keep]
         ranking = []
-        for k in np.argsort(-probabilities)[: self._config["ranking_length"]]:
+        for k in keep:
             service, fact = state["facts"][int(state["classes"][k])]
             asked = self._asked_of.get((service, fact))
             answer = self._asked_labels[max(asked, key=lambda n: similarity[n])] if asked else None
-            score = round(float(probabilities[k]), 4)
-            ranking.append({"service": service, "fact": fact, "score": score, "answer": answer})
+            ranking.append(
+                {
+                    "service": service,
+                    "fact": fact,
+                    "score": round(float(probabilities[k]), 4),
+                    "in_service": round(float(probabilities[k] / max(mass[of_service[k]], 1e-12)), 4),
+                    "answer": answer,
+                }
+            )
         return ranking
+
+    def _first_of_each(self, order: List[int]) -> List[int]:
+        """Positions in `order` of each service's first (best) fact."""
+        seen: set = set()
+        firsts = []
+        for i, k in enumerate(order):
+            if self._service_of[k] not in seen:
+                seen.add(self._service_of[k])
+                firsts.append(i)
+        return firsts
 
 
 def _features(grams, centred: np.ndarray, dense_weight: float):

@@ -12,6 +12,13 @@ catalogue's `other_services` words) and nothing Musaed covers (its
 Follow-ups ("متى يوصل الجواز؟") are left to the action, which knows whether
 a service of ours is in context (a passport is a requirement of renewing an
 iqama).
+
+Likewise a message of another domain that shares our words — a parcel's
+delivery, a bank card's renewal or fees, a SIM card, a job application's
+status, a brand's "identity" (the catalogue's `other_domains`) — and names
+nothing Musaed covers is `out_of_scope`, also when it was read as a
+follow-up: with a service in context, the action still answers it from that
+service's facts if one does.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from components.stateless import Stateless
 from musaed import catalogue
 
 OTHER_SERVICE = "other_service"
+OUT_OF_SCOPE = "out_of_scope"
+# What another domain's message is read as besides a service: the follow-ups.
+FOLLOWUPS = {"ask_fees", "ask_delivery", "ask_requirements"}
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
@@ -33,15 +43,18 @@ class OtherServiceGuard(Stateless):
     def process(self, messages: List[Message]) -> List[Message]:
         cat = catalogue.load()
         for message in messages:
-            intent = message.get(INTENT) or {}
-            if intent.get("name") in cat.services and cat.uncovered_service_in(message.get(TEXT) or ""):
-                # The classifier's confidence that this is a service question stands for this one.
-                confidence = intent.get("confidence", 1.0)
-                ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r["name"] != OTHER_SERVICE]
-                message.set(INTENT, {"name": OTHER_SERVICE, "confidence": confidence}, add_to_output=True)
-                message.set(
-                    INTENT_RANKING_KEY,
-                    [{"name": OTHER_SERVICE, "confidence": confidence}, *ranking],
-                    add_to_output=True,
-                )
+            intent = (message.get(INTENT) or {}).get("name")
+            text = message.get(TEXT) or ""
+            if intent in cat.services and cat.uncovered_service_in(text):
+                _read_as(message, OTHER_SERVICE)
+            elif (intent in cat.services or intent in FOLLOWUPS) and cat.other_domain_in(text):
+                _read_as(message, OUT_OF_SCOPE)
         return messages
+
+
+def _read_as(message: Message, name: str) -> None:
+    # The classifier's confidence that this is a service question stands for this one.
+    confidence = (message.get(INTENT) or {}).get("confidence", 1.0)
+    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r["name"] != name]
+    message.set(INTENT, {"name": name, "confidence": confidence}, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [{"name": name, "confidence": confidence}, *ranking], add_to_output=True)

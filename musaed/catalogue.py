@@ -63,6 +63,8 @@ class Service:
     path: Tuple[str, ...]
     steps: Tuple[str, ...]
     requirements: Tuple[Requirement, ...]
+    # What the sources say about its fees and delivery, and what else to know: the
+    # texts of the facts the catalogue lists for each (or that the sources don't say).
     fees: str
     delivery: str
     notes: Tuple[str, ...]
@@ -88,6 +90,8 @@ class Service:
     flow: Optional[str] = None
     # What the sources state about it, fact by fact (musaed/answers.py answers from these).
     facts: Tuple[Fact, ...] = ()
+    # The ids of the facts each aspect's block is made of ("delivery" → delivery_time, …).
+    aspect_facts: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,14 @@ class Catalogue:
         self.aspects: Dict[str, dict] = data.get("aspects") or {}
         self.covered: dict = data.get("covered") or {"words": []}
         self.negations: dict = data.get("negations") or {"words": []}
+        # Words of other domains that share ours (a parcel's delivery, a bank card's renewal).
+        self.other_domains: dict = data.get("other_domains") or {"words": [], "senses": []}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
-        self.services: Dict[str, Service] = {sid: _service(sid, s) for sid, s in data["services"].items()}
+        # Fees and delivery the sources do not state: said so, with where to ask.
+        unstated = {
+            aspect: self.labels[f"{aspect}_unstated"].format(**self.call_centre) for aspect in ("fees", "delivery")
+        }
+        self.services: Dict[str, Service] = {sid: _service(sid, s, unstated) for sid, s in data["services"].items()}
         for service in self.services.values():
             unknown = [r.check for r in service.requirements if r.check not in self.checks]
             if unknown:
@@ -207,6 +217,10 @@ class Catalogue:
         """Whether `text` holds a word of no or never («ابداً», "not really")."""
         return _one_kind_in(text, {"no": self.negations}) == "no"
 
+    def asks_figure(self, text: str) -> bool:
+        """Whether `text` asks for a figure ("كم يوم", "how much", "what size")."""
+        return _one_kind_in(text, {"figure": self.aspects.get("figure") or {"words": []}}) == "figure"
+
     def asks_how(self, text: str) -> bool:
         """Whether `text` asks how to do something ("كيف", "how do I"): the steps are wanted too."""
         return _one_kind_in(text, {"how": self.aspects.get("how") or {"words": []}}) == "how"
@@ -225,6 +239,18 @@ class Catalogue:
         if kind is None or _one_kind_in(text, {"covered": self.covered}) == "covered":
             return None
         return kind
+
+    def other_domain_in(self, text: str) -> bool:
+        """Whether `text` is about another domain that shares our words («وين وصلت شحنتي من
+        نون؟», "my bank card renewal", «الهوية البصرية للشركة») and about nothing Musaed covers."""
+        norm = normalize(text).lower()
+        # Our words in another sense ("brand identity") are not ours: dropped before looking.
+        senses = [_normal_word(w) for w in self.other_domains.get("senses") or ()]
+        for sense in senses:
+            norm = norm.replace(sense, " ")
+        changed = norm != normalize(text).lower()
+        named = changed or _one_kind_in(norm, {"other": {"words": self.other_domains.get("words") or []}}) == "other"
+        return named and _one_kind_in(norm, {"covered": self.covered}) != "covered"
 
     def other_service_text(self, text: str) -> str:
         """What Musaed says of a service it does not cover: which one it understood, and where to go."""
@@ -272,11 +298,31 @@ class Catalogue:
         return self.labels["summary_no_address"].format(service=s.name, beneficiary=beneficiary, fees=s.fees)
 
 
-def _service(sid: str, s: dict) -> Service:
+def _service(sid: str, s: dict, unstated: Dict[str, str]) -> Service:
     numbers = dict(s.get("numbers") or {})
 
     def text(value: str) -> str:
         return value.format(**numbers)  # "{renewal_window_days} يومًا" → "180 يومًا"
+
+    facts = tuple(
+        Fact(
+            service=sid,
+            id=f["id"],
+            text=text(f["text"]),
+            source_file=f["source"]["file"],
+            source_sentence=f["source"]["sentence"],
+            questions=tuple((q["q"], _yes_no(q.get("a"))) for q in f.get("questions") or ()),
+        )
+        for f in s.get("facts") or ()
+    )
+    by_id = {f.id: f.text for f in facts}
+
+    def of_facts(key: str) -> Tuple[str, ...]:
+        """The texts of the facts a block is made of: each is written once, in `facts:`."""
+        missing = [i for i in s.get(key) or () if i not in by_id]
+        if missing:
+            raise ValueError(f"{sid}: {key} names unknown facts {missing}")
+        return tuple(by_id[i] for i in s.get(key) or ())
 
     dependents = s.get("dependents") or {}
     return Service(
@@ -287,9 +333,10 @@ def _service(sid: str, s: dict) -> Service:
         path=tuple(s["path"]),
         steps=tuple(text(t) for t in s["steps"]),
         requirements=tuple(Requirement(r["check"], text(r["text"]), bool(r.get("key"))) for r in s["requirements"]),
-        fees=text(s["fees"]),
-        delivery=text(s["delivery"]),
-        notes=tuple(text(t) for t in s.get("notes") or ()),
+        fees=" ".join(of_facts("fees")) or unstated["fees"],
+        delivery=" ".join(of_facts("delivery")) or unstated["delivery"],
+        notes=of_facts("notes"),
+        aspect_facts={aspect: tuple(s.get(aspect) or ()) for aspect in ("fees", "delivery")},
         requestable=bool(s.get("requestable", False)),
         beneficiary=s.get("beneficiary", "self"),
         dependent_relations=tuple(dependents.get("relations") or ()),
@@ -300,17 +347,7 @@ def _service(sid: str, s: dict) -> Service:
         after_created=tuple(s.get("after_created") or ()),
         numbers=numbers,
         flow=s.get("flow"),
-        facts=tuple(
-            Fact(
-                service=sid,
-                id=f["id"],
-                text=text(f["text"]),
-                source_file=f["source"]["file"],
-                source_sentence=f["source"]["sentence"],
-                questions=tuple((q["q"], _yes_no(q.get("a"))) for q in f.get("questions") or ()),
-            )
-            for f in s.get("facts") or ()
-        ),
+        facts=facts,
     )
 
 

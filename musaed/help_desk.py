@@ -98,12 +98,12 @@ def answer(
             {
                 "service": f.service,
                 "id": f.id,
-                "score": entry["score"],
+                "score": entry["in_service"],
                 "text": f.text,
                 "source": {"file": f.source_file, "sentence": f.source_sentence},
             }
             for entry in facts
-            if entry.get("service") == sid and entry["score"] >= answers.ANSWER_SCORE
+            if entry.get("service") == sid and entry["in_service"] >= answers.ANSWER_SCORE
             for f in [cat.fact(sid, entry["fact"])]
             if f is not None
         ][:nearest]

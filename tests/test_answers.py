@@ -9,8 +9,9 @@ DIGITAL = AR.services["digital_id"]
 OFFLINE = next(f for f in DIGITAL.facts if any(a == "yes" for _, a in f.questions))
 
 
-def ranking(fact=OFFLINE, score=0.9, answer="yes"):
-    return [{"service": fact.service, "fact": fact.id, "score": score, "answer": answer}]
+def ranking(fact=OFFLINE, score=0.9, answer="yes", in_service=0.95):
+    # `in_service`: the fact's chance among its service's facts (never below `score`).
+    return [{"service": fact.service, "fact": fact.id, "score": score, "in_service": in_service, "answer": answer}]
 
 
 @pytest.mark.parametrize(
@@ -47,10 +48,36 @@ def test_an_open_question_gets_no_yes_or_no():
 
 
 def test_below_the_bar_a_question_is_declined_never_answered_with_the_guide():
-    low = ranking(score=answers.ANSWER_SCORE - 0.01)
+    low = ranking(score=0.9, in_service=answers.ANSWER_SCORE - 0.01)
     assert answers.decide(AR, "هل تشتغل على ساعة ابل؟", "digital_id", low).kind == "unknown"
     declined = answers.unknown_text(AR, "digital_id")
     assert DIGITAL.name in declined and AR.call_centre["phone"] in declined
+
+
+def test_a_figure_the_fact_does_not_give_is_declined_with_what_the_sources_say():
+    fines = AR.fact("renew_national_id", "late_fines")
+    near = ranking(fines, answer=None)
+    got = answers.decide(AR, "كم الغرامة بالضبط لو تأخرت؟", "renew_national_id", near)
+    assert got.kind == "unknown" and got.related == fines
+    said = answers.reply_text(AR, "renew_national_id", got)
+    assert said.startswith(answers.unknown_text(AR, "renew_national_id")) and said.endswith(fines.text)
+    # Asked without a figure, the same fact answers; and a fact with the figure answers "how many days".
+    assert answers.decide(AR, "فيه غرامة لو تأخرت؟", "renew_national_id", near).kind == "fact"
+    days = AR.fact("report_lost_id", "delivery_time")
+    near = ranking(days, answer=None)
+    asked = "how many days does the card take to reach Jeddah?"
+    assert answers.decide(EN, asked, "report_lost_id", near).kind == "fact"
+
+
+def test_a_fact_of_the_aspect_the_question_names_needs_a_lower_bar():
+    days = AR.fact("report_lost_id", "delivery_time")
+    asked = "بعد ما ابلغ كم يوم توصلني الجديدة؟"  # names delivery: the delivery block lists this fact
+    near = ranking(days, answer=None, in_service=answers.ANSWER_SCORE_ASPECT)
+    assert answers.decide(AR, asked, "report_lost_id", near).fact == days
+    # The same score without the aspect's words, or for a fact outside that block: declined.
+    assert answers.decide(AR, "بعد ما ابلغ وش يصير؟", "report_lost_id", near).kind == "unknown"
+    other = ranking(AR.fact("report_lost_id", "report_at_once"), answer=None, in_service=answers.ANSWER_SCORE_ASPECT)
+    assert answers.decide(AR, asked, "report_lost_id", other).kind == "unknown"
 
 
 def test_a_fact_of_another_service_does_not_answer():

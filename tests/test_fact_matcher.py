@@ -46,6 +46,13 @@ def test_the_served_ranking_is_the_regressions_softmax(matcher):
         assert [ranking[0]["service"], ranking[0]["fact"]] == state["facts"][int(state["classes"][best])]
         assert ranking[0]["score"] == pytest.approx(p[best], abs=1e-4)
         assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
+        # Each service's best fact is there, with its chance among that service's facts.
+        services = [state["facts"][int(c)][0] for c in state["classes"]]
+        assert {r["service"] for r in ranking} == set(services)
+        named = [state["facts"][int(c)] for c in state["classes"]]
+        for r in ranking:
+            mine = sum(q for q, s in zip(p, services, strict=True) if s == r["service"])
+            assert r["in_service"] == pytest.approx(p[named.index([r["service"], r["fact"]])] / mine, abs=1e-3)
 
 
 def test_every_fact_of_the_catalogue_is_in_the_model(matcher):

@@ -95,8 +95,8 @@ def test_qr_code_decodes_to_exactly_the_tracking_number():
 
 
 def test_receipt_shows_labels_and_values_shaped_and_right_to_left(drawn_text):
-    s = CAT.services["renew_national_id"]
-    render(service_name=s.name)
+    s = CAT.services["report_lost_id"]  # the longest delivery text
+    render(service_name=s.name, expected_delivery=s.delivery)
     for key in RECEIPT_LABELS:
         assert receipt.visual(CAT.labels[key]) in drawn_text, key
     assert receipt.visual(s.name) in drawn_text
