@@ -312,8 +312,9 @@ THROWAWAY = {
         {"check": "national_address", "text": "عنوان وطني."},
         {"check": "id_copy_uploaded", "text": "صورة الهوية."},
     ],
-    "fees": "حسب أبشر.",
-    "delivery": "بالبريد.",
+    # What the sources say of its fees and delivery: none of its facts (so "not stated").
+    "fees": [],
+    "delivery": [],
 }
 
 
