@@ -43,9 +43,10 @@ $(MODEL): $(BIN)/.installed $(TRAINING_INPUTS)
 
 train: $(MODEL)
 
-# data/rules/guidance.yml is made from the catalogue (tests fail when it differs).
+# What Rasa knows of the services (rules, domain intents and asides) is made from the catalogue
+# by scripts/rasa_files.py; tests fail when a made file differs.
 rules: $(BIN)/.installed
-	$(BIN)/python -m scripts.guidance_rules
+	$(BIN)/python -m scripts.rasa_files
 
 # The environment variables Musaed reads (musaed/settings.py), with their values here;
 # the README's configuration table is made from them (tests fail when it differs).

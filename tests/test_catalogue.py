@@ -8,7 +8,7 @@ import yaml
 
 from actions.requests import ValidateServiceRequestForm
 from musaed import catalogue, eligibility
-from scripts import guidance_rules
+from scripts import rasa_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ARABIC = re.compile(r"[\u0600-\u06FF]")
@@ -54,10 +54,18 @@ def test_every_requirement_names_a_check_the_code_decides(cat):
     assert set(cat.checks) - {"citizen"} <= set(eligibility.CHECKS)
 
 
-def test_the_guidance_rules_are_what_the_catalogue_makes():
-    assert (ROOT / "data" / "rules" / "guidance.yml").read_text(encoding="utf-8") == guidance_rules.render(
-        catalogue.load()
-    ), "run `make rules`"
+@pytest.mark.parametrize("path", sorted(rasa_files.made(), key=str), ids=lambda p: p.name)
+def test_what_rasa_knows_of_the_services_is_what_the_catalogue_makes(path):
+    # The guide and follow-up rules, the switch rule, the domain's service intents and asides' list.
+    assert path.read_text(encoding="utf-8") == rasa_files.made()[path], "run `make rules`"
+
+
+def test_a_service_is_in_every_list_rasa_keeps_of_them():
+    services = list(catalogue.load().services)
+    asides = next(m for m in DOMAIN["slots"]["national_id"]["mappings"] if m["type"] == "from_text")["not_intent"]
+    assert set(services) <= set(asides) and set(services) <= set(DOMAIN["intents"])
+    [switch] = yaml.safe_load((ROOT / "data" / "rules" / "switch.yml").read_text(encoding="utf-8"))["rules"]
+    assert [step["intent"] for step in switch["steps"][0]["or"]] == services
 
 
 @pytest.mark.parametrize("sid", SERVICE_IDS)

@@ -22,6 +22,10 @@ SERVICE_MESSAGES = {
 }
 
 
+def test_every_service_the_catalogue_guides_has_a_message_here():
+    assert set(SERVICE_MESSAGES) == {sid for sid, s in CAT.services.items() if s.flow is None}
+
+
 def texts(replies):
     return [r.get("text", "") for r in replies]
 

@@ -97,6 +97,10 @@ PREFIXES = {
 }
 
 
+def test_every_service_with_a_form_in_the_catalogue_is_walked():
+    assert set(PREFIXES) == {sid for sid, s in CAT_AR.services.items() if s.requestable or s.flow}
+
+
 class Walk:
     """One conversation's random walk, with what it needs to resolve "@" utterances."""
 
