@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.requests import clear_form_slots
+from actions.form_slots import clear_form_slots
 from actions.turn import catalogue_for
 
 

@@ -11,25 +11,12 @@ from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.form_slots import clear_form_slots
 from actions.identity import IdentitySlots
 from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
 from musaed import catalogue, identity, receipt, service_request, settings, store
 
 log = logging.getLogger(__name__)
-
-
-def form_slots() -> List[str]:
-    """Slots a request form fills; cleared when it ends, whichever way it ends.
-
-    verified_id stays: verification lasts for the conversation session. family_member goes:
-    the relative named for one request is not the next request's.
-    """
-    steps = dict.fromkeys(step for s in catalogue.load().services.values() for step in s.form_steps)
-    return ["national_id", "otp", "beneficiary", "family_member", *steps, "confirm", "switch_to", "requested_slot"]
-
-
-def clear_form_slots() -> List[Dict[Text, Any]]:
-    return [SlotSet(slot, None) for slot in form_slots()]
 
 
 def answers(tracker: Tracker) -> Dict[str, Any]:

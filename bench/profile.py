@@ -41,7 +41,7 @@ RASA_PARTS: List[Tuple[str, str]] = [
     ("HTTP server, JSON, other", ""),
 ]
 ACTION_PARTS: List[Tuple[str, str]] = [
-    ("open_db: connect, pragmas, migration check", "open_db (musaed/store.py"),
+    ("open_db: connect, pragmas, migration check", "open_db (musaed/store/connection.py"),
     ("SQLite queries and writes", "(sqlite_utils/"),
     ("our actions and checks (musaed, actions)", "(actions/"),
     ("rasa-sdk: request JSON, form logic, dispatch", "webhook (rasa_sdk/endpoint.py"),

@@ -7,7 +7,7 @@ musaed/conversations.py for reading conversations.
 - `answer(ranking)` turns an NLU intent ranking into the matched services and
   the catalogue's answer for the best one: the same text the bot gives.
 - `find_requests` and `change_status` read and move requests in the
-  application database (musaed/store.py); every change is an event with the
+  application database (musaed/store/); every change is an event with the
   agent and the time, so the person sees it at once when tracking.
 - `lookup_requests`, `change_status`, `read_conversation` and `list_conversations`
   are what an agent does: each writes one row of the care audit (`store.care_audit`:

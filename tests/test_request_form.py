@@ -13,13 +13,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.requests import (
-    ActionAskConfirm,
-    ActionSubmitRequest,
-    ValidateServiceRequestForm,
-    clear_form_slots,
-    form_slots,
-)
+from actions.form_slots import clear_form_slots, form_slots
+from actions.requests import ActionAskConfirm, ActionSubmitRequest, ValidateServiceRequestForm
 from actions.tracking import ValidateTrackRequestForm
 from musaed import catalogue, identity, seed, store
 

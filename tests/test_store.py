@@ -240,7 +240,7 @@ def test_create_request_failing_before_its_event_leaves_no_request(db, ids, monk
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_add_event", fail)
+    monkeypatch.setattr(store.requests, "_add_event", fail)
     with pytest.raises(RuntimeError):
         new_request(db, ids)
     assert count(db, "requests") == 0
