@@ -314,3 +314,24 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+README_BEGIN, README_END = "<!-- written by make bench: begin -->", "<!-- written by make bench: end -->"
+
+
+def readme_section(results: dict, table: str) -> str:
+    """The README's latest-run section: when and where it ran, then the table."""
+    m = results.get("machine") or {}
+    return (
+        f"Written by `make bench` on **{m.get('date', '—')}**, on **{m.get('cpus', '—')} cores** (load average\n"
+        f"{m.get('loadavg_before', '—')} before the run), Rasa {m.get('rasa', '—')}, commit {m.get('commit', '—')}. "
+        "The baseline is Rasa's\ndefault pipeline (accuracy) and a plain `rasa init --no-prompt` bot trained\n"
+        "and served in the same run under the same load (speed, memory).\n\n" + table.rstrip("\n") + "\n"
+    )
+
+
+def update_readme(path, results: dict, table: str) -> None:
+    """Rewrite the marked section of bench/README.md with this run (the rest is kept)."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
+    path.write_text(text[:start] + "\n" + readme_section(results, table) + text[end:], encoding="utf-8")

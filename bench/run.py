@@ -10,7 +10,8 @@
    database; start-up time; 1, 10, 20 and 50 concurrent conversations running
    whole flows over REST (bench/load.py); peak memory of both servers.
 
-Writes DIR/results.json, DIR/results.md (the README's table, also printed)
+Writes DIR/results.json, DIR/results.md (the table, also printed; a full run
+into bench/ also rewrites the latest-run section of bench/README.md)
 and DIR/latency.png.  --quick: tiny counts, no default-pipeline training (a
 check that the harness works, not a measurement).
 """
@@ -317,6 +318,8 @@ def main(argv=None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     table = report.markdown(results)
     (args.out / "results.md").write_text(table)
+    if args.out.resolve() == (ROOT / "bench").resolve() and not args.quick:  # a full run: the figures people read
+        report.update_readme(ROOT / "bench" / "README.md", results, table)
     report.plot(results, args.out / "latency.png")
     print(table)
     return 0

@@ -34,3 +34,20 @@ async def test_two_concurrent_conversations_run_whole_flows(servers):
         "confirm",
         "tracking",
     }
+
+
+def test_a_full_run_rewrites_only_the_latest_section_of_the_figures(tmp_path):
+    from bench import report
+
+    readme = tmp_path / "README.md"
+    before = (
+        "# Figures\n\nintro\n\n" + report.README_BEGIN + "\nold table\n" + report.README_END + "\n\n## Older\nkept\n"
+    )
+    readme.write_text(before, encoding="utf-8")
+    results = {
+        "machine": {"date": "2026-12-06 02:00", "cpus": 2, "loadavg_before": 0.5, "rasa": "3.6.21", "commit": "abc"}
+    }
+    report.update_readme(readme, results, "| a | b |\n|---|---|\n")
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text and "| a | b |" in text and "**2026-12-06 02:00**" in text and "commit abc" in text
+    assert text.startswith("# Figures\n\nintro\n\n") and text.endswith("## Older\nkept\n")
