@@ -19,9 +19,14 @@ from musaed import catalogue, identity, receipt, service_request, settings, stor
 log = logging.getLogger(__name__)
 
 
+def requested_service(tracker: Tracker) -> Optional[catalogue.Service]:
+    """The service of the request under way (the `service` slot), from the catalogue."""
+    return catalogue.load().service(tracker.get_slot("service"))
+
+
 def answers(tracker: Tracker) -> Dict[str, Any]:
     """The service's own form steps as answered so far (kept with the request)."""
-    service = catalogue.load().service(tracker.get_slot("service"))
+    service = requested_service(tracker)
     return {step: tracker.get_slot(step) for step in (service.form_steps if service else ())}
 
 
@@ -34,12 +39,18 @@ _turn_assessment: ContextVar[Optional[Tuple[tuple, Optional[service_request.Asse
 )
 
 
+def dependents_for(tracker: Tracker, head_id: Optional[str]) -> List[dict]:
+    """The relatives the request under way can be made for."""
+    service = requested_service(tracker)
+    return service_request.eligible_dependents(store.open_db(), service, head_id) if service and head_id else []
+
+
 def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]:
     """The requirement checks for the form's answers so far, once all are given.
 
     Re-read at each turn: records may change while the person talks.
     """
-    service = catalogue.load().service(tracker.get_slot("service"))
+    service = requested_service(tracker)
     applicant = tracker.get_slot("verified_id")
     if service is None or not applicant:
         return None
@@ -56,7 +67,7 @@ def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]
     cached = _turn_assessment.get()
     if cached is not None and cached[0] == key:
         return cached[1]
-    assessment = service_request.assess(store.open_db(), service.id, applicant, beneficiary, given)
+    assessment = service_request.assess(store.open_db(), service, applicant, beneficiary, given)
     _turn_assessment.set((key, assessment))
     return assessment
 
@@ -72,7 +83,7 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> List[Text]:
-        service = catalogue.load().service(tracker.get_slot("service"))
+        service = requested_service(tracker)
         slots = self.identity_slots(tracker)
         if service and service.beneficiary == "dependent":
             slots.append("beneficiary")
@@ -95,10 +106,10 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
     def after_verification(self, db, national_id: str, tracker: Tracker) -> Dict[Text, Any]:
         # "ابي اجدد اقامة زوجتي": the relative named before verification.
         named = tracker.get_slot("family_member")
-        service_id = tracker.get_slot("service")
-        if not named or catalogue.load().services[service_id].beneficiary != "dependent":
+        service = requested_service(tracker)
+        if not named or service is None or service.beneficiary != "dependent":
             return {}
-        deps = service_request.eligible_dependents(db, service_id, national_id)
+        deps = service_request.eligible_dependents(db, service, national_id)
         match = service_request.match_dependent(str(named), deps)
         return {"beneficiary": match["national_id"]} if match else {}
 
@@ -116,7 +127,7 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         # intent (which gets the offer to switch): a relative read as one («زوجتي») is read here.
         if latest_intent(tracker) not in catalogue.load().services:
             return {}
-        deps = service_request.eligible_dependents(store.open_db(), tracker.get_slot("service"), applicant)
+        deps = dependents_for(tracker, applicant)
         match = service_request.match_dependent(tracker.latest_message.get("text") or "", deps)
         return {"beneficiary": match["national_id"]} if match else {}
 
@@ -133,8 +144,7 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
     def validate_beneficiary(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        db = store.open_db()
-        deps = service_request.eligible_dependents(db, tracker.get_slot("service"), tracker.get_slot("verified_id"))
+        deps = dependents_for(tracker, tracker.get_slot("verified_id"))
         match = service_request.match_dependent(str(value), deps)
         if match is None:
             cat = catalogue_for(tracker)
@@ -193,9 +203,7 @@ class ActionAskBeneficiary(Action):
         if asked_this_turn(tracker, "beneficiary"):
             return []
         cat = catalogue_for(tracker)
-        deps = service_request.eligible_dependents(
-            store.open_db(), tracker.get_slot("service"), tracker.get_slot("verified_id")
-        )
+        deps = dependents_for(tracker, tracker.get_slot("verified_id"))
         if deps:
             dispatcher.utter_message(text=cat.labels["choose_dependent"], buttons=dependent_buttons(cat, deps))
         else:
@@ -252,8 +260,8 @@ class ActionAskConfirm(Action):
             return []
         text = "\n".join(
             [
-                cat.eligibility_report(a.service_id, a.results),
-                cat.request_summary(a.service_id, a.beneficiary["name"], a.delivery_address),
+                cat.eligibility_report(a.service.id, a.results),
+                cat.request_summary(a.service.id, a.beneficiary["name"], a.delivery_address),
                 cat.labels["confirm"],
             ]
         )
@@ -269,18 +277,19 @@ class ActionSubmitRequest(Action):
 
     async def run(self, dispatcher, tracker, domain):
         cat = catalogue_for(tracker)
-        service_id = tracker.get_slot("service")
+        service = requested_service(tracker)
         applicant = tracker.get_slot("verified_id")
-        if not applicant or cat.service(service_id) is None:
+        if not applicant or service is None:
             dispatcher.utter_message(response="utter_anything_else")
             return clear_form_slots()
+        service_id = service.id
         db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
         if tracker.get_slot("confirm") == "yes":
             result = service_request.submit(
-                db, service_id, applicant, beneficiary, conversation_id=tracker.sender_id, answers=answers(tracker)
+                db, service, applicant, beneficiary, conversation_id=tracker.sender_id, answers=answers(tracker)
             )
         else:  # the form ended before a yes: say why, create nothing
-            assessment = service_request.assess(db, service_id, applicant, beneficiary, answers(tracker))
+            assessment = service_request.assess(db, service, applicant, beneficiary, answers(tracker))
             result = service_request.Submission(assessment, assessment.open_request)
         a = result.assessment
         request = result.request

@@ -21,7 +21,7 @@ class Case:
     """What a check looks at: who applies, for whom, and the answers given."""
 
     db: Db
-    service_id: str
+    service: catalogue.Service
     applicant: dict
     beneficiary: dict
     today: date
@@ -29,7 +29,7 @@ class Case:
 
     def number(self, name: str) -> int:
         """One of the service's numbers in the catalogue (renewal window, ages)."""
-        return catalogue.load().services[self.service_id].numbers[name]
+        return self.service.numbers[name]
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def evaluate(case: Case) -> List[CheckResult]:
 
     A citizens-only service first checks that it is for a citizen.
     """
-    service = catalogue.load().services[case.service_id]
+    service = case.service
     results = [CheckResult(r.check, CHECKS[r.check](case)) for r in service.requirements]
     if service.audience == "citizen":
         results.insert(0, CheckResult("citizen", case.beneficiary["kind"] == "citizen"))

@@ -21,7 +21,7 @@ from musaed.store import Db
 
 @dataclass
 class Assessment:
-    service_id: str
+    service: catalogue.Service
     applicant: dict
     beneficiary: dict
     results: List[eligibility.CheckResult]
@@ -39,13 +39,12 @@ class Assessment:
 
     @property
     def delivery_address(self) -> Optional[str]:
-        posted = catalogue.load().services[self.service_id].posted
-        return self.applicant["national_address"] if posted else None
+        return self.applicant["national_address"] if self.service.posted else None
 
 
 def assess(
     db: Db,
-    service_id: str,
+    service: catalogue.Service,
     applicant_id: str,
     beneficiary_id: Optional[str],
     answers: Optional[Dict] = None,
@@ -57,13 +56,13 @@ def assess(
         raise LookupError("unknown person")
     if beneficiary_id and beneficiary_id != applicant_id and not store.relation(db, applicant_id, beneficiary_id):
         raise PermissionError("the beneficiary is not in the applicant's family")
-    case = eligibility.Case(db, service_id, applicant, beneficiary, today or date.today(), answers or {})
+    case = eligibility.Case(db, service, applicant, beneficiary, today or date.today(), answers or {})
     return Assessment(
-        service_id,
+        service,
         applicant,
         beneficiary,
         eligibility.evaluate(case),
-        store.open_request(db, service_id, beneficiary["national_id"]),
+        store.open_request(db, service.id, beneficiary["national_id"]),
     )
 
 
@@ -76,34 +75,33 @@ class Submission:
 
 def submit(
     db: Db,
-    service_id: str,
+    service: catalogue.Service,
     applicant_id: str,
     beneficiary_id: Optional[str],
     conversation_id: str,
     answers: Optional[Dict] = None,
     today: Optional[date] = None,
 ) -> Submission:
-    a = assess(db, service_id, applicant_id, beneficiary_id, answers, today)
+    a = assess(db, service, applicant_id, beneficiary_id, answers, today)
     if a.open_request is not None:
         return Submission(a, a.open_request, created=False)
     if not a.eligible:
         return Submission(a)
     request, created = store.create_request(
         db,
-        service_id=service_id,
+        service_id=service.id,
         applicant_id=applicant_id,
         beneficiary_id=a.beneficiary["national_id"],
         conversation_id=conversation_id,
         delivery_address=a.delivery_address,
         details=answers,
-        status=catalogue.load().services[service_id].first_status,
+        status=service.first_status,
     )
     return Submission(a, request, created)
 
 
-def eligible_dependents(db: Db, service_id: str, head_id: str) -> List[dict]:
+def eligible_dependents(db: Db, service: catalogue.Service, head_id: str) -> List[dict]:
     """The family members this service can be requested for."""
-    service = catalogue.load().services[service_id]
     return [
         d
         for d in store.dependents(db, head_id)

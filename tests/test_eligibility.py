@@ -4,7 +4,9 @@ from datetime import date
 
 import pytest
 
-from musaed import seed, service_request, store
+from musaed import catalogue, seed, service_request, store
+
+CAT = catalogue.load()
 
 TODAY = date(2026, 11, 23)
 DOCS = {"documents_confirmed": "yes"}
@@ -19,7 +21,9 @@ def db():
 
 def failing(db, service, applicant, beneficiary=None, answers=None):
     ids = db.ids
-    a = service_request.assess(db, service, ids[applicant], ids[beneficiary] if beneficiary else None, answers, TODAY)
+    a = service_request.assess(
+        db, CAT.services[service], ids[applicant], ids[beneficiary] if beneficiary else None, answers, TODAY
+    )
     assert a.results, "every requestable service has requirements"
     return [r.check for r in a.results if not r.passed]
 
@@ -63,17 +67,17 @@ def test_paid_fine_does_not_block(db):
 def test_a_beneficiary_outside_the_family_is_refused(db):
     # Ahmed is not Saud's father: the core refuses, whatever the actions offered.
     with pytest.raises(PermissionError):
-        service_request.assess(db, "minor_national_id", db.ids["ahmed"], db.ids["saud"], None, TODAY)
+        service_request.assess(db, CAT.services["minor_national_id"], db.ids["ahmed"], db.ids["saud"], None, TODAY)
 
 
 def test_assess_unknown_person_raises(db):
     with pytest.raises(LookupError):
-        service_request.assess(db, "renew_national_id", "1999999993", None, None, TODAY)
+        service_request.assess(db, CAT.services["renew_national_id"], "1999999993", None, None, TODAY)
 
 
 def test_delivery_address_only_for_posted_services(db):
-    renew = service_request.assess(db, "renew_national_id", db.ids["khalid"], None, None, TODAY)
-    minor = service_request.assess(db, "minor_national_id", db.ids["khalid"], db.ids["saud"], None, TODAY)
+    renew = service_request.assess(db, CAT.services["renew_national_id"], db.ids["khalid"], None, None, TODAY)
+    minor = service_request.assess(db, CAT.services["minor_national_id"], db.ids["khalid"], db.ids["saud"], None, TODAY)
     assert renew.delivery_address == store.get_person(db, db.ids["khalid"])["national_address"]
     assert minor.delivery_address is None
 
@@ -91,12 +95,18 @@ def names(deps):
 
 def test_eligible_dependents(db):
     ids = db.ids
-    assert names(service_request.eligible_dependents(db, "renew_resident_id", ids["khalid"])) == ["أمل"]
-    assert names(service_request.eligible_dependents(db, "minor_national_id", ids["khalid"])) == ["سعود", "ريم"]
-    offered = {d["national_id"] for d in service_request.eligible_dependents(db, "minor_national_id", ids["ahmed"])}
+    assert names(service_request.eligible_dependents(db, CAT.services["renew_resident_id"], ids["khalid"])) == ["أمل"]
+    assert names(service_request.eligible_dependents(db, CAT.services["minor_national_id"], ids["khalid"])) == [
+        "سعود",
+        "ريم",
+    ]
+    offered = {
+        d["national_id"]
+        for d in service_request.eligible_dependents(db, CAT.services["minor_national_id"], ids["ahmed"])
+    }
     assert not offered & {ids["maryam"], ids["fatima"]}  # only sons and daughters
-    assert len(service_request.eligible_dependents(db, "renew_resident_id", ids["ahmed"])) == 4
-    assert service_request.eligible_dependents(db, "renew_resident_id", ids["sara"]) == []
+    assert len(service_request.eligible_dependents(db, CAT.services["renew_resident_id"], ids["ahmed"])) == 4
+    assert service_request.eligible_dependents(db, CAT.services["renew_resident_id"], ids["sara"]) == []
 
 
 @pytest.mark.parametrize(
@@ -113,20 +123,20 @@ def test_eligible_dependents(db):
     ],
 )
 def test_match_dependent(db, text, expected):
-    deps = service_request.eligible_dependents(db, "renew_national_id", db.ids["khalid"])
+    deps = service_request.eligible_dependents(db, CAT.services["renew_national_id"], db.ids["khalid"])
     match = service_request.match_dependent(text, deps)
     assert match is not None and match["national_id"] == db.ids[expected]
 
 
 @pytest.mark.parametrize("text", ["1010000055", "امي", "فلان", "2010000111"])
 def test_match_dependent_none_for_strangers(db, text):
-    deps = service_request.eligible_dependents(db, "renew_national_id", db.ids["khalid"])
+    deps = service_request.eligible_dependents(db, CAT.services["renew_national_id"], db.ids["khalid"])
     assert service_request.match_dependent(text, deps) is None
 
 
 def test_match_dependent_ambiguous_relation_is_none(db):
     # With two sons, "ولدي" must not guess which one.
-    deps = service_request.eligible_dependents(db, "minor_national_id", db.ids["khalid"])
+    deps = service_request.eligible_dependents(db, CAT.services["minor_national_id"], db.ids["khalid"])
     twins = deps + [dict(deps[0], national_id="1010000000", name="فيصل العتيبي")]
     assert service_request.match_dependent("ولدي", twins) is None
 
@@ -139,26 +149,30 @@ def count(db):
 
 
 def test_submit_ineligible_creates_nothing(db):
-    result = service_request.submit(db, "renew_national_id", db.ids["sara"], None, "conv-1", today=TODAY)
+    result = service_request.submit(db, CAT.services["renew_national_id"], db.ids["sara"], None, "conv-1", today=TODAY)
     assert not result.assessment.eligible
     assert (result.request, result.created) == (None, False)
     assert count(db) == 0
 
 
 def test_submit_eligible_creates_one_submitted_request(db):
-    result = service_request.submit(db, "renew_national_id", db.ids["khalid"], None, "conv-1", today=TODAY)
+    result = service_request.submit(
+        db, CAT.services["renew_national_id"], db.ids["khalid"], None, "conv-1", today=TODAY
+    )
     assert result.created is True
     assert result.request["status"] == "submitted"
     assert result.request["beneficiary_id"] == db.ids["khalid"]
     assert count(db) == 1
-    again = service_request.submit(db, "renew_national_id", db.ids["khalid"], None, "conv-1", today=TODAY)
+    again = service_request.submit(db, CAT.services["renew_national_id"], db.ids["khalid"], None, "conv-1", today=TODAY)
     assert again.created is False
     assert again.request["tracking_number"] == result.request["tracking_number"]
     assert count(db) == 1
 
 
 def test_submit_minor_starts_as_appointment(db):
-    result = service_request.submit(db, "minor_national_id", db.ids["khalid"], db.ids["saud"], "conv-1", today=TODAY)
+    result = service_request.submit(
+        db, CAT.services["minor_national_id"], db.ids["khalid"], db.ids["saud"], "conv-1", today=TODAY
+    )
     assert result.created is True
     assert result.request["status"] == "appointment_requested"
     assert result.request["delivery_address"] is None
