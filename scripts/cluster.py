@@ -295,7 +295,7 @@ class Cluster:
             )
         self.spawn(
             "web",
-            [str(BIN / "python"), str(ROOT / "web" / "serve.py"), "--port", str(web_port), "--rasa-url", front_url],
+            [str(BIN / "python"), "-m", "web.serve", "--port", str(web_port), "--rasa-url", front_url],
             env,
         )
         # Retention (MUSAED_RETENTION): what is past it is deleted every hour.

@@ -68,7 +68,7 @@ def main() -> int:
     try:
         servers.start()
         servers.spawn(
-            [sys.executable, str(ROOT / "web" / "serve.py"), "--port", "8000", "--rasa-url", "http://localhost:5005"],
+            [sys.executable, "-m", "web.serve", "--port", "8000", "--rasa-url", "http://localhost:5005"],
             {**os.environ, "PYTHONPATH": str(ROOT)},
             servers.log_dir / "web.log",
         )

@@ -28,7 +28,8 @@ def web_url(servers):
     port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
     env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"]}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
+        [sys.executable, "-m", "web.serve", "--port", str(port), "--rasa-url", servers.url],
+        cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

@@ -174,7 +174,8 @@ def web_url(servers):
     """web/serve.py on the widget page's port (a browser origin the Rasa server accepts)."""
     port = servers.web_port
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
+        [sys.executable, "-m", "web.serve", "--port", str(port), "--rasa-url", servers.url],
+        cwd=ROOT,
         env={**os.environ, "MUSAED_DB": str(servers.db_file)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

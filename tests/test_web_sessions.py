@@ -523,7 +523,8 @@ def widget_url(servers):
 
     port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(port), "--rasa-url", servers.url],
+        [sys.executable, "-m", "web.serve", "--port", str(port), "--rasa-url", servers.url],
+        cwd=ROOT,
         env={**os.environ, "MUSAED_DB": str(servers.db_file)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """The web front: the chat widget's page and files, and request receipts.
 
-    python web/serve.py --port 8000 --rasa-url http://localhost:5005
+    python -m web.serve --port 8000 --rasa-url http://localhost:5005
 
 Everything is served from this repository and web/node_modules (npm ci):
 no CDN at run time. Every response carries the security headers of
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import html
-import sys
 from pathlib import Path
 
 from aiohttp import web
 
-WEB = Path(__file__).resolve().parent
-sys.path.insert(0, str(WEB.parent))
+from musaed import logsafe, receipt, settings, store, web_security
 
-from musaed import logsafe, receipt, settings, store, web_security  # noqa: E402
+WEB = Path(__file__).resolve().parent
 
 SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 

@@ -1,0 +1,1 @@
+"""The web widget's page and its small web server (web/serve.py)."""
