@@ -53,10 +53,11 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
-from channels import limits
+from channels import care_delivery, limits
+from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import keys, settings, store, web_security
+from musaed import handover, keys, settings, store, web_security
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,8 @@ class SocketIOInput(RasaSocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
-        on_new_message = limits.guard(never_silent(on_new_message))
+        # While an agent holds the conversation the bot is silent (channels/handover_gate.py).
+        on_new_message = limits.guard(gate(never_silent(on_new_message)))
         # Only pages on the configured origins may open a socket from a browser (a client
         # that sends no Origin, not being a browser, is not asked). Rasa's own allows any.
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=web_security.web_origins())
@@ -213,6 +215,24 @@ class SocketIOInput(RasaSocketIOInput):
         sessions = Sessions(timedelta(minutes=idle_minutes()))
         bound: Dict[str, str] = {}  # socket id -> its session id
         addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)
+
+        async def to_widget(message: Dict[str, Any]) -> None:
+            """An agent's message (marked with the agent's name) or the care desk's, pushed."""
+            reply = handover.as_reply(message)
+            pushed: Dict[str, Any] = {"text": reply["text"]}
+            if reply.get("buttons"):
+                pushed["quick_replies"] = [{"content_type": "text", **b} for b in reply["buttons"]]
+            if message["side"] == "agent":
+                pushed["agent"] = message["agent"]
+            await sio.emit(self.bot_message_evt, pushed, room=message["conversation"], namespace=self.namespace)
+
+        def here(conversation: str) -> bool:
+            """Whether a widget in this conversation is connected to this replica."""
+            return any(True for _ in sio.manager.get_participants(self.namespace or "/", conversation))
+
+        @socketio_webhook.listener("after_server_start")
+        async def deliver_agents_messages(app: Any, _: Any) -> None:
+            app.add_task(care_delivery.deliver_forever(CHANNEL, to_widget, here))
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
