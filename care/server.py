@@ -235,6 +235,7 @@ def make_app(
 
     async def live_queue(request: web.Request) -> web.Response:
         found = care_desk.queue(db, request["agent"])
+        found.update(me=request["agent"], agents=sorted(tokens))  # whom a conversation may be passed to
         log.info("agent %s: queue (%d waiting)", request["agent"], len(found["waiting"]))
         return _json(found)
 
@@ -268,6 +269,11 @@ def make_app(
         log.info("agent %s: %s in %s", agent, action, logsafe.clean(conversation_id))
         return _json(result)
 
+    stopping = asyncio.Event()  # the server is shutting down: streams end, or it would wait for them
+
+    async def end_streams(_: web.Application) -> None:
+        stopping.set()
+
     async def live_events(request: web.Request) -> web.StreamResponse:
         """Server-sent events over an authenticated fetch (EventSource cannot send a token):
         `change` with the store's cursor whenever a live chat moves; the page then reads."""
@@ -277,7 +283,7 @@ def make_app(
         await stream.prepare(request)
         cursor, quiet = -1, 0.0
         try:
-            while True:
+            while not stopping.is_set():
                 now = handover_rows.last_message_id(db)
                 if now != cursor:
                     cursor, quiet = now, 0.0
@@ -335,6 +341,7 @@ def make_app(
     app.router.add_get("/care/statuses", statuses)
     app.router.add_get("/care/requests", find)
     app.router.add_post("/care/requests/{tracking_number}/status", change)
+    app.on_shutdown.append(end_streams)
     app.router.add_get("/care/queue", live_queue)
     app.router.add_get("/care/events", live_events)
     app.router.add_get("/care/stats", live_stats)
