@@ -208,3 +208,46 @@ def test_retention_purges_old_closed_handovers(open_store):
     assert counts["handovers"] == 1
     assert rows.latest_handover(db, "web:old") is None and rows.messages_of(db, "web:old") == []
     assert rows.latest_handover(db, "web:new") is not None
+
+
+def test_musaed_care_live_stats_per_day_and_agent(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    db_file = tmp_path / "musaed.db"
+    db = store.open_db(db_file)
+    on_duty(db, "huda")
+    for n, score in enumerate((5, 3)):
+        conversation = f"web:s{n}"
+        handover.request(db, conversation, "web", "ar", office=ALWAYS)
+        care_desk.claim(db, "huda", conversation)
+        care_desk.close(db, "huda", conversation)
+        handover.on_person_message(db, conversation, f'/rate_agent{{"score": {score}}}')
+    env = {
+        **os.environ,
+        "MUSAED_DB": str(db_file),
+        "MUSAED_CARE_TOKENS": "huda:huda-token-0123456789abcdef",
+        "MUSAED_CARE_TOKEN": "huda-token-0123456789abcdef",
+        "MUSAED_CARE_LOG": str(tmp_path / "care.log"),
+    }
+    run = [sys.executable, "-m", "care.cli", "live-stats"]
+    out = subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["per_agent"] == [
+        {
+            "agent": "huda",
+            "asked": 2,
+            "handled": 2,
+            "mean_wait_seconds": found["per_agent"][0]["mean_wait_seconds"],
+            "mean_handling_seconds": found["per_agent"][0]["mean_handling_seconds"],
+            "ratings": 2,
+            "mean_rating": 4.0,
+        }
+    ]
+    text = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "الموظف" in text and "huda | 2 | 2" in text
+    refused = subprocess.run(run, env={**env, "MUSAED_CARE_TOKEN": "wrong"}, capture_output=True, timeout=120)
+    assert refused.returncode == 2
