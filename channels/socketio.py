@@ -41,7 +41,7 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
@@ -140,14 +140,18 @@ class _Recorder(SocketIOOutput):
         pass  # the widget shows no custom messages
 
 
-async def transcript(events: List[Any]) -> List[Dict[str, Any]]:
+async def transcript(events: List[Any], live: Sequence[Tuple[float, Dict[str, Any]]] = ()) -> List[Dict[str, Any]]:
     """The widget's entries for a conversation's events, as it showed them live: what the
     person said (a button's title for its payload) and the bot's messages with their
-    buttons and images."""
+    buttons and images; `live`, (time, entry) of a live chat with an agent the bot's
+    events lack (musaed/handover.py), in their place in time."""
     entries: List[Dict[str, Any]] = []
     titles: Dict[str, str] = {}  # the latest question's payloads -> their titles
     recorder = _Recorder()
+    waiting = list(live)
     for event in events:
+        while waiting and waiting[0][0] <= (getattr(event, "timestamp", None) or 0):
+            entries.append(waiting.pop(0)[1])
         if isinstance(event, UserUttered):
             text = event.text or ""
             entries.append({"from": "user", "text": titles.get(text, text), "buttons": []})
@@ -164,7 +168,7 @@ async def transcript(events: List[Any]) -> List[Dict[str, Any]]:
                 attachment = sent.get("attachment") or {}
                 image = attachment.get("payload", {}).get("src") if attachment.get("type") == "image" else None
                 entries.append({"from": "bot", "text": sent.get("text") or "", "buttons": buttons, "image": image})
-    return entries
+    return entries + [entry for _, entry in waiting]
 
 
 class _Blueprint(SocketBlueprint):
@@ -244,7 +248,8 @@ class SocketIOInput(RasaSocketIOInput):
             if agent is None or agent.tracker_store is None:
                 return []
             tracker = await agent.tracker_store.retrieve_full_tracker(conversation)
-            return await transcript(list(tracker.events)) if tracker else []
+            live = await asyncio.to_thread(handover.history_entries, store.open_db(), conversation)
+            return await transcript(list(tracker.events) if tracker else [], live)
 
         async def end_session(token: Any) -> None:
             session = session_of(token, secret)

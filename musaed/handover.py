@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from musaed import catalogue, language, store
 from musaed import office_hours as hours
@@ -109,7 +109,7 @@ def request(
             "awaiting": None if staffed else "message",
             "requested_at": store.now_iso(now),
         },
-        event="asked for a person" if staffed else "asked for a person out of hours",
+        event="طلب موظفًا" if staffed else "طلب موظفًا خارج الدوام (أو ولا موظف متاح)",
     )
     if handover["out_of_hours"]:
         return Outcome("out_of_hours", opens=office.next_opening(now))
@@ -181,14 +181,15 @@ def on_person_message(
                 latest["id"],
                 set_={"state": "closed", "closed_at": at, "closed_by": "person", "awaiting": None},
                 where={"state": "waiting"},
-                event="the person cancelled the wait",
+                event="ألغى العميل الانتظار",
                 at=at,
             )
             return Decision(False, [{"text": cat.labels["handover_cancelled"]}])
-        rows.add_message(db, latest, "person", said, at=at)
         if latest["awaiting"] == "message":  # out of hours: kept for the next agent, not the bot's
+            rows.add_message(db, latest, "person", said, at=at)
             rows.change(db, latest["id"], set_={"awaiting": None}, where={"awaiting": "message"}, at=at)
             return Decision(False, [{"text": cat.labels["handover_kept"]}])
+        rows.add_message(db, latest, "person", said, at=at, to_bot=True)  # the agent will read it too
         return Decision(True)
     if latest["awaiting"] == "comment":
         rows.change(
@@ -196,7 +197,7 @@ def on_person_message(
             latest["id"],
             set_={"awaiting": None, "rating_comment": said, "returned_at": latest["returned_at"] or at},
             where={"awaiting": "comment"},
-            event="the person commented on the rating",
+            event="علّق العميل على التقييم",
             at=at,
         )
         return Decision(False, [{"text": cat.labels["handover_comment_thanks"]}])
@@ -221,7 +222,7 @@ def _rating(db: store.Db, latest: Optional[dict], text: str, at: str) -> Decisio
         latest["id"],
         set_={"rating": score, "returned_at": latest["returned_at"] or at},
         where={"state": "closed"},
-        event=f"rated {score}",
+        event=f"قيّم العميل الخدمة: {score} من 5",
         at=at,
     )
     return Decision(
@@ -235,6 +236,21 @@ def _rating(db: store.Db, latest: Optional[dict], text: str, at: str) -> Decisio
     )
 
 
+def person_verified(db: store.Db, conversation: str, national_id: str, now: Optional[datetime] = None) -> None:
+    """The person proved who they are in the bot's flow while waiting or with an agent: the
+    agent may now see their name and masked id (never before)."""
+    h = rows.open_handover(db, conversation)
+    if h is not None:
+        rows.change(
+            db,
+            h["id"],
+            set_={"national_id": national_id},
+            where={"national_id": None},
+            event="تحقق العميل من هويته",
+            at=store.now_iso(_now(now)),
+        )
+
+
 def pending_for(db: store.Db, conversation: str, channel: str, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
     """The agent's messages not yet delivered to `conversation`, claimed for this caller
     (REST has no push: they go with its next request)."""
@@ -244,6 +260,18 @@ def pending_for(db: store.Db, conversation: str, channel: str, now: Optional[dat
         if rows.claim_delivery(db, message["id"], at):
             sent.append(as_reply(message))
     return sent
+
+
+def history_entries(db: store.Db, conversation: str) -> List[Tuple[float, Dict[str, Any]]]:
+    """The live chat's part of a widget's history, each with its time (epoch seconds): the
+    person's messages the bot never saw and the agents' and the desk's delivered messages."""
+    entries = []
+    for m in rows.shown_to_person(db, conversation):
+        buttons = json.loads(m["buttons"]) if m["buttons"] else []
+        kind = {"person": "user", "agent": "agent"}.get(m["side"], "bot")
+        entry = {"from": kind, "text": m["text"], "buttons": buttons, "agent": m["agent"] if kind == "agent" else None}
+        entries.append((datetime.fromisoformat(m["at"]).timestamp(), entry))
+    return entries
 
 
 def as_reply(message: dict) -> Dict[str, Any]:

@@ -251,3 +251,17 @@ def test_musaed_care_live_stats_per_day_and_agent(tmp_path):
     assert "الموظف" in text and "huda | 2 | 2" in text
     refused = subprocess.run(run, env={**env, "MUSAED_CARE_TOKEN": "wrong"}, capture_output=True, timeout=120)
     assert refused.returncode == 2
+
+
+def test_verifying_while_waiting_shows_the_person_to_agents_from_then_on(open_store):
+    from musaed import seed
+
+    db = open_store()
+    seed.seed(db)
+    on_duty(db, "huda")
+    handover.request(db, "web:v", "web", "ar", office=ALWAYS)
+    assert care_desk.queue(db, "huda")["waiting"][0]["person"] is None
+    handover.person_verified(db, "web:v", "1010000014")
+    assert care_desk.queue(db, "huda")["waiting"][0]["person"]["masked_id"] == "1******014"
+    handover.person_verified(db, "web:other", "1010000014")  # no handover: nothing to tell
+    assert rows.latest_handover(db, "web:other") is None

@@ -279,6 +279,12 @@ def test_widget_and_console_in_chromium(browser, live):
     )
     assert console.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), wide  # phone width
 
+    # A reload keeps the live chat: the agent's bubble and what the bot never saw, in order.
+    widget.reload()
+    widget.wait_for_selector(".musaed-agent:has-text('مرحبًا، معك هدى')")
+    shown = widget.locator(".musaed-log").inner_text()
+    assert shown.index("ابي اكلم موظف") < shown.index("مرحبًا، معك هدى") < shown.rindex("ابي اجدد هويتي")
+
     # Close: told, rating buttons, then the bot again.
     console.click("#close-chat")
     widget.wait_for_selector(".musaed-bot:has-text('غادر الموظف')")

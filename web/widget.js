@@ -187,7 +187,8 @@
     restored = true;
     var waiting = state.log.filter(function (e) { return e.pending; });
     state.log = entries.map(function (e) {
-      return { from: e.from === "user" ? "user" : "bot", text: e.text || "", buttons: e.buttons || [],
+      var from = e.from === "user" || e.from === "agent" ? e.from : "bot";
+      return { from: from, agent: from === "agent" ? e.agent : null, text: e.text || "", buttons: e.buttons || [],
                image: e.image || null };
     });
     // A question the person has answered since keeps its buttons disabled.

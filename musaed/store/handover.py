@@ -50,6 +50,7 @@ def _add_message(
     agent: Optional[str] = None,
     buttons: Optional[Sequence[dict]] = None,
     delivered_at: Optional[str] = None,
+    to_bot: bool = False,
 ) -> None:
     _insert(
         db,
@@ -62,6 +63,7 @@ def _add_message(
             "agent": agent,
             "text": text,
             "buttons": json.dumps(list(buttons), ensure_ascii=False) if buttons else None,
+            "to_bot": 1 if to_bot else 0,
             "at": at,
             "delivered_at": delivered_at,
         },
@@ -117,6 +119,19 @@ def messages_of(db: Db, conversation: str, since_id: int = 0) -> List[dict]:
     return list(
         db.query(
             "SELECT * FROM handover_messages WHERE conversation = ? AND id > ? ORDER BY id", [conversation, since_id]
+        )
+    )
+
+
+def shown_to_person(db: Db, conversation: str) -> List[dict]:
+    """What the person's chat showed of live chats that the bot's transcript lacks: their
+    messages the bot never saw, and the agents' and the desk's messages delivered."""
+    return list(
+        db.query(
+            "SELECT * FROM handover_messages WHERE conversation = ? AND ("
+            "(side = 'person' AND to_bot = 0) OR (side IN ('agent', 'system') AND delivered_at IS NOT NULL)"
+            ") ORDER BY id",
+            [conversation],
         )
     )
 

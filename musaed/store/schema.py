@@ -193,6 +193,7 @@ CREATE TABLE handover_messages (
     agent TEXT,
     text TEXT NOT NULL,
     buttons TEXT,                           -- JSON [{"title", "payload"}] of a system message
+    to_bot INTEGER NOT NULL DEFAULT 0,      -- a person's message the bot answered too (while waiting)
     at TEXT NOT NULL,
     delivered_at TEXT
 );
