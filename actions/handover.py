@@ -1,4 +1,4 @@
-"""Hand the conversation over to a person at the unified call centre."""
+"""Hand the conversation over to a person: the live-chat queue (musaed/handover.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.form_slots import clear_form_slots
-from actions.turn import catalogue_for
+from actions.turn import language_of
+from channels.ids import channel_of
+from musaed import handover, store
 
 
 class ActionHandOver(Action):
-    """Say how to reach the call centre and mark the conversation as handed over.
+    """Queue the conversation for an agent and tell the person their place (or, out of hours,
+    when agents are back: their next message is kept for the next agent).
 
-    The `handed_over` slot lives in the tracker store, where customer care
-    lists the conversations waiting for a person.
+    The person's identity goes with it only once they verified in the bot's flow
+    (`verified_id`); the `handed_over` slot still marks the conversation for `/care/handovers`.
     """
 
     def name(self) -> Text:
@@ -25,7 +28,16 @@ class ActionHandOver(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        dispatcher.utter_message(text=catalogue_for(tracker).call_centre_text())
+        lang = language_of(tracker)
+        outcome = handover.request(
+            store.open_db(),
+            tracker.sender_id,
+            channel_of(tracker.sender_id) or "rest",
+            lang,
+            national_id=tracker.get_slot("verified_id"),
+        )
+        reply = handover.request_reply(lang, outcome)
+        dispatcher.utter_message(text=reply["text"], buttons=reply["buttons"])
         events = [SlotSet("handed_over", True)]
         if (tracker.active_loop or {}).get("name"):  # in the middle of a form, which stops: keep nothing of it
             events += clear_form_slots()

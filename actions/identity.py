@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent, service_in_context
-from musaed import answers, identity, store
+from musaed import answers, handover, identity, store
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class IdentitySlots:
         db = store.open_db()
         outcome = identity.verify_code(db, nid, code, caller_of(tracker))
         if outcome.status == "ok":
+            handover.person_verified(db, tracker.sender_id, nid)  # an agent waiting on them may see who it is
             # The code itself is never kept in the tracker.
             return {"otp": "verified", "verified_id": nid, **self.after_verification(db, nid, tracker)}
         if outcome.status == "wrong":

@@ -8,6 +8,7 @@ musaed-care conversation <sender id>
 musaed-care handovers
 musaed-care fallbacks
 musaed-care audit [--national-id …] [--agent …]   (supervisors: MUSAED_CARE_SUPERVISORS)
+musaed-care live-stats [--days 7]   (live chats: ratings, waiting and handling times per day and per agent)
 musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
 musaed-care settings       (every setting and its value here; secrets only as set or unset)
 
@@ -320,6 +321,36 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_live_stats(args) -> int:
+    from musaed import care_desk
+
+    found = care_desk.stats(store.open_db(args.db), days=args.days)
+    store.add_care_audit(store.open_db(args.db), agent=args.agent, action="handover_stats", detail=f"{args.days} days")
+    log.info("agent %s: live chat statistics (%d days)", args.agent, args.days)
+
+    def table(rows: list, key: str, title: str) -> str:
+        head = f"{title} | طلبات | استُلمت | متوسط الانتظار (ث) | متوسط المعالجة (ث) | التقييمات | متوسط التقييم"
+        lines = [
+            " | ".join(
+                "-" if v is None else str(v)
+                for v in (
+                    shown(str(r[key])),
+                    r["asked"],
+                    r["handled"],
+                    r["mean_wait_seconds"],
+                    r["mean_handling_seconds"],
+                    r["ratings"],
+                    r["mean_rating"],
+                )
+            )
+            for r in rows
+        ]
+        return "\n".join([head, *lines]) if lines else f"{title}: لا توجد محادثات مع موظفين."
+
+    _print(args, found, table(found["per_day"], "day", "اليوم") + "\n\n" + table(found["per_agent"], "agent", "الموظف"))
+    return 0
+
+
 def cmd_purge(args) -> int:
     from musaed import retention
 
@@ -401,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", dest="of_agent", help="by which agent")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "live-stats", parents=[common, app_db], help="live chats: ratings, waiting and handling times per day and agent"
+    )
+    p.add_argument("--days", type=int, default=7, help="the last this many days (default 7)")
+    p.set_defaults(func=cmd_live_stats)
 
     p = sub.add_parser(
         "purge",

@@ -14,6 +14,18 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/fallbacks                         messages the bot did not understand
     GET  /care/audit?national_id=…|agent=…       the care audit (supervisors only: MUSAED_CARE_SUPERVISORS)
 
+Live handover (musaed/care_desk.py, docs/care.md):
+
+    GET  /care/queue                             waiting conversations (place, wait, language, channel) and held ones
+    GET  /care/events                            server-sent events: `change` whenever a live chat moves
+    POST /care/conversations/{id}/claim          take a waiting conversation (409 when another agent was first)
+    POST /care/conversations/{id}/messages       {"text": …} to the person, on their channel
+    POST /care/conversations/{id}/notes          {"text": …} for agents only
+    POST /care/conversations/{id}/pass           {"to": agent}
+    POST /care/conversations/{id}/release        back to the queue
+    POST /care/conversations/{id}/close          the bot is back; the person is asked for a rating
+    GET  /care/stats?days=7                      ratings, waiting and handling times per day and per agent
+
 Every read and change of a person's data writes a row of the care audit in the
 database (musaed/help_desk.py); the log says the same with ids masked.
 """
@@ -21,6 +33,7 @@ database (musaed/help_desk.py); the log says the same with ids masked.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -32,8 +45,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import conversations, files, help_desk, logsafe, settings, store, web_security
+from musaed import care_desk, conversations, files, help_desk, logsafe, settings, store, web_security
 from musaed.identity import mask_id
+from musaed.store import handover as handover_rows
 
 log = logging.getLogger("care")
 PAGE = Path(__file__).with_name("page.html")
@@ -61,7 +75,10 @@ def _safe(number: str) -> str:
 
 
 # A refused change: the request is not there (404), another one is open for it (409), or the input is wrong.
-_STATUS_OF = {"not_found": 404, "conflict": 409}
+_STATUS_OF = {"not_found": 404, "conflict": 409, "already_claimed": 409, "not_yours": 409}
+# How often the live console's stream looks for changes, and says it is alive.
+EVENTS_POLL_S = 0.25
+EVENTS_PING_S = 15.0
 
 
 def _error(status: int, code: str, message: str = "") -> web.Response:
@@ -103,8 +120,10 @@ def make_app(
                 {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="musaed-care"'}
             )
         request["agent"] = agent
+        care_desk.seen(db, agent)  # on duty: a person asking now is queued, not told to come back
         response = await handler(request)
-        response.headers["Cache-Control"] = "no-store"
+        if not response.prepared:  # a stream has sent its own
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     async def index(_: web.Request) -> web.Response:
@@ -199,9 +218,92 @@ def make_app(
             mask_id(people[-1]) if people else "no verified person",
             len(messages),
         )
-        if not messages:
+        live = care_desk.conversation(db, agent, sender) if handover_rows.latest_handover(db, sender) else None
+        if not messages and live is None:
             return _error(404, "not_found", "لا توجد محادثة بهذا المعرّف.")
-        return _json({"sender_id": sender, "messages": messages})
+        # `messages`: the bot's transcript; `live`: the person's and the agents' (and the notes).
+        return _json(
+            {
+                "sender_id": sender,
+                "state": live["state"] if live else "bot",
+                "messages": messages,
+                "live": live,
+            }
+        )
+
+    # -- live handover ---------------------------------------------------------
+
+    async def live_queue(request: web.Request) -> web.Response:
+        found = care_desk.queue(db, request["agent"])
+        found.update(me=request["agent"], agents=sorted(tokens))  # whom a conversation may be passed to
+        log.info("agent %s: queue (%d waiting)", request["agent"], len(found["waiting"]))
+        return _json(found)
+
+    async def _body(request: web.Request) -> dict:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else {}
+
+    async def live_action(request: web.Request) -> web.Response:
+        agent, action = request["agent"], request.match_info["action"]
+        conversation_id = request.match_info["id"]
+        body = await _body(request) if action in ("messages", "notes", "pass") else {}
+        try:
+            if action == "claim":
+                result = care_desk.claim(db, agent, conversation_id)
+            elif action == "messages":
+                result = care_desk.send(db, agent, conversation_id, body.get("text"))
+            elif action == "notes":
+                result = care_desk.note(db, agent, conversation_id, body.get("text"))
+            elif action == "pass":
+                result = care_desk.pass_to(db, agent, conversation_id, body.get("to"), agents=list(tokens))
+            elif action == "release":
+                result = care_desk.release(db, agent, conversation_id)
+            else:
+                result = care_desk.close(db, agent, conversation_id)
+        except care_desk.HandoverError as refused:
+            log.info("agent %s: %s of %s refused (%s)", agent, action, logsafe.clean(conversation_id), refused.code)
+            return _error(_STATUS_OF.get(refused.code, 400), refused.code, refused.message)
+        log.info("agent %s: %s in %s", agent, action, logsafe.clean(conversation_id))
+        return _json(result)
+
+    stopping = asyncio.Event()  # the server is shutting down: streams end, or it would wait for them
+
+    async def end_streams(_: web.Application) -> None:
+        stopping.set()
+
+    async def live_events(request: web.Request) -> web.StreamResponse:
+        """Server-sent events over an authenticated fetch (EventSource cannot send a token):
+        `change` with the store's cursor whenever a live chat moves; the page then reads."""
+        stream = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        await stream.prepare(request)
+        cursor, quiet = -1, 0.0
+        try:
+            while not stopping.is_set():
+                now = handover_rows.last_message_id(db)
+                if now != cursor:
+                    cursor, quiet = now, 0.0
+                    await stream.write(f"event: change\ndata: {json.dumps({'cursor': now})}\n\n".encode())
+                elif quiet >= EVENTS_PING_S:
+                    quiet = 0.0
+                    care_desk.seen(db, request["agent"])  # the console is open: on duty
+                    await stream.write(b": alive\n\n")
+                await asyncio.sleep(EVENTS_POLL_S)
+                quiet += EVENTS_POLL_S
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return stream
+
+    async def live_stats(request: web.Request) -> web.Response:
+        try:
+            days = max(1, min(366, int(request.query.get("days", 7))))
+        except ValueError:
+            days = 7
+        return _json(care_desk.stats(db, days=days))
 
     def _limit(request: web.Request) -> int:
         try:
@@ -239,6 +341,11 @@ def make_app(
     app.router.add_get("/care/statuses", statuses)
     app.router.add_get("/care/requests", find)
     app.router.add_post("/care/requests/{tracking_number}/status", change)
+    app.on_shutdown.append(end_streams)
+    app.router.add_get("/care/queue", live_queue)
+    app.router.add_get("/care/events", live_events)
+    app.router.add_get("/care/stats", live_stats)
+    app.router.add_post("/care/conversations/{id:.+}/{action:claim|messages|notes|pass|release|close}", live_action)
     app.router.add_get("/care/conversations/{sender_id:.+}", conversation)
     app.router.add_get("/care/handovers", handed_over)
     app.router.add_get("/care/fallbacks", not_understood)

@@ -29,6 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels import limits
+from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
 from musaed import settings
@@ -67,7 +68,9 @@ class RestInput(RasaRestInput):
         return limits.with_address(request.json.get("metadata"), address)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        bp = super().blueprint(limits.guard(never_silent(on_new_message), rate_limited=bool(self.token)))
+        # While an agent holds the conversation the bot is silent; the agent's messages come with the
+        # caller's next request (channels/handover_gate.py).
+        bp = super().blueprint(limits.guard(gate(never_silent(on_new_message)), rate_limited=bool(self.token)))
 
         @bp.middleware("request")
         async def authorize(request: Request) -> Optional[HTTPResponse]:

@@ -41,7 +41,7 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
@@ -53,10 +53,11 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
-from channels import limits
+from channels import care_delivery, limits
+from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import keys, settings, store, web_security
+from musaed import handover, keys, settings, store, web_security
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +140,18 @@ class _Recorder(SocketIOOutput):
         pass  # the widget shows no custom messages
 
 
-async def transcript(events: List[Any]) -> List[Dict[str, Any]]:
+async def transcript(events: List[Any], live: Sequence[Tuple[float, Dict[str, Any]]] = ()) -> List[Dict[str, Any]]:
     """The widget's entries for a conversation's events, as it showed them live: what the
     person said (a button's title for its payload) and the bot's messages with their
-    buttons and images."""
+    buttons and images; `live`, (time, entry) of a live chat with an agent the bot's
+    events lack (musaed/handover.py), in their place in time."""
     entries: List[Dict[str, Any]] = []
     titles: Dict[str, str] = {}  # the latest question's payloads -> their titles
     recorder = _Recorder()
+    waiting = list(live)
     for event in events:
+        while waiting and waiting[0][0] <= (getattr(event, "timestamp", None) or 0):
+            entries.append(waiting.pop(0)[1])
         if isinstance(event, UserUttered):
             text = event.text or ""
             entries.append({"from": "user", "text": titles.get(text, text), "buttons": []})
@@ -163,7 +168,7 @@ async def transcript(events: List[Any]) -> List[Dict[str, Any]]:
                 attachment = sent.get("attachment") or {}
                 image = attachment.get("payload", {}).get("src") if attachment.get("type") == "image" else None
                 entries.append({"from": "bot", "text": sent.get("text") or "", "buttons": buttons, "image": image})
-    return entries
+    return entries + [entry for _, entry in waiting]
 
 
 class _Blueprint(SocketBlueprint):
@@ -203,7 +208,8 @@ class SocketIOInput(RasaSocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
-        on_new_message = limits.guard(never_silent(on_new_message))
+        # While an agent holds the conversation the bot is silent (channels/handover_gate.py).
+        on_new_message = limits.guard(gate(never_silent(on_new_message)))
         # Only pages on the configured origins may open a socket from a browser (a client
         # that sends no Origin, not being a browser, is not asked). Rasa's own allows any.
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=web_security.web_origins())
@@ -213,6 +219,24 @@ class SocketIOInput(RasaSocketIOInput):
         sessions = Sessions(timedelta(minutes=idle_minutes()))
         bound: Dict[str, str] = {}  # socket id -> its session id
         addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)
+
+        async def to_widget(message: Dict[str, Any]) -> None:
+            """An agent's message (marked with the agent's name) or the care desk's, pushed."""
+            reply = handover.as_reply(message)
+            pushed: Dict[str, Any] = {"text": reply["text"]}
+            if reply.get("buttons"):
+                pushed["quick_replies"] = [{"content_type": "text", **b} for b in reply["buttons"]]
+            if message["side"] == "agent":
+                pushed["agent"] = message["agent"]
+            await sio.emit(self.bot_message_evt, pushed, room=message["conversation"], namespace=self.namespace)
+
+        def here(conversation: str) -> bool:
+            """Whether a widget in this conversation is connected to this replica."""
+            return any(True for _ in sio.manager.get_participants(self.namespace or "/", conversation))
+
+        @socketio_webhook.listener("after_server_start")
+        async def deliver_agents_messages(app: Any, _: Any) -> None:
+            app.add_task(care_delivery.deliver_forever(CHANNEL, to_widget, here))
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -224,7 +248,8 @@ class SocketIOInput(RasaSocketIOInput):
             if agent is None or agent.tracker_store is None:
                 return []
             tracker = await agent.tracker_store.retrieve_full_tracker(conversation)
-            return await transcript(list(tracker.events)) if tracker else []
+            live = await asyncio.to_thread(handover.history_entries, store.open_db(), conversation)
+            return await transcript(list(tracker.events) if tracker else [], live)
 
         async def end_session(token: Any) -> None:
             session = session_of(token, secret)

@@ -62,8 +62,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, replays
+from channels import care_delivery, limits, replays
 from channels._text import split_long
+from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
 from musaed import settings
@@ -95,6 +96,17 @@ def as_user_text(text: str) -> str:
     stripped = text.strip()
     command = stripped.split(maxsplit=1)[0].split("@", 1)[0] if stripped else ""
     return GREET if command == START_COMMAND else stripped
+
+
+def button_title(payload: Dict[str, Any]) -> Optional[str]:
+    """The title of the inline button a callback query pressed, from the message it was on."""
+    query = payload.get("callback_query") or {}
+    rows = ((query.get("message") or {}).get("reply_markup") or {}).get("inline_keyboard") or []
+    for row in rows:
+        for button in row:
+            if isinstance(button, dict) and button.get("callback_data") == query.get("data"):
+                return button.get("text")
+    return None
 
 
 class TelegramOutput(RasaTelegramOutput):
@@ -224,9 +236,17 @@ class TelegramInput(RasaTelegramInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
-        on_new_message = limits.guard(never_silent(on_new_message))
+        # While an agent holds the conversation the bot is silent (channels/handover_gate.py).
+        on_new_message = limits.guard(gate(never_silent(on_new_message)))
         telegram_webhook = Blueprint("musaed_telegram_webhook", __name__)
         out_channel = self.get_output_channel()
+
+        async def to_chat(message: Dict[str, Any]) -> None:
+            await out_channel.send_response(message["conversation"], care_delivery.messenger_reply(message))
+
+        @telegram_webhook.listener("after_server_start")
+        async def deliver_agents_messages(app: Any, _: Any) -> None:
+            app.add_task(care_delivery.deliver_forever(self.name(), to_chat))
 
         @telegram_webhook.listener("before_server_start")
         async def register_webhook(*_: Any) -> None:
@@ -300,6 +320,9 @@ class TelegramInput(RasaTelegramInput):
             if text == INTENT_MESSAGE_PREFIX + USER_INTENT_RESTART:
                 texts.append(GREET)  # Rasa's connector sends /start after a restart
             metadata = self.get_metadata(request)
+            title = button_title(payload) if self._is_button(update) else None
+            if title:  # the agent reads the button's title, not its payload
+                metadata = {**(metadata or {}), TITLE_KEY: title}
             try:
                 for each in texts:
                     await on_new_message(

@@ -47,8 +47,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import limits, replays
+from channels import care_delivery, limits, replays
 from channels._text import shorten, split_long
+from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
 from musaed import catalogue, language, settings
@@ -303,6 +304,12 @@ class WhatsAppInput(InputChannel):
             return button.get("payload") or button.get("text")
         return None
 
+    @staticmethod
+    def button_title(message: Dict[str, Any]) -> Optional[str]:
+        interactive = message.get("interactive") or {}
+        reply = interactive.get(interactive.get("type") or "") or {}
+        return reply.get("title") if interactive.get("type") in ("button_reply", "list_reply") else None
+
     def inbound(self, payload: Dict[str, Any]) -> List[Dict[str, Any]]:
         """(sender, text, metadata) of each message for our number in a webhook payload."""
         found = []
@@ -335,7 +342,9 @@ class WhatsAppInput(InputChannel):
                                     "timestamp": message.get("timestamp"),
                                     "profile_name": names.get(sender),
                                     "phone_number_id": self.phone_number_id,
-                                }
+                                },
+                                # A button's title: what the agent reads instead of its payload.
+                                TITLE_KEY: self.button_title(message),
                             },
                         }
                     )
@@ -343,8 +352,18 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
-        on_new_message = limits.guard(never_silent(on_new_message))
+        # While an agent holds the conversation the bot is silent (channels/handover_gate.py).
+        on_new_message = limits.guard(gate(never_silent(on_new_message)))
         whatsapp_webhook = Blueprint("musaed_whatsapp_webhook", __name__)
+
+        async def to_chat(message: Dict[str, Any]) -> None:
+            await self.get_output_channel().send_response(
+                message["conversation"], care_delivery.messenger_reply(message)
+            )
+
+        @whatsapp_webhook.listener("after_server_start")
+        async def deliver_agents_messages(app: Any, _: Any) -> None:
+            app.add_task(care_delivery.deliver_forever(self.name(), to_chat))
 
         @whatsapp_webhook.listener("after_server_stop")
         async def close_session(*_: Any) -> None:

@@ -191,6 +191,11 @@ def purge_records(db: store.Db, policy: Policy, now: Optional[datetime] = None) 
         counts[table] = store.delete_older(db, table, column, store.now_iso(now - kept))
     for table in LOCKS:  # expired locks
         counts[table] = store.delete_older(db, table, "locked_until", store.now_iso(now))
+    # Live handovers (their messages with them): as long as conversations, verified or not.
+    if "handovers" in db.table_names():
+        counts["handovers"] = store.purge_handovers(
+            db, store.now_iso(now - policy.unverified), store.now_iso(now - policy.verified)
+        )
     return counts
 
 

@@ -214,6 +214,13 @@ CARE_SUPERVISORS = _declare(
 CARE_TOKEN = _declare(
     "MUSAED_CARE_TOKEN", "", "secret", "`musaed-care`: your agent token (one of `MUSAED_CARE_TOKENS`).", secret=True
 )
+OFFICE_HOURS = _declare(
+    "MUSAED_OFFICE_HOURS",
+    "sun-thu 08:00-20:00",
+    "office hours",
+    "When agents answer live chats, Asia/Riyadh: `always`, or days and hours (`sun-thu 08:00-20:00`), "
+    "and `; holidays 2026-12-24,…` (`musaed/office_hours.py`).",
+)
 CARE_URL = _declare(
     "MUSAED_CARE_URL", "http://127.0.0.1:5080", "url", "`musaed-care ask`: the care server to ask first."
 )

@@ -99,10 +99,17 @@ async def test_menu_intro_says_why_it_is_shown(intent, label):
     assert events == []
 
 
-async def test_hand_over_gives_call_centre_and_marks_conversation():
+async def test_hand_over_queues_the_conversation_and_marks_it(tmp_path, monkeypatch):
+    from musaed import handover, store
+
+    monkeypatch.setenv("MUSAED_DB", str(tmp_path / "musaed.db"))
+    monkeypatch.setenv("MUSAED_OFFICE_HOURS", "always")
+    # Nobody on duty: the person is told when agents are back, with the call centre for now.
     messages, events = await run(ActionHandOver(), tracker("request_human"))
     assert CAT.call_centre["phone"] in messages[0]["text"]
+    assert messages[0]["buttons"][0]["payload"] == handover.CANCEL_PAYLOAD
     assert events == [SlotSet("handed_over", True)]
+    assert handover.state_of(store.open_db(), "test-user") == "waiting"
 
 
 @pytest.mark.parametrize("confidence, cancels", [(0.99, True), (0.9, True), (0.73, False)])

@@ -250,6 +250,14 @@ ENDPOINTS = [
     ("GET", "/care/conversations/alice"),
     ("GET", "/care/handovers"),
     ("GET", "/care/fallbacks"),
+    # Live handover (issue 28).
+    ("GET", "/care/queue"),
+    ("GET", "/care/events"),
+    ("GET", "/care/stats"),
+    *(
+        ("POST", f"/care/conversations/web:x/{action}")
+        for action in ("claim", "messages", "notes", "pass", "release", "close")
+    ),
 ]
 BAD_HEADERS = [
     {},

@@ -722,3 +722,64 @@ async def test_the_bench_measures_a_bystander_while_one_client_floods(bot):
     many = result["one_address"]["flood"]
     assert many["failed"] == many["not_sent"] == 0 and many["answered"] <= 60 and many["told_to_slow_down"] > 0, many
     assert sum(many.values()) == 90
+
+
+# -- live handover on the messengers (issue 28) ------------------------------------
+# The agent's side is written to the store as the care server writes it (musaed/care_desk.py);
+# the Rasa server, polling the store, sends it through the channel's API (the fakes).
+
+
+def test_telegram_agent_replies_reach_the_right_chat_and_the_bot_is_silent(bot):
+    from musaed import care_desk, handover
+    from musaed.store import handover as handovers
+
+    db = store.open_db(bot.db_file)
+    care_desk.seen(db, "huda")
+    chat, other = 700000028, 700000029
+    conversation = f"telegram:{chat}"
+    tg_post(bot, tg_text_update(other, "السلام عليكم"))
+    tg_post(bot, tg_text_update(chat, "ابي اكلم موظف"))
+    assert handover.state_of(db, conversation) == "waiting"
+    care_desk.claim(db, "huda", conversation)
+    care_desk.send(db, "huda", conversation, "مرحبًا، معك هدى")
+    sent = bot.telegram.wait_for(lambda _: [m for m in tg_sent(bot, chat) if "معك هدى" in m["text"]], timeout=5)
+    assert sent[0]["text"] == "huda: مرحبًا، معك هدى"
+    assert all("معك هدى" not in m["text"] for m in tg_sent(bot, other))
+    before = len(tg_sent(bot, chat))
+    tg_post(bot, tg_text_update(chat, "ابي اجدد هويتي"))
+    press = tg_button_update(chat, "/digital_id")
+    press["callback_query"]["message"]["reply_markup"] = {
+        "inline_keyboard": [[{"text": "الهوية الرقمية", "callback_data": "/digital_id"}]]
+    }
+    assert tg_post(bot, press).status_code == 200
+    time.sleep(1)
+    assert len(tg_sent(bot, chat)) == before  # the bot said nothing
+    said = [m["text"] for m in handovers.messages_of(db, conversation) if m["side"] == "person"]
+    assert said[-2:] == ["ابي اجدد هويتي", "الهوية الرقمية"]  # the button's title, not its payload
+    care_desk.close(db, "huda", conversation)
+    closing = bot.telegram.wait_for(lambda _: [m for m in tg_sent(bot, chat, before) if "reply_markup" in m], timeout=5)
+    titles = [b["text"] for row in closing[0]["reply_markup"]["inline_keyboard"] for b in row]
+    assert titles == ["1", "2", "3", "4", "5"]
+
+
+def test_whatsapp_agent_replies_reach_the_right_number_and_the_bot_is_silent(bot):
+    from musaed import care_desk
+    from musaed.store import handover as handovers
+
+    db = store.open_db(bot.db_file)
+    care_desk.seen(db, "omar")
+    wa_id = new_wa_id()
+    conversation = f"whatsapp:{wa_id}"
+    wa_say(bot, wa_id, wa_text(wa_id, "ابي اكلم موظف"))
+    care_desk.claim(db, "omar", conversation)
+    care_desk.send(db, "omar", conversation, "أهلًا، معك عمر")
+    sent = bot.graph.wait_for(lambda _: [t for t in wa_texts(bot.graph.messages_to(wa_id)) if "عمر" in t], timeout=5)
+    assert sent == ["omar: أهلًا، معك عمر"]
+    before = len(bot.graph.messages_to(wa_id))
+    assert wa_post(bot, wa_text(wa_id, "ابي اجدد هويتي")).status_code == 200
+    assert wa_post(bot, wa_reply(wa_id, "button_reply", "/ask_fees", "الرسوم")).status_code == 200
+    time.sleep(1)
+    assert len(bot.graph.messages_to(wa_id)) == before  # the bot said nothing
+    said = [m["text"] for m in handovers.messages_of(db, conversation) if m["side"] == "person"]
+    assert said[-2:] == ["ابي اجدد هويتي", "الرسوم"]
+    care_desk.close(db, "omar", conversation)

@@ -283,6 +283,58 @@ def test_customer_care_reads_the_transcript_and_handover_from_postgresql(cluster
     assert requests.get(f"{care}handovers", timeout=30).status_code == 401
 
 
+def test_live_handover_across_the_replicas(cluster):
+    """Issue 28: the widget on one replica, a REST person on the other; the agent answers
+    through the care server; the state is PostgreSQL's, so each replica keeps the bot silent
+    and delivers the agent's messages to the person it serves (polling the store)."""
+    import asyncio
+
+    from web_client import Tab
+
+    auth = {"Authorization": f"Bearer {CARE_TOKEN}"}
+    care = cluster.settings["MUSAED_CARE_URL"]
+    deadline = time.monotonic() + 120  # care loads the model once, at start-up
+    while True:
+        try:
+            if requests.get(f"{care}queue", headers=auth, timeout=30).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "customer care did not answer"
+        time.sleep(1)
+
+    def agent(path: str, **body) -> requests.Response:
+        return requests.post(f"{care}conversations/{path}", headers=auth, json=body, timeout=30)
+
+    async def widget_on_replica_two() -> None:
+        tab = Tab(cluster.replicas[1])
+        try:
+            await tab.open(None)
+            await tab.say("ابي اكلم موظف")
+            assert (await asyncio.to_thread(agent, f"{tab.conversation}/claim")).status_code == 200
+            assert (await asyncio.to_thread(agent, f"{tab.conversation}/messages", text="من الموظف")).status_code == 200
+            for _ in range(50):
+                if any(r.get("agent") == "agent" for r in tab.replies):
+                    break
+                await asyncio.sleep(0.1)
+            assert [r["text"] for r in tab.replies if r.get("agent") == "agent"] == ["من الموظف"]
+            assert await tab.say("ابي اجدد هويتي") == []  # held: the bot is silent
+            assert (await asyncio.to_thread(agent, f"{tab.conversation}/close")).status_code == 200
+        finally:
+            await tab.close()
+
+    asyncio.run(widget_on_replica_two())
+    chat = Chat(cluster.front)
+    one, two = cluster.replicas
+    chat.say("ابي اكلم موظف", via=one)
+    assert agent(f"rest:{chat.sender}/claim").status_code == 200
+    assert agent(f"rest:{chat.sender}/messages", text="أهلًا").status_code == 200
+    assert chat.say("ابي اجدد هويتي", via=two).endswith("أهلًا")  # with its next request, through the other replica
+    seen = requests.get(f"{care}conversations/rest:{chat.sender}", headers=auth, timeout=30).json()
+    assert seen["state"] == "agent"
+    assert [m["text"] for m in seen["live"]["messages"] if m["side"] == "person"][-1] == "ابي اجدد هويتي"
+
+
 def test_a_web_session_ended_on_one_replica_is_over_on_the_other(cluster):
     """«محادثة جديدة» on one replica ends the session in PostgreSQL (web_sessions): a tab on
     the other replica, still on that session, is moved to a new one at its next message

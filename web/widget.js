@@ -118,6 +118,12 @@
     bubble.className = "musaed-msg musaed-" + entry.from;
     // Each bubble runs the way its own text does: Arabic right to left, English left to right.
     bubble.setAttribute("dir", "auto");
+    if (entry.agent) {  // a person from customer care, not the assistant: named
+      var who = document.createElement("span");
+      who.className = "musaed-who";
+      who.textContent = entry.agent;
+      bubble.appendChild(who);
+    }
     if (entry.text) {
       var p = document.createElement("p");
       p.textContent = entry.text;  // textContent: a message is never HTML
@@ -181,7 +187,8 @@
     restored = true;
     var waiting = state.log.filter(function (e) { return e.pending; });
     state.log = entries.map(function (e) {
-      return { from: e.from === "user" ? "user" : "bot", text: e.text || "", buttons: e.buttons || [],
+      var from = e.from === "user" || e.from === "agent" ? e.from : "bot";
+      return { from: from, agent: from === "agent" ? e.agent : null, text: e.text || "", buttons: e.buttons || [],
                image: e.image || null };
     });
     // A question the person has answered since keeps its buttons disabled.
@@ -224,7 +231,9 @@
     var image = m.attachment && m.attachment.type === "image" ? m.attachment.payload.src : null;
     var language = languageOf(m.text || "");
     if (language && language !== state.language) speak(language);
-    add({ from: "bot", text: m.text || "", buttons: buttons, image: image });
+    // An agent's message (customer care, issue 28) carries the agent's name.
+    var agent = typeof m.agent === "string" && m.agent ? m.agent : null;
+    add({ from: agent ? "agent" : "bot", agent: agent, text: m.text || "", buttons: buttons, image: image });
   });
 
   // Each typed message is shown once and sent once: straight away when
@@ -232,8 +241,11 @@
   // be an id or a code) until the session is confirmed again.
   function flush() {
     while (state.outbox.length && socket.connected && root.dataset.connected === "true" && !startingOver) {
-      var message = state.outbox.shift();
-      socket.emit("user_uttered", { message: message, session_id: state.sessionId });
+      var out = state.outbox.shift();
+      var sent = { message: out.message, session_id: state.sessionId };
+      // A button's title: what an agent reads instead of its payload (channels/handover_gate.py).
+      if (out.title) sent.metadata = { musaed_title: out.title };
+      socket.emit("user_uttered", sent);
       showTyping(true);
     }
   }
@@ -241,7 +253,7 @@
     if (!message || !message.trim()) return;
     answer(state.log.length - 1);  // typing an answer answers the question too
     add({ from: "user", text: shown || message, pending: true });
-    state.outbox.push(message);
+    state.outbox.push({ message: message, title: shown || null });
     flush();
   }
   root.querySelector(".musaed-form").addEventListener("submit", function (e) {

@@ -38,6 +38,10 @@ from musaed.store.connection import (  # noqa: F401
     serialize,
     transaction,
 )
+from musaed.store.handover import (  # noqa: F401
+    agents_seen_since,
+    purge_handovers,
+)
 from musaed.store.people import (  # noqa: F401
     dependents,
     family_record,

@@ -158,6 +158,54 @@ CREATE INDEX web_sessions_seen ON web_sessions(last_seen)
 """
 
 
+# Issue 28: live handover. A conversation's handovers, one row each time the person asks
+# for a person (waiting -> agent -> closed); at most one open per conversation. Every
+# message of either side, every agent's note and every change of state is a row of
+# handover_messages, whose growing id is the cursor the channels and the console poll.
+_M008_LIVE_HANDOVER = """
+CREATE TABLE handovers (
+    id INTEGER PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    language TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('waiting', 'agent', 'closed')),
+    agent TEXT,
+    national_id TEXT,                       -- the person, once verified in the bot's flow
+    out_of_hours INTEGER NOT NULL DEFAULT 0,
+    awaiting TEXT,                          -- the person's next message is: 'message' (kept) or 'comment'
+    requested_at TEXT NOT NULL,
+    claimed_at TEXT,
+    closed_at TEXT,
+    closed_by TEXT,                         -- an agent, or 'person' (the wait cancelled)
+    returned_at TEXT,                       -- the person's first message to the bot again
+    rating INTEGER CHECK (rating BETWEEN 1 AND 5),
+    rating_comment TEXT
+);
+CREATE UNIQUE INDEX handovers_one_open ON handovers(conversation) WHERE state IN ('waiting', 'agent');
+CREATE INDEX handovers_state ON handovers(state, requested_at);
+CREATE INDEX handovers_conversation ON handovers(conversation, id);
+CREATE TABLE handover_messages (
+    id INTEGER PRIMARY KEY,
+    handover_id INTEGER NOT NULL REFERENCES handovers(id) ON DELETE CASCADE,
+    conversation TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('person', 'agent', 'system', 'note', 'event')),
+    agent TEXT,
+    text TEXT NOT NULL,
+    buttons TEXT,                           -- JSON [{"title", "payload"}] of a system message
+    to_bot INTEGER NOT NULL DEFAULT 0,      -- a person's message the bot answered too (while waiting)
+    at TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE INDEX handover_messages_of ON handover_messages(handover_id, id);
+CREATE INDEX handover_messages_to_deliver ON handover_messages(channel, delivered_at);
+CREATE TABLE care_agents_seen (
+    agent TEXT PRIMARY KEY,
+    last_seen TEXT NOT NULL
+)
+"""
+
+
 # Issue 25: what customer-care agents read and change, one row each: who (the agent), what
 # (the action, the tracking number or conversation id), whose record (the national id, in
 # full: the database is the place for it) and when. Append-only: a trigger on each engine
@@ -245,6 +293,7 @@ MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("004_webhook_replays", _M004_WEBHOOK_REPLAYS),
     ("005_care_audit", _m005_care_audit),
     ("007_web_sessions", _M007_WEB_SESSIONS),
+    ("008_live_handover", _M008_LIVE_HANDOVER),
 )
 
 
