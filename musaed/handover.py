@@ -172,6 +172,16 @@ def on_person_message(
     lang = language.detect(said) or latest["language"]
     cat = _cat(lang)
     if latest["state"] == "agent":  # the bot is silent: the message is the agent's to read
+        if _is_cancel(text):  # the person may leave: the bot must not stay silent after them
+            rows.change(
+                db,
+                latest["id"],
+                set_={"state": "closed", "closed_at": at, "closed_by": "person"},
+                where={"state": "agent"},
+                event="غادر العميل المحادثة",
+                at=at,
+            )
+            return Decision(False, [{"text": cat.labels["handover_left"]}])
         rows.add_message(db, latest, "person", said, at=at)
         return Decision(False)
     if latest["state"] == "waiting":

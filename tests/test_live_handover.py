@@ -158,7 +158,10 @@ def test_rest_person_and_agent_both_ways_bot_silent_close_rating(live):
     assert other.status_code == 409 and other.json()["error"] == "not_yours"
     # The next request brings the agent's messages; the bot says nothing to «ابي اجدد هويتي».
     replies = person.say("ابي اجدد هويتي")
-    assert [r["text"] for r in replies] == ["huda from customer service has joined you.", "Hello, Huda here"]
+    assert [r["text"] for r in replies] == [
+        "huda from customer service has joined you. To end the chat with them, write “back to the assistant”.",
+        "Hello, Huda here",
+    ]
     assert replies[1]["custom"] == {"from": "agent", "agent": "huda"}
     assert person.say("/affirm") == []  # a payload does not reach the dialogue either
     seen = care(live, "GET", f"/care/conversations/{person.conversation}").json()
