@@ -126,6 +126,9 @@ def test_nobody_on_duty_the_message_is_kept_and_the_next_agent_sees_it(live):
     assert any(m["side"] == "person" and "بعد العصر" in m["text"] for m in seen["live"]["messages"])
     assert care(live, "POST", f"/care/conversations/{person.conversation}/claim").status_code == 200
     assert care(live, "POST", f"/care/conversations/{person.conversation}/close").status_code == 200
+    # The agent reads the number left for a call back; no log holds it.
+    for log in live.log_dir.glob("*.log"):
+        assert "0551234567" not in log.read_text(errors="replace"), log.name
 
 
 def test_only_agents_reach_the_live_chat(live):
