@@ -10,6 +10,7 @@ close it: each is a conditional UPDATE on (state, agent), so a race has one winn
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -87,8 +88,6 @@ def queue(db: store.Db, agent: str, now: Optional[datetime] = None, audit: bool 
 
 
 def _message(m: dict) -> Dict[str, Any]:
-    import json
-
     return {
         "id": m["id"],
         "side": m["side"],
@@ -235,7 +234,7 @@ def close(db: store.Db, agent: str, conversation_id: str, now: Optional[datetime
         event=f"أنهاها {agent}",
         agent=agent,
         at=at,
-        messages=[{"side": "system", "text": cat.labels["handover_closed"], "buttons": handover._rating_buttons(cat)}],
+        messages=[{"side": "system", "text": cat.labels["handover_closed"], "buttons": handover.rating_buttons()}],
     )
     if done is None:
         raise _refused("not_yours")

@@ -111,7 +111,7 @@ def request(
         },
         event="طلب موظفًا" if staffed else "طلب موظفًا خارج الدوام (أو ولا موظف متاح)",
     )
-    if handover["out_of_hours"]:
+    if not staffed:  # asked again out of hours, or nobody on duty yet: when they are back
         return Outcome("out_of_hours", opens=office.next_opening(now))
     return Outcome("waiting", position=position(db, handover["id"]))
 
@@ -152,7 +152,8 @@ def _is_cancel(text: str) -> bool:
     } | {"back to the assistant", "back to assistant", "ارجع للمساعد", "رجوع للمساعد", "ارجع المساعد"}
 
 
-def _rating_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
+def rating_buttons() -> List[Dict[str, str]]:
+    """1 to 5: the digits need no translation."""
     return [{"title": str(n), "payload": f'{RATE_PAYLOAD}{{"score": {n}}}'} for n in range(1, 6)]
 
 
@@ -226,7 +227,7 @@ def _rating(db: store.Db, latest: Optional[dict], text: str, at: str) -> Decisio
     match = _RATE.match(text.replace(" ", ""))
     score = int(match[1]) if match else 0
     if not 1 <= score <= 5:
-        return Decision(False, [{"text": cat.labels["handover_bad_rating"], "buttons": _rating_buttons(cat)}])
+        return Decision(False, [{"text": cat.labels["handover_bad_rating"], "buttons": rating_buttons()}])
     rows.change(
         db,
         latest["id"],

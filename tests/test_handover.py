@@ -284,3 +284,13 @@ def test_the_person_may_leave_an_agent_and_the_bot_is_back(open_store):
     assert gone.value.code == "not_found" and "لا توجد محادثة" in gone.value.message
     events = [m["text"] for m in rows.messages_of(db, "web:leave") if m["side"] == "event"]
     assert "غادر العميل المحادثة" in events
+
+
+def test_asking_again_once_agents_are_on_duty_gives_the_place_in_the_queue(open_store):
+    db = open_store()
+    first = handover.request(db, "web:again", "web", "en", office=ALWAYS)
+    assert first.kind == "out_of_hours"  # nobody on duty
+    on_duty(db, "huda")
+    again = handover.request(db, "web:again", "web", "en", office=ALWAYS)
+    assert (again.kind, again.position) == ("waiting", 1)
+    assert len(care_desk.queue(db, "huda")["waiting"]) == 1  # still one place, not two
