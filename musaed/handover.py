@@ -22,7 +22,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from musaed import catalogue, language, store
 from musaed import office_hours as hours
@@ -142,14 +143,25 @@ class Decision:
     replies: List[Dict[str, Any]] = field(default_factory=list)
 
 
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@lru_cache(maxsize=1)
+def _cancel_phrases() -> FrozenSet[str]:
+    """The back-to-the-assistant button's titles and their usual spellings; once per process
+    (parsing the catalogue in both languages costs a held message ~0.7 s the first time)."""
+    titles = {_plain(catalogue.load(lang).labels["button_back_to_bot"]) for lang in language.LANGUAGES}
+    return frozenset(titles | {"back to the assistant", "back to assistant", "ارجع للمساعد", "رجوع للمساعد"})
+
+
+def warm() -> None:
+    """Load what a person's message may need before the first one arrives (channels call it at start)."""
+    _cancel_phrases()
+
+
 def _is_cancel(text: str) -> bool:
-    if text.strip() == CANCEL_PAYLOAD:
-        return True
-    plain = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-    return plain in {
-        " ".join(re.sub(r"[^\w\s]", " ", catalogue.load(lang).labels["button_back_to_bot"].lower()).split())
-        for lang in language.LANGUAGES
-    } | {"back to the assistant", "back to assistant", "ارجع للمساعد", "رجوع للمساعد", "ارجع المساعد"}
+    return text.strip() == CANCEL_PAYLOAD or _plain(text) in _cancel_phrases()
 
 
 def rating_buttons() -> List[Dict[str, str]]:

@@ -254,6 +254,7 @@ def test_widget_and_console_in_chromium(browser, live):
     conversation = row.get_attribute("data-conversation")
     row.locator("button.claim").click()
     console.wait_for_selector("#chat[data-state=agent]")
+    assert "ابي اكلم موظف" in console.locator("#live-transcript details.bot-transcript").text_content()
     widget.wait_for_selector(".musaed-bot:has-text('انضم إليك huda')")
 
     # Agent → widget, marked as a person with the agent's name.
