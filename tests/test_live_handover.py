@@ -71,7 +71,8 @@ def live(tmp_path_factory):
         start_new_session=True,
     )
     web = subprocess.Popen(
-        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(web_port), "--rasa-url", bot.url],
+        [sys.executable, "-m", "web.serve", "--port", str(web_port), "--rasa-url", bot.url],
+        cwd=ROOT,
         env=base_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
