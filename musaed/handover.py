@@ -131,7 +131,7 @@ def request_reply(lang: str, outcome: Outcome) -> Dict[str, Any]:
     if outcome.kind == "out_of_hours":
         text = cat.labels["handover_out_of_hours"].format(when=when_text(cat, outcome.opens), **cat.call_centre)
     else:
-        text = cat.labels["handover_waiting"].format(position=outcome.position)
+        text = cat.labels["handover_waiting"].format(position=outcome.position, **cat.call_centre)
     return {"text": text, "buttons": [{"title": cat.labels["button_back_to_bot"], "payload": CANCEL_PAYLOAD}]}
 
 

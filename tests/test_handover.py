@@ -47,6 +47,7 @@ def test_queue_places_and_asking_twice(open_store):
     reply = handover.request_reply("en", second)
     assert "place in the queue: 2" in reply["text"] and reply["buttons"][0]["payload"] == handover.CANCEL_PAYLOAD
     assert "ترتيبك في قائمة الانتظار: 1" in handover.request_reply("ar", first)["text"]
+    assert "992" in handover.request_reply("ar", first)["text"]  # the call centre, for the urgent
     q = care_desk.queue(db, "huda", now=MONDAY_10)
     assert [(w["conversation_id"], w["position"], w["language"], w["channel"]) for w in q["waiting"]] == [
         ("web:a", 1, "ar", "web"),
