@@ -66,6 +66,7 @@ async def deliver_forever(
     channel: str, deliver: Callable[[dict], Awaitable[None]], reachable: Callable[[str], bool] = lambda _: True
 ) -> None:
     logger.info("Delivering agents' messages on %s (polling the store every %.1f s)", channel, POLL_SECONDS)
+    await asyncio.to_thread(handover.warm)  # the gate's first held message is then as quick as the next
     while True:
         try:
             await deliver_once(channel, deliver, reachable)

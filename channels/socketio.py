@@ -228,6 +228,8 @@ class SocketIOInput(RasaSocketIOInput):
                 pushed["quick_replies"] = [{"content_type": "text", **b} for b in reply["buttons"]]
             if message["side"] == "agent":
                 pushed["agent"] = message["agent"]
+            # Whether a person holds the chat now: the widget shows no "typing" for the bot then.
+            pushed["handover"] = message.get("handover_state")
             await sio.emit(self.bot_message_evt, pushed, room=message["conversation"], namespace=self.namespace)
 
         def here(conversation: str) -> bool:

@@ -10,6 +10,7 @@ close it: each is a conditional UPDATE on (state, agent), so a race has one winn
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -19,6 +20,11 @@ from musaed.office_hours import RIYADH
 from musaed.store import handover as rows
 
 HandoverError = handover.HandoverError
+
+
+def _refused(code: str, **values: str) -> HandoverError:
+    """A refusal in the agents' language (the console is Arabic), its text from the catalogue."""
+    return HandoverError(code, catalogue.load().labels[f"care_live_{code}"].format(**values))
 
 
 def _now(now: Optional[datetime]) -> datetime:
@@ -82,8 +88,6 @@ def queue(db: store.Db, agent: str, now: Optional[datetime] = None, audit: bool 
 
 
 def _message(m: dict) -> Dict[str, Any]:
-    import json
-
     return {
         "id": m["id"],
         "side": m["side"],
@@ -116,7 +120,7 @@ def _label(h: dict, key: str, **values: str) -> str:
 def _open(db: store.Db, conversation_id: str) -> dict:
     h = rows.open_handover(db, conversation_id)
     if h is None:
-        raise HandoverError("not_found", "لا توجد محادثة تنتظر موظفًا أو مع موظف بهذا المعرّف.")
+        raise _refused("not_found")
     return h
 
 
@@ -124,7 +128,7 @@ def _held_by(db: store.Db, agent: str, conversation_id: str, action: str) -> dic
     h = _open(db, conversation_id)
     if h["state"] != "agent" or h["agent"] != agent:
         _audit(db, agent, f"{action}_refused", h, conversation_id, "not held by this agent")
-        raise HandoverError("not_yours", "هذه المحادثة ليست معك: استلمها أولًا.")
+        raise _refused("not_yours")
     return h
 
 
@@ -144,7 +148,7 @@ def claim(db: store.Db, agent: str, conversation_id: str, now: Optional[datetime
     if won is None:
         holder = (rows.get_handover(db, h["id"]) or {}).get("agent")
         _audit(db, agent, "claim_refused", h, conversation_id, f"held by {holder}")
-        raise HandoverError("already_claimed", f"استلم المحادثة {holder or 'موظف آخر'} قبلك.")
+        raise _refused("already_claimed", agent=holder or "-")
     _audit(db, agent, "claim", won, conversation_id)
     return conversation(db, agent, conversation_id, now)
 
@@ -152,9 +156,9 @@ def claim(db: store.Db, agent: str, conversation_id: str, now: Optional[datetime
 def send(db: store.Db, agent: str, conversation_id: str, text: Any, now: Optional[datetime] = None) -> Dict[str, Any]:
     text = text.strip() if isinstance(text, str) else ""
     if not text:
-        raise HandoverError("text_required", "اكتب الرسالة.")
+        raise _refused("text_required")
     if len(text) > handover.MAX_TEXT:
-        raise HandoverError("too_long", f"الرسالة أطول من {handover.MAX_TEXT} حرف.")
+        raise _refused("too_long", limit=str(handover.MAX_TEXT))
     h = _held_by(db, agent, conversation_id, "message")
     rows.add_message(db, h, "agent", text, agent=agent, at=store.now_iso(_now(now)))
     _audit(db, agent, "message", h, conversation_id, f"{len(text)} characters")
@@ -165,10 +169,10 @@ def note(db: store.Db, agent: str, conversation_id: str, text: Any, now: Optiona
     """An internal note: agents read it, the person never does (it is never delivered)."""
     text = text.strip() if isinstance(text, str) else ""
     if not text:
-        raise HandoverError("text_required", "اكتب الملاحظة.")
+        raise _refused("text_required")
     h = rows.latest_handover(db, conversation_id)
     if h is None:
-        raise HandoverError("not_found", "لا توجد محادثة مع خدمة العملاء بهذا المعرّف.")
+        raise _refused("not_found")
     rows.add_message(db, h, "note", text[: handover.MAX_TEXT], agent=agent, at=store.now_iso(_now(now)))
     _audit(db, agent, "note", h, conversation_id, f"{len(text)} characters")
     return {"noted": True}
@@ -189,7 +193,7 @@ def release(db: store.Db, agent: str, conversation_id: str, now: Optional[dateti
         messages=[{"side": "system", "text": _label(h, "handover_requeued")}],
     )
     if done is None:
-        raise HandoverError("not_yours", "هذه المحادثة ليست معك.")
+        raise _refused("not_yours")
     _audit(db, agent, "release", h, conversation_id)
     return conversation(db, agent, conversation_id, now)
 
@@ -198,7 +202,7 @@ def pass_to(
     db: store.Db, agent: str, conversation_id: str, to: Any, agents: Sequence[str], now: Optional[datetime] = None
 ) -> Dict[str, Any]:
     if not isinstance(to, str) or to not in agents or to == agent:
-        raise HandoverError("unknown_agent", "اختر موظفًا آخر من الفريق.")
+        raise _refused("unknown_agent")
     at = store.now_iso(_now(now))
     h = _held_by(db, agent, conversation_id, "pass")
     done = rows.change(
@@ -212,7 +216,7 @@ def pass_to(
         messages=[{"side": "system", "text": _label(h, "handover_joined", agent=to)}],
     )
     if done is None:
-        raise HandoverError("not_yours", "هذه المحادثة ليست معك.")
+        raise _refused("not_yours")
     _audit(db, agent, "pass", h, conversation_id, f"to {to}")
     return conversation(db, agent, conversation_id, now)
 
@@ -230,10 +234,10 @@ def close(db: store.Db, agent: str, conversation_id: str, now: Optional[datetime
         event=f"أنهاها {agent}",
         agent=agent,
         at=at,
-        messages=[{"side": "system", "text": cat.labels["handover_closed"], "buttons": handover._rating_buttons(cat)}],
+        messages=[{"side": "system", "text": cat.labels["handover_closed"], "buttons": handover.rating_buttons()}],
     )
     if done is None:
-        raise HandoverError("not_yours", "هذه المحادثة ليست معك.")
+        raise _refused("not_yours")
     _audit(db, agent, "close", h, conversation_id)
     return conversation(db, agent, conversation_id, now)
 

@@ -22,7 +22,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from musaed import catalogue, language, store
 from musaed import office_hours as hours
@@ -111,7 +112,7 @@ def request(
         },
         event="طلب موظفًا" if staffed else "طلب موظفًا خارج الدوام (أو ولا موظف متاح)",
     )
-    if handover["out_of_hours"]:
+    if not staffed:  # asked again out of hours, or nobody on duty yet: when they are back
         return Outcome("out_of_hours", opens=office.next_opening(now))
     return Outcome("waiting", position=position(db, handover["id"]))
 
@@ -130,7 +131,7 @@ def request_reply(lang: str, outcome: Outcome) -> Dict[str, Any]:
     if outcome.kind == "out_of_hours":
         text = cat.labels["handover_out_of_hours"].format(when=when_text(cat, outcome.opens), **cat.call_centre)
     else:
-        text = cat.labels["handover_waiting"].format(position=outcome.position)
+        text = cat.labels["handover_waiting"].format(position=outcome.position, **cat.call_centre)
     return {"text": text, "buttons": [{"title": cat.labels["button_back_to_bot"], "payload": CANCEL_PAYLOAD}]}
 
 
@@ -142,17 +143,29 @@ class Decision:
     replies: List[Dict[str, Any]] = field(default_factory=list)
 
 
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@lru_cache(maxsize=1)
+def _cancel_phrases() -> FrozenSet[str]:
+    """The back-to-the-assistant button's titles and their usual spellings; once per process
+    (parsing the catalogue in both languages costs a held message ~0.7 s the first time)."""
+    titles = {_plain(catalogue.load(lang).labels["button_back_to_bot"]) for lang in language.LANGUAGES}
+    return frozenset(titles | {"back to the assistant", "back to assistant", "ارجع للمساعد", "رجوع للمساعد"})
+
+
+def warm() -> None:
+    """Load what a person's message may need before the first one arrives (channels call it at start)."""
+    _cancel_phrases()
+
+
 def _is_cancel(text: str) -> bool:
-    if text.strip() == CANCEL_PAYLOAD:
-        return True
-    plain = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-    return plain in {
-        " ".join(re.sub(r"[^\w\s]", " ", catalogue.load(lang).labels["button_back_to_bot"].lower()).split())
-        for lang in language.LANGUAGES
-    } | {"back to the assistant", "back to assistant", "ارجع للمساعد", "رجوع للمساعد", "ارجع المساعد"}
+    return text.strip() == CANCEL_PAYLOAD or _plain(text) in _cancel_phrases()
 
 
-def _rating_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
+def rating_buttons() -> List[Dict[str, str]]:
+    """1 to 5: the digits need no translation."""
     return [{"title": str(n), "payload": f'{RATE_PAYLOAD}{{"score": {n}}}'} for n in range(1, 6)]
 
 
@@ -172,6 +185,16 @@ def on_person_message(
     lang = language.detect(said) or latest["language"]
     cat = _cat(lang)
     if latest["state"] == "agent":  # the bot is silent: the message is the agent's to read
+        if _is_cancel(text):  # the person may leave: the bot must not stay silent after them
+            rows.change(
+                db,
+                latest["id"],
+                set_={"state": "closed", "closed_at": at, "closed_by": "person"},
+                where={"state": "agent"},
+                event="غادر العميل المحادثة",
+                at=at,
+            )
+            return Decision(False, [{"text": cat.labels["handover_left"]}])
         rows.add_message(db, latest, "person", said, at=at)
         return Decision(False)
     if latest["state"] == "waiting":
@@ -216,7 +239,7 @@ def _rating(db: store.Db, latest: Optional[dict], text: str, at: str) -> Decisio
     match = _RATE.match(text.replace(" ", ""))
     score = int(match[1]) if match else 0
     if not 1 <= score <= 5:
-        return Decision(False, [{"text": cat.labels["handover_bad_rating"], "buttons": _rating_buttons(cat)}])
+        return Decision(False, [{"text": cat.labels["handover_bad_rating"], "buttons": rating_buttons()}])
     rows.change(
         db,
         latest["id"],

@@ -758,8 +758,13 @@ def test_telegram_agent_replies_reach_the_right_chat_and_the_bot_is_silent(bot):
     assert said[-2:] == ["ابي اجدد هويتي", "الهوية الرقمية"]  # the button's title, not its payload
     care_desk.close(db, "huda", conversation)
     closing = bot.telegram.wait_for(lambda _: [m for m in tg_sent(bot, chat, before) if "reply_markup" in m], timeout=5)
-    titles = [b["text"] for row in closing[0]["reply_markup"]["inline_keyboard"] for b in row]
-    assert titles == ["1", "2", "3", "4", "5"]
+    buttons = [b for row in closing[0]["reply_markup"]["inline_keyboard"] for b in row]
+    assert [b["text"] for b in buttons] == ["1", "2", "3", "4", "5"]
+    after_close = len(tg_sent(bot, chat))
+    assert tg_post(bot, tg_button_update(chat, buttons[3]["callback_data"])).status_code == 200
+    thanks = bot.telegram.wait_for(lambda _: tg_sent(bot, chat, after_close), timeout=5)
+    assert "شكرًا لتقييمك" in thanks[0]["text"]
+    assert handovers.latest_handover(db, conversation)["rating"] == 4
 
 
 def test_whatsapp_agent_replies_reach_the_right_number_and_the_bot_is_silent(bot):

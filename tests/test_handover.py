@@ -47,6 +47,7 @@ def test_queue_places_and_asking_twice(open_store):
     reply = handover.request_reply("en", second)
     assert "place in the queue: 2" in reply["text"] and reply["buttons"][0]["payload"] == handover.CANCEL_PAYLOAD
     assert "ترتيبك في قائمة الانتظار: 1" in handover.request_reply("ar", first)["text"]
+    assert "992" in handover.request_reply("ar", first)["text"]  # the call centre, for the urgent
     q = care_desk.queue(db, "huda", now=MONDAY_10)
     assert [(w["conversation_id"], w["position"], w["language"], w["channel"]) for w in q["waiting"]] == [
         ("web:a", 1, "ar", "web"),
@@ -109,7 +110,10 @@ def test_bot_silent_while_held_and_both_sides_stored(open_store):
     assert ("agent", "أهلًا، كيف أخدمك؟") in sides and ("note", "يحتاج متابعة غدًا") in sides
     # What goes to the person: the agent joining and the agent's message, never the note.
     delivered = handover.pending_for(db, "web:p", "web")
-    assert [d["text"] for d in delivered] == ["انضم إليك huda من خدمة العملاء.", "أهلًا، كيف أخدمك؟"]
+    assert [d["text"] for d in delivered] == [
+        "انضم إليك huda من خدمة العملاء. ولإنهاء المحادثة معه اكتب «ارجع للمساعد».",
+        "أهلًا، كيف أخدمك؟",
+    ]
     assert delivered[1]["custom"] == {"from": "agent", "agent": "huda"}
     assert handover.pending_for(db, "web:p", "web") == []  # delivered once
 
@@ -265,3 +269,29 @@ def test_verifying_while_waiting_shows_the_person_to_agents_from_then_on(open_st
     assert care_desk.queue(db, "huda")["waiting"][0]["person"]["masked_id"] == "1******014"
     handover.person_verified(db, "web:other", "1010000014")  # no handover: nothing to tell
     assert rows.latest_handover(db, "web:other") is None
+
+
+def test_the_person_may_leave_an_agent_and_the_bot_is_back(open_store):
+    db = open_store()
+    on_duty(db, "huda")
+    handover.request(db, "web:leave", "web", "en", office=ALWAYS)
+    care_desk.claim(db, "huda", "web:leave")
+    left = handover.on_person_message(db, "web:leave", "back to the assistant")
+    assert left.to_bot is False and "ended the conversation with the agent" in left.replies[0]["text"]
+    assert handover.state_of(db, "web:leave") == "bot"
+    assert handover.on_person_message(db, "web:leave", "hello").to_bot
+    with pytest.raises(handover.HandoverError) as gone:
+        care_desk.send(db, "huda", "web:leave", "are you there?")
+    assert gone.value.code == "not_found" and "لا توجد محادثة" in gone.value.message
+    events = [m["text"] for m in rows.messages_of(db, "web:leave") if m["side"] == "event"]
+    assert "غادر العميل المحادثة" in events
+
+
+def test_asking_again_once_agents_are_on_duty_gives_the_place_in_the_queue(open_store):
+    db = open_store()
+    first = handover.request(db, "web:again", "web", "en", office=ALWAYS)
+    assert first.kind == "out_of_hours"  # nobody on duty
+    on_duty(db, "huda")
+    again = handover.request(db, "web:again", "web", "en", office=ALWAYS)
+    assert (again.kind, again.position) == ("waiting", 1)
+    assert len(care_desk.queue(db, "huda")["waiting"]) == 1  # still one place, not two

@@ -71,7 +71,8 @@ def live(tmp_path_factory):
         start_new_session=True,
     )
     web = subprocess.Popen(
-        [sys.executable, str(ROOT / "web" / "serve.py"), "--port", str(web_port), "--rasa-url", bot.url],
+        [sys.executable, "-m", "web.serve", "--port", str(web_port), "--rasa-url", bot.url],
+        cwd=ROOT,
         env=base_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -126,6 +127,9 @@ def test_nobody_on_duty_the_message_is_kept_and_the_next_agent_sees_it(live):
     assert any(m["side"] == "person" and "بعد العصر" in m["text"] for m in seen["live"]["messages"])
     assert care(live, "POST", f"/care/conversations/{person.conversation}/claim").status_code == 200
     assert care(live, "POST", f"/care/conversations/{person.conversation}/close").status_code == 200
+    # The agent reads the number left for a call back; no log holds it.
+    for log in live.log_dir.glob("*.log"):
+        assert "0551234567" not in log.read_text(errors="replace"), log.name
 
 
 def test_only_agents_reach_the_live_chat(live):
@@ -158,7 +162,10 @@ def test_rest_person_and_agent_both_ways_bot_silent_close_rating(live):
     assert other.status_code == 409 and other.json()["error"] == "not_yours"
     # The next request brings the agent's messages; the bot says nothing to «ابي اجدد هويتي».
     replies = person.say("ابي اجدد هويتي")
-    assert [r["text"] for r in replies] == ["huda from customer service has joined you.", "Hello, Huda here"]
+    assert [r["text"] for r in replies] == [
+        "huda from customer service has joined you. To end the chat with them, write “back to the assistant”.",
+        "Hello, Huda here",
+    ]
     assert replies[1]["custom"] == {"from": "agent", "agent": "huda"}
     assert person.say("/affirm") == []  # a payload does not reach the dialogue either
     seen = care(live, "GET", f"/care/conversations/{person.conversation}").json()
@@ -248,6 +255,7 @@ def test_widget_and_console_in_chromium(browser, live):
     conversation = row.get_attribute("data-conversation")
     row.locator("button.claim").click()
     console.wait_for_selector("#chat[data-state=agent]")
+    assert "ابي اكلم موظف" in console.locator("#live-transcript details.bot-transcript").text_content()
     widget.wait_for_selector(".musaed-bot:has-text('انضم إليك huda')")
 
     # Agent → widget, marked as a person with the agent's name.
@@ -267,6 +275,7 @@ def test_widget_and_console_in_chromium(browser, live):
     person_to_console = time.monotonic() - start
     time.sleep(1.5)
     assert widget.locator(".musaed-bot").count() == bots_before
+    assert widget.locator(".musaed-typing").is_hidden()  # nobody pretends the bot is typing
 
     # A note the person never sees; times shown in Riyadh time.
     console.fill("#note-text", "ملاحظة داخلية")

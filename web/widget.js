@@ -168,6 +168,7 @@
   }
   function add(entry) { state.log.push(entry); render(entry, state.log.length - 1); }
   function redraw() { log.textContent = ""; state.log.forEach(render); }
+  var withAgent = false;  // an agent holds the conversation (the bot is silent)
   var restored = false;  // has the server sent this page the conversation so far?
   var startingOver = false;  // «محادثة جديدة» pressed, its new session not confirmed yet
 
@@ -231,8 +232,10 @@
     var image = m.attachment && m.attachment.type === "image" ? m.attachment.payload.src : null;
     var language = languageOf(m.text || "");
     if (language && language !== state.language) speak(language);
-    // An agent's message (customer care, issue 28) carries the agent's name.
+    // An agent's message (customer care, issue 28) carries the agent's name, and the desk's
+    // messages whether an agent holds the chat: the bot is silent then, so no "typing".
     var agent = typeof m.agent === "string" && m.agent ? m.agent : null;
+    if (typeof m.handover === "string") withAgent = m.handover === "agent";
     add({ from: agent ? "agent" : "bot", agent: agent, text: m.text || "", buttons: buttons, image: image });
   });
 
@@ -246,7 +249,7 @@
       // A button's title: what an agent reads instead of its payload (channels/handover_gate.py).
       if (out.title) sent.metadata = { musaed_title: out.title };
       socket.emit("user_uttered", sent);
-      showTyping(true);
+      showTyping(!withAgent);
     }
   }
   function send(message, shown) {
@@ -270,6 +273,7 @@
     showTyping(false);
     root.dataset.ready = "false";
     startingOver = true;
+    withAgent = false;
     if (socket.connected) socket.emit("session_request", { session_id: null, end: ending });
     // (else the next connect sends it)
   });

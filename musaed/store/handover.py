@@ -144,7 +144,8 @@ def last_message_id(db: Db) -> int:
 def to_deliver(db: Db, channel: str, conversation: Optional[str] = None, limit: int = 50) -> List[dict]:
     """The agent's and the system's messages not yet delivered on `channel`, oldest first."""
     sql = (
-        "SELECT m.*, h.language FROM handover_messages m JOIN handovers h ON h.id = m.handover_id "
+        "SELECT m.*, h.language, h.state AS handover_state FROM handover_messages m "
+        "JOIN handovers h ON h.id = m.handover_id "
         "WHERE m.channel = ? AND m.delivered_at IS NULL AND m.side IN ('agent', 'system')"
     )
     params: List[Any] = [channel]
