@@ -214,5 +214,7 @@ class ActionShowCapabilities(Action):
             text = cat.labels[
                 {"out_of_scope": "out_of_scope", "nlu_fallback": "not_understood"}.get(intent, "capabilities")
             ]
-        dispatcher.utter_message(text=text, buttons=service_buttons(cat))
+        # Not what the person wanted: a person is one tap away too.
+        human = {"title": cat.labels["button_human"], "payload": "/request_human"}
+        dispatcher.utter_message(text=text, buttons=[*service_buttons(cat), human])
         return []

@@ -95,7 +95,8 @@ async def test_picking_a_service_answers_the_waiting_followup():
 async def test_menu_intro_says_why_it_is_shown(intent, label):
     messages, events = await run(ActionShowCapabilities(), tracker(intent))
     assert messages[0]["text"] == CAT.labels[label]
-    assert len(messages[0]["buttons"]) == len(CAT.services)
+    assert len(messages[0]["buttons"]) == len(CAT.services) + 1  # the services, then a person
+    assert messages[0]["buttons"][-1]["payload"] == "/request_human"
     assert events == []
 
 
@@ -145,7 +146,8 @@ async def test_another_government_service_is_named_with_where_to_go_and_no_steps
     reply = messages[0]["text"]
     assert f"«{name}»" in reply and CAT.call_centre["phone"] in reply and "أبشر" in reply
     assert not any(s.steps[0] in reply for s in CAT.services.values())  # never another service's steps
-    assert len(messages[0]["buttons"]) == len(CAT.services)
+    assert len(messages[0]["buttons"]) == len(CAT.services) + 1  # the services, then a person
+    assert messages[0]["buttons"][-1]["payload"] == "/request_human"
     assert events == []
 
 

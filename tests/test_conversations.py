@@ -71,7 +71,8 @@ def test_small_talk(chat):
     assert "مساعد" in texts(chat.say("السلام عليكم"))[0]
     assert "آلي" in texts(chat.say("انت بوت؟"))[0]
     menu = chat.say("وش تقدر تسوي")
-    assert len(menu[0]["buttons"]) == len(CAT.services)
+    assert len(menu[0]["buttons"]) == len(CAT.services) + 1
+    assert menu[0]["buttons"][-1]["payload"] == "/request_human"  # a person, one tap away
     assert CAT.call_centre["phone"] in texts(chat.say("ابي اكلم موظف"))[0]
     assert texts(chat.say("مشكور ما قصرت"))[0]
     assert texts(chat.say("مع السلامة"))[0]
@@ -80,7 +81,7 @@ def test_small_talk(chat):
 def test_out_of_scope_says_what_musaed_does(chat):
     replies = chat.say("وش اخبار الطقس بكرة في الرياض")
     assert replies[0]["text"] in (CAT.labels["out_of_scope"], CAT.labels["not_understood"])
-    assert len(replies[0]["buttons"]) == len(CAT.services)
+    assert len(replies[0]["buttons"]) == len(CAT.services) + 1
 
 
 @pytest.mark.parametrize(
@@ -110,3 +111,9 @@ def test_a_service_musaed_does_not_cover_is_named_and_sent_to_absher(chat):
     reply = "\n".join(m.get("text", "") for m in chat.say("ابي اجدد جواز السفر حقي"))
     assert "«جواز السفر»" in reply and "992" in reply
     assert "1. " not in reply  # no steps of another service
+
+
+def test_the_menu_has_a_person_one_tap_away(chat):
+    human = chat.say("وش تقدر تسوي")[0]["buttons"][-1]
+    assert human["title"] == CAT.labels["button_human"]
+    assert CAT.call_centre["phone"] in texts(chat.say(human["payload"]))[0]
