@@ -192,7 +192,9 @@ def test_telegram_button_press_is_answered_and_acknowledged(bot):
     tg_post(bot, tg_text_update(chat, "وش تقدر تسوي"))
     [menu] = [m for m in tg_sent(bot, chat) if "reply_markup" in m]
     rows = menu["reply_markup"]["inline_keyboard"]
-    assert [b["callback_data"] for row in rows for b in row] == [f"/{sid}" for sid in CAT.services]
+    # The services, then a person (actions/guidance.py).
+    expected = [f"/{sid}" for sid in CAT.services] + ["/request_human"]
+    assert [b["callback_data"] for row in rows for b in row] == expected
     before = len(tg_sent(bot, chat))
     update = tg_button_update(chat, "/digital_id")
     assert tg_post(bot, update).status_code == 200
