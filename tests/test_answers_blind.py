@@ -6,9 +6,10 @@ and the reply is read as a person reads it. The goals are 90 % answered with
 the right fact and 90 % of unknowns declined; they are not met yet, and the
 floors below sit a few points under today's figures on each split
 (bench/README.md), so that a change that answers fewer questions, declines
-fewer unknowns or states more facts that do not answer fails here. The
-second split was written after the first one's misses had been read: it is
-the one no change was made for.
+fewer unknowns or states more facts that do not answer fails here. Both
+splits' misses have now been read once by the team (the figure rule in
+musaed/answers.py came after reading the second's): the next figure needs a
+third split written blind.
 """
 
 import pytest
