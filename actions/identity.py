@@ -152,7 +152,7 @@ class ActionAskNationalId(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
         if not asked_this_turn(tracker, "national_id"):
-            dispatcher.utter_message(response="utter_ask_national_id")
+            dispatcher.utter_message(response="utter_ask_national_id", **{ASKS: "national_id"})
         return []
 
 
@@ -164,5 +164,5 @@ class ActionAskOtp(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
         if not asked_this_turn(tracker, "otp"):
-            dispatcher.utter_message(response="utter_ask_otp")
+            dispatcher.utter_message(response="utter_ask_otp", **{ASKS: "otp"})
         return []

@@ -322,7 +322,15 @@ class ActionSubmitRequest(Action):
             # The receipt (PNG with a QR code) from the web server, behind a signed link, at the
             # address people's devices (and Telegram/WhatsApp) reach.
             public_url = settings.PUBLIC_URL.get()
-            dispatcher.utter_message(image=public_url.rstrip("/") + receipt.receipt_path(number, cat.language))
+            # Its text too, for the widget's receipt card: selectable, not only in the image.
+            shown = {
+                "number": number,
+                "service": cat.services[service_id].name,
+                "date": receipt.display_date(result.request["created_at"]),
+            }
+            dispatcher.utter_message(
+                image=public_url.rstrip("/") + receipt.receipt_path(number, cat.language), receipt=shown
+            )
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
         return clear_form_slots()

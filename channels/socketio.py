@@ -57,7 +57,7 @@ from channels import care_delivery, limits
 from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import handover, keys, settings, store, web_security
+from musaed import bidi, handover, keys, settings, store, web_security
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,28 @@ class Sessions:
         store.end_web_session(store.open_db(), session_key(session), store.now_iso())
 
 
-class _Recorder(SocketIOOutput):
+# What an action adds to a message that the widget uses (actions/turn.py ASKS, actions/requests.py):
+# the slot the message asks for (the keyboard for an id or a code) and a receipt's text.
+WIDGET_EXTRAS = ("asks", "receipt")
+
+
+class WidgetOutput(SocketIOOutput):
+    """Rasa's socket.io output with mixed lines isolated (musaed/bidi.py) and the widget's extras."""
+
+    _extras: Dict[str, Any] = {}
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        message = dict(message)
+        self._extras = {k: message.pop(k) for k in WIDGET_EXTRAS if message.get(k)}
+        if message.get("text"):
+            message["text"] = bidi.isolate(message["text"])
+        await super().send_response(recipient_id, message)
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        await super()._send_message(socket_id, {**response, **self._extras})
+
+
+class _Recorder(WidgetOutput):
     """Rasa's socket.io output, kept instead of sent: a stored bot message becomes exactly
     the messages the widget received live (texts split at blank lines, buttons on the last)."""
 
@@ -134,7 +155,7 @@ class _Recorder(SocketIOOutput):
         self.sent: List[Dict[str, Any]] = []
 
     async def _send_message(self, socket_id: Text, response: Any) -> None:
-        self.sent.append(response)
+        self.sent.append({**response, **self._extras})
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         pass  # the widget shows no custom messages
@@ -167,7 +188,8 @@ async def transcript(events: List[Any], live: Sequence[Tuple[float, Dict[str, An
                     titles = {b["payload"]: b["title"] for b in buttons}
                 attachment = sent.get("attachment") or {}
                 image = attachment.get("payload", {}).get("src") if attachment.get("type") == "image" else None
-                entries.append({"from": "bot", "text": sent.get("text") or "", "buttons": buttons, "image": image})
+                entry = {"from": "bot", "text": sent.get("text") or "", "buttons": buttons, "image": image}
+                entries.append({**entry, **{k: sent[k] for k in WIDGET_EXTRAS if k in sent}})
     return entries + [entry for _, entry in waiting]
 
 
@@ -223,7 +245,7 @@ class SocketIOInput(RasaSocketIOInput):
         async def to_widget(message: Dict[str, Any]) -> None:
             """An agent's message (marked with the agent's name) or the care desk's, pushed."""
             reply = handover.as_reply(message)
-            pushed: Dict[str, Any] = {"text": reply["text"]}
+            pushed: Dict[str, Any] = {"text": bidi.isolate(reply["text"])}
             if reply.get("buttons"):
                 pushed["quick_replies"] = [{"content_type": "text", **b} for b in reply["buttons"]]
             if message["side"] == "agent":
@@ -328,7 +350,7 @@ class SocketIOInput(RasaSocketIOInput):
             await on_new_message(
                 UserMessage(
                     str(data.get("message") or ""),
-                    SocketIOOutput(sio, self.bot_message_evt),
+                    WidgetOutput(sio, self.bot_message_evt),
                     conversation,
                     input_channel=self.name(),
                     metadata=limits.with_address(metadata, addresses.get(sid)),

@@ -145,7 +145,7 @@ def _qr_image(data: str, target: int = 210) -> Image.Image:
     return qr.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
 
 
-def _display_date(value: Union[str, date, datetime]) -> str:
+def display_date(value: Union[str, date, datetime]) -> str:
     """YYYY-MM-DD in Saudi time, from an ISO string, a datetime or a date."""
     if isinstance(value, str):
         try:
@@ -191,7 +191,7 @@ def render_receipt(
         (labels["receipt_service"], service_name),
         (labels["receipt_beneficiary"], beneficiary_masked_id),
         (labels["receipt_tracking_number"], tracking_number),
-        (labels["receipt_date"], _display_date(created_at)),
+        (labels["receipt_date"], display_date(created_at)),
         (labels["receipt_expected_delivery"], expected_delivery),
     )
     label_width = max(int(label_font.getlength(visual(label))) for label, _ in rows)

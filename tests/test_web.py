@@ -46,8 +46,14 @@ def web_url(servers):
     proc.wait(timeout=10)
 
 
+# The bot's answers (not the greeting the chat opens with) hold a text.
+ANSWERED = (
+    "s => [...document.querySelectorAll('.musaed-bot:not(.musaed-greeting) > p')].some(p => p.innerText.includes(s))"
+)
+
+
 def bot_texts(page):
-    return page.locator(".musaed-bot p").all_inner_texts()
+    return page.locator(".musaed-bot:not(.musaed-greeting) > p").all_inner_texts()
 
 
 def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url):
@@ -62,7 +68,7 @@ def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url
     page.press(".musaed-input", "Enter")
     step = f"1. {CAT.services['report_lost_id'].steps[0]}"
     page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        ANSWERED,
         arg=step,
         timeout=20000,
     )
@@ -70,7 +76,7 @@ def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url
     # The offer's buttons: «الرسوم» answers with the service's fees.
     page.get_by_role("button", name=CAT.labels["button_fees"]).last.click()
     page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        ANSWERED,
         arg=CAT.services["report_lost_id"].fees,
         timeout=20000,
     )
@@ -81,7 +87,7 @@ def test_widget_answers_in_rtl_with_buttons_and_survives_reload(browser, web_url
 
     before = bot_texts(page)
     page.reload()
-    page.wait_for_selector(".musaed-bot p")
+    page.wait_for_selector(".musaed-bot:not(.musaed-greeting) > p")
     assert bot_texts(page) == before  # the conversation is kept across a reload
     page.close()
 
@@ -123,7 +129,7 @@ def ask_and_wait(page, text, expect):
     page.fill(".musaed-input", text)
     page.press(".musaed-input", "Enter")
     page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        ANSWERED,
         arg=expect,
         timeout=60000,  # a loaded machine: test_web_security.py shares this
     )
@@ -145,7 +151,7 @@ def test_on_a_phone_the_chat_is_the_whole_screen_with_no_sideways_scroll(browser
     assert float(page.evaluate("getComputedStyle(document.querySelector('.musaed-input')).fontSize")[:-2]) >= 16
     page.locator(".musaed-input").tap()
     ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
-    assert page.locator(".musaed-typing").is_hidden()  # the indicator goes once the answer is in
+    assert page.locator(".musaed-dots").is_hidden()  # the indicator goes once the answer is in
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "phone-390x844.png"))
@@ -173,7 +179,7 @@ def test_an_answered_questions_buttons_are_disabled_so_a_double_tap_sends_once(b
     fees = page.get_by_role("button", name=CAT.labels["button_fees"]).last.element_handle()  # this offer's
     fees.dblclick()
     page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        ANSWERED,
         arg=CAT.services["report_lost_id"].fees,
         timeout=20000,
     )
@@ -191,12 +197,23 @@ def test_new_conversation_starts_over_with_a_new_session(browser, web_url):
     ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
     before = page.evaluate("JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId")
     page.get_by_role("button", name="محادثة جديدة").click()
+    # It asks first: «إلغاء» keeps the conversation.
+    page.get_by_role("button", name="إلغاء").click()
+    assert page.locator(".musaed-confirm").is_hidden()
+    assert page.evaluate("JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId") == before
+    assert page.locator(".musaed-user").count() == 1
+    page.get_by_role("button", name="محادثة جديدة").click()
+    page.get_by_role("button", name="نعم، ابدأ من جديد").click()
     page.wait_for_selector(".musaed-chat[data-ready=true]", timeout=20000)
     page.wait_for_function("s => JSON.parse(localStorage.getItem('musaed.chat.v1')).sessionId !== s", arg=before)
-    assert page.locator(".musaed-msg").count() == 0
+    assert page.locator(".musaed-msg:not(.musaed-greeting)").count() == 0
+    assert page.locator(".musaed-greeting").count() == 1  # the new chat opens with its greeting
     ask_and_wait(page, "hello", "Musaed")
-    # An English bubble runs left to right.
-    assert page.evaluate("getComputedStyle(document.querySelectorAll('.musaed-bot')[0]).direction") == "ltr"
+    # An English bubble's text runs left to right.
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.musaed-bot:not(.musaed-greeting) > p')).direction")
+        == "ltr"
+    )
     page.close()
 
 
@@ -232,7 +249,7 @@ def test_the_chat_s_own_words_follow_the_language_the_bot_answers_in(browser, we
     bot = page.locator(".musaed-bot").last.bounding_box()
     assert user["x"] + user["width"] > bot["x"] + bot["width"]
     page.reload()
-    page.wait_for_selector(".musaed-bot p")
+    page.wait_for_selector(".musaed-bot:not(.musaed-greeting) > p")
     assert chrome(page)["title"] == english["title"]  # kept across a reload
 
     ask_and_wait(page, "شكرا", "العفو")  # Arabic again: the frame follows
@@ -251,16 +268,20 @@ def test_a_dropped_connection_shows_reconnecting_and_sends_what_was_typed_once(b
     page.fill(".musaed-input", "ضاعت هويتي")
     page.press(".musaed-input", "Enter")
     assert page.locator(".musaed-user p").all_inner_texts() == ["ضاعت هويتي"]
+    assert page.locator(".musaed-user .musaed-pending").count() == 1  # marked as waiting to be sent
     context.set_offline(False)
     page.wait_for_function(
-        "s => [...document.querySelectorAll('.musaed-bot p')].some(p => p.innerText.includes(s))",
+        ANSWERED,
         arg=f"1. {CAT.services['report_lost_id'].steps[0]}",
         timeout=40000,
     )
     assert page.locator(".musaed-status").is_hidden()
+    assert page.locator(".musaed-pending").count() == 0
     page.wait_for_timeout(1500)
     guides = [
-        t for t in page.locator(".musaed-bot p").all_inner_texts() if CAT.services["report_lost_id"].steps[0] in t
+        t
+        for t in page.locator(".musaed-bot:not(.musaed-greeting) > p").all_inner_texts()
+        if CAT.services["report_lost_id"].steps[0] in t
     ]
     assert len(guides) == 1  # sent once, answered once
     context.close()

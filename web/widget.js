@@ -11,10 +11,20 @@
  * RTL option; this one is a small file over socket.io-client.
  *
  * What a person on a phone needs: full screen on small screens (widget.css),
- * a typing indicator while the bot answers, a visible "reconnecting" state
- * when the socket drops (messages typed meanwhile wait and go once it is
- * back, each once), «محادثة جديدة» to start over, and the buttons of a
- * question disabled once it is answered, so a double tap cannot confirm twice.
+ * kept above the on-screen keyboard (visualViewport); a greeting with three
+ * suggested questions; a number pad for an id or a code (the code filled in
+ * from the SMS: autocomplete="one-time-code"); a typing indicator that screen
+ * readers hear; a visible "reconnecting" state when the socket drops
+ * (messages typed meanwhile are marked as waiting and go once it is back, each
+ * once); «محادثة جديدة» to start over, after asking; the buttons of a question
+ * disabled once it is answered, so a double tap cannot confirm twice; and a
+ * request's receipt as a card that opens full size, to save or share.
+ *
+ * Who said what is the bubble's side, by speaker, in the chat's direction: the
+ * person's at the inline end, the bot's at the start. Each bubble's text runs
+ * its own way (dir and lang from its letters), and what runs against it (a
+ * tracking number in Arabic, an address in English) comes isolated from the
+ * server (U+2068…U+2069, musaed/bidi.py) and is shown as <bdi>.
  *
  * What the browser keeps (localStorage) is the session token and the
  * language, nothing a person typed or was told: no transcript (it held
@@ -37,6 +47,7 @@
   var STORE = "musaed.chat.v1";
   // How long the typing indicator waits for a first reply before it gives up.
   var TYPING_MS = 15000;
+  var ABSHER = "https://www.absher.sa";
 
   function load() {
     var kept = {};
@@ -54,17 +65,30 @@
   save();
 
   var WORDS = {
-    ar: { dir: "rtl", title: "مساعد — خدمات الهوية والإقامة", fresh: "محادثة جديدة", reconnecting: "جارٍ إعادة الاتصال…",
-          typing: "مساعد يكتب", placeholder: "اكتب سؤالك هنا…", input: "رسالتك", send: "إرسال", receipt: "إيصال الطلب" },
-    en: { dir: "ltr", title: "Musaed — ID and residency services", fresh: "New chat", reconnecting: "Reconnecting…",
-          typing: "Musaed is typing", placeholder: "Type your question…", input: "Your message", send: "Send",
-          receipt: "Request receipt" }
+    ar: { dir: "rtl", title: "مساعد — خدمات الهوية والإقامة", fresh: "محادثة جديدة",
+          reconnecting: "مساعد غير متاح الآن، نعيد الاتصال… ما تكتبه يُرسل عند عودته.",
+          typing: "مساعد يكتب…", placeholder: "اكتب سؤالك هنا…", input: "رسالتك", send: "إرسال",
+          receipt: "إيصال الطلب", number: "رقم الطلب", service: "الخدمة", date: "التاريخ",
+          open: "فتح الإيصال بالحجم الكامل", save: "حفظ", share: "مشاركة", close: "إغلاق",
+          pending: "بانتظار الإرسال", freshAsk: "تبدأ محادثة جديدة؟ ستُمسح هذه المحادثة من الشاشة.",
+          freshYes: "نعم، ابدأ من جديد", freshNo: "إلغاء",
+          greeting: "مرحبًا، أنا مساعد. أساعدك في تجديد الهوية والإقامة، والإبلاغ عن فقدان الهوية، وسجل الأسرة، ومتابعة طلباتك. جرّب:",
+          suggestions: ["كيف أجدد هويتي الوطنية؟", "ضاعت هويتي، وش أسوي؟", "وين وصل طلبي؟"] },
+    en: { dir: "ltr", title: "Musaed — ID and residency services", fresh: "New chat",
+          reconnecting: "Musaed is not available right now; reconnecting… What you type is sent when it is back.",
+          typing: "Musaed is typing…", placeholder: "Type your question…", input: "Your message", send: "Send",
+          receipt: "Request receipt", number: "Request number", service: "Service", date: "Date",
+          open: "Open the receipt full size", save: "Save", share: "Share", close: "Close",
+          pending: "Waiting to send", freshAsk: "Start a new chat? This conversation will be cleared from the screen.",
+          freshYes: "Yes, start over", freshNo: "Cancel",
+          greeting: "Hello, I'm Musaed. I help you renew an ID or iqama, report a lost ID, replace a family record and follow your requests. Try:",
+          suggestions: ["How do I renew my national ID?", "I lost my ID card", "Where is my request?"] }
   };
   function pick(tag) {
     tag = (tag || "").slice(0, 2).toLowerCase();
     return WORDS[tag] ? tag : null;
   }
-  // The language a reply is written in: more Arabic letters than Latin ones is Arabic.
+  // The language a text is written in: more Arabic letters than Latin ones is Arabic.
   function languageOf(text) {
     var arabic = (text.match(/[\u0600-\u06FF]/g) || []).length;
     var latin = (text.match(/[A-Za-z]/g) || []).length;
@@ -73,20 +97,27 @@
 
   var root = document.createElement("section");
   root.className = "musaed-chat";
+  // The form comes before the log: the tab order is input, send, then the answers' buttons
+  // (widget.css shows the form at the bottom).
   root.innerHTML =
     '<header class="musaed-head"><span class="musaed-title"></span>' +
     '<button class="musaed-new" type="button"></button></header>' +
+    '<div class="musaed-confirm" hidden><p></p><button class="musaed-confirm-yes" type="button"></button>' +
+    '<button class="musaed-confirm-no" type="button"></button></div>' +
     '<div class="musaed-status" role="status" hidden></div>' +
-    '<div class="musaed-log" role="log" aria-live="polite"></div>' +
-    '<div class="musaed-typing" hidden><span></span><span></span><span></span></div>' +
     '<form class="musaed-form">' +
     '<input class="musaed-input" name="message" dir="auto" autocomplete="off" enterkeyhint="send">' +
-    '<button class="musaed-send" type="submit"></button></form>';
+    '<button class="musaed-send" type="submit"></button></form>' +
+    '<div class="musaed-log" role="log" aria-live="polite" tabindex="-1"></div>' +
+    '<div class="musaed-typing" role="status"><span class="musaed-dots" hidden><span></span><span></span><span></span></span>' +
+    '<span class="musaed-sr"></span></div>';
   (document.querySelector("[data-musaed-chat]") || document.body).appendChild(root);
   var log = root.querySelector(".musaed-log");
   var input = root.querySelector(".musaed-input");
-  var typing = root.querySelector(".musaed-typing");
+  var dots = root.querySelector(".musaed-dots");
+  var typingText = root.querySelector(".musaed-typing .musaed-sr");
   var status = root.querySelector(".musaed-status");
+  var confirmBar = root.querySelector(".musaed-confirm");
   var typingTimer = null;
 
   function words() { return WORDS[state.language]; }
@@ -99,43 +130,179 @@
     root.querySelector(".musaed-title").textContent = w.title;
     root.querySelector(".musaed-new").textContent = w.fresh;
     root.querySelector(".musaed-send").textContent = w.send;
+    confirmBar.querySelector("p").textContent = w.freshAsk;
+    confirmBar.querySelector(".musaed-confirm-yes").textContent = w.freshYes;
+    confirmBar.querySelector(".musaed-confirm-no").textContent = w.freshNo;
     status.textContent = w.reconnecting;
-    typing.setAttribute("aria-label", w.typing);
+    if (typingText.textContent) typingText.textContent = w.typing;
     input.placeholder = w.placeholder;
     input.setAttribute("aria-label", w.input);
   }
   speak(pick(state.language) || pick(script && script.dataset.lang) || pick(document.documentElement.lang) ||
         pick(navigator.language) || "ar");
 
+  // The typing indicator is a live status: its words are announced, its dots are only seen.
   function showTyping(on) {
-    typing.hidden = !on;
+    dots.hidden = !on;
+    typingText.textContent = on ? words().typing : "";
     clearTimeout(typingTimer);
-    if (on) typingTimer = setTimeout(function () { typing.hidden = true; }, TYPING_MS);
+    if (on) typingTimer = setTimeout(function () { showTyping(false); }, TYPING_MS);
+  }
+
+  // The keyboard the next answer needs: digits for an id or a code, the code filled in from the SMS.
+  function expect(asks) {
+    var digits = asks === "national_id" || asks === "otp";
+    input.setAttribute("inputmode", digits ? "numeric" : "text");
+    input.setAttribute("autocomplete", asks === "otp" ? "one-time-code" : "off");
+    input.dataset.asks = asks || "";
+  }
+
+  // Text as nodes, never HTML: isolates (U+2068…U+2069) become <bdi>, the call centre and Absher links.
+  var LINK = /(\b(?:992|9200\d{5}|800\d{7})\b|أبشر|Absher)/;
+  function appendLinked(parent, text) {
+    text.split(LINK).forEach(function (part, i) {
+      if (!part) return;
+      if (i % 2 === 0) { parent.appendChild(document.createTextNode(part)); return; }
+      var a = document.createElement("a");
+      a.textContent = part;
+      if (/^\d/.test(part)) { a.href = "tel:" + part; } else { a.href = ABSHER; a.target = "_blank"; a.rel = "noopener"; }
+      parent.appendChild(a);
+    });
+  }
+  function fill(parent, text) {
+    var depth = 0, node = parent, run = "";
+    var stack = [];
+    function flushRun() { if (run) appendLinked(node, run); run = ""; }
+    for (var i = 0; i < text.length; i++) {
+      var c = text[i];
+      if (c === "\u2068" || c === "\u2066" || c === "\u2067") {
+        flushRun();
+        var bdi = document.createElement("bdi");
+        if (c === "\u2066") bdi.dir = "ltr";
+        if (c === "\u2067") bdi.dir = "rtl";
+        node.appendChild(bdi);
+        stack.push(node);
+        node = bdi;
+        depth++;
+      } else if (c === "\u2069") {
+        flushRun();
+        if (depth) { node = stack.pop(); depth--; }
+      } else {
+        run += c;
+      }
+    }
+    flushRun();
+  }
+  function textBlock(tag, text) {
+    var el = document.createElement(tag);
+    var language = languageOf(text) || state.language;
+    el.setAttribute("lang", language);
+    el.setAttribute("dir", WORDS[language].dir);
+    fill(el, text);
+    return el;
+  }
+
+  // Keep the latest message in view unless the person scrolled up to read.
+  var following = true;
+  log.addEventListener("scroll", function () {
+    following = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  });
+  function toBottom() { if (following) log.scrollTop = log.scrollHeight; }
+
+  function receiptCard(entry) {
+    var w = words();
+    var card = document.createElement("figure");
+    card.className = "musaed-receipt";
+    var r = entry.receipt || {};
+    var caption = document.createElement("figcaption");
+    caption.appendChild(textBlock("strong", w.receipt));
+    [[w.number, r.number], [w.service, r.service], [w.date, r.date]].forEach(function (row) {
+      if (!row[1]) return;
+      var line = document.createElement("p");
+      line.appendChild(document.createTextNode(row[0] + ": "));
+      var value = document.createElement("bdi");
+      value.className = "musaed-receipt-value";
+      value.textContent = row[1];
+      line.appendChild(value);
+      caption.appendChild(line);
+    });
+    card.appendChild(caption);
+    var open = document.createElement("button");
+    open.type = "button";
+    open.className = "musaed-receipt-open";
+    open.setAttribute("aria-label", w.open);
+    var img = document.createElement("img");
+    img.src = entry.image;
+    img.alt = w.receipt + (r.number ? " " + r.number : "");
+    img.className = "musaed-image";
+    // Scrolling waits for the image: it is what makes the card tall.
+    img.addEventListener("load", toBottom);
+    open.appendChild(img);
+    open.addEventListener("click", function () { viewer(entry.image, r.number); });
+    card.appendChild(open);
+    return card;
+  }
+
+  // A receipt full size, with save and share (Web Share API where the browser has it).
+  var dialog = null;
+  function viewer(src, number) {
+    var w = words();
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.className = "musaed-viewer";
+      root.appendChild(dialog);
+      dialog.addEventListener("close", function () { input.focus({ preventScroll: true }); });
+    }
+    dialog.textContent = "";
+    dialog.setAttribute("aria-label", w.receipt);
+    var img = document.createElement("img");
+    img.src = src;
+    img.alt = w.receipt + (number ? " " + number : "");
+    dialog.appendChild(img);
+    var bar = document.createElement("div");
+    bar.className = "musaed-viewer-bar";
+    var save = document.createElement("a");
+    save.href = src;
+    save.download = (number || "receipt") + ".png";
+    save.textContent = w.save;
+    bar.appendChild(save);
+    if (navigator.share) {
+      var share = document.createElement("button");
+      share.type = "button";
+      share.textContent = w.share;
+      share.addEventListener("click", function () {
+        fetch(src).then(function (r) { return r.blob(); }).then(function (blob) {
+          var file = new File([blob], (number || "receipt") + ".png", { type: "image/png" });
+          var data = navigator.canShare && navigator.canShare({ files: [file] }) ? { files: [file], title: w.receipt }
+                                                                                : { url: src, title: w.receipt };
+          return navigator.share(data);
+        }).catch(function () { /* the person closed the share sheet */ });
+      });
+      bar.appendChild(share);
+    }
+    var close = document.createElement("button");
+    close.type = "button";
+    close.textContent = w.close;
+    close.addEventListener("click", function () { dialog.close(); });
+    bar.appendChild(close);
+    dialog.appendChild(bar);
+    dialog.showModal();
+    close.focus();
   }
 
   function render(entry, index) {
     var bubble = document.createElement("div");
-    bubble.className = "musaed-msg musaed-" + entry.from;
-    // Each bubble runs the way its own text does: Arabic right to left, English left to right.
-    bubble.setAttribute("dir", "auto");
+    bubble.className = "musaed-msg musaed-" + entry.from + (entry.image ? " musaed-has-receipt" : "");
+    entry.el = bubble;
     if (entry.agent) {  // a person from customer care, not the assistant: named
       var who = document.createElement("span");
       who.className = "musaed-who";
       who.textContent = entry.agent;
       bubble.appendChild(who);
     }
-    if (entry.text) {
-      var p = document.createElement("p");
-      p.textContent = entry.text;  // textContent: a message is never HTML
-      bubble.appendChild(p);
-    }
-    if (entry.image) {
-      var img = document.createElement("img");
-      img.src = entry.image;
-      img.alt = words().receipt;
-      img.className = "musaed-image";
-      bubble.appendChild(img);
-    }
+    if (entry.text) bubble.appendChild(textBlock("p", entry.text));
+    if (entry.image) bubble.appendChild(receiptCard(entry));
+    if (entry.pending) pendingMark(bubble);
     if (entry.buttons && entry.buttons.length) {
       var row = document.createElement("div");
       row.className = "musaed-buttons";
@@ -143,31 +310,69 @@
         var btn = document.createElement("button");
         btn.type = "button";
         btn.className = "musaed-button";
-        btn.textContent = b.title;
+        btn.appendChild(textBlock("span", b.title));
         btn.disabled = !!entry.answered;
         btn.addEventListener("click", function () {
           if (entry.answered) return;  // a second tap on an answered question does nothing
           answer(index);
           send(b.payload, b.title);
+          keepFocus();
         });
         row.appendChild(btn);
       });
       bubble.appendChild(row);
     }
     log.appendChild(bubble);
-    log.scrollTop = log.scrollHeight;
+    toBottom();
+  }
+  function pendingMark(bubble) {
+    var mark = document.createElement("span");
+    mark.className = "musaed-pending";
+    mark.textContent = words().pending;
+    bubble.appendChild(mark);
+  }
+  function sent(entry) {
+    delete entry.pending;
+    var mark = entry.el && entry.el.querySelector(".musaed-pending");
+    if (mark) mark.remove();
+  }
+  // After a tap the focus stays in the chat: the input on a keyboard, the log on a touch
+  // screen (focusing the input there would open the on-screen keyboard).
+  function keepFocus() {
+    if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) log.focus({ preventScroll: true });
+    else input.focus({ preventScroll: true });
   }
   // A question's buttons are for one answer: disable every earlier question's.
   function answer(upTo) {
-    state.log.forEach(function (entry, i) { if (i <= upTo && entry.buttons && entry.buttons.length) entry.answered = true; });
-    root.querySelectorAll(".musaed-button").forEach(function (btn) {
-      var bubble = btn.closest(".musaed-msg");
-      var i = Array.prototype.indexOf.call(log.children, bubble);
-      if (i <= upTo) btn.disabled = true;
+    state.log.forEach(function (entry, i) {
+      if (i <= upTo && entry.buttons && entry.buttons.length) {
+        entry.answered = true;
+        if (entry.el) entry.el.querySelectorAll(".musaed-button").forEach(function (b) { b.disabled = true; });
+      }
     });
   }
   function add(entry) { state.log.push(entry); render(entry, state.log.length - 1); }
-  function redraw() { log.textContent = ""; state.log.forEach(render); }
+  function redraw() { log.textContent = ""; following = true; state.log.forEach(render); greet(); }
+  // An empty chat opens with a greeting and three questions to try (shown here, not sent).
+  function greet() {
+    if (state.log.length || log.querySelector(".musaed-greeting")) return;
+    var w = words();
+    var bubble = document.createElement("div");
+    bubble.className = "musaed-msg musaed-bot musaed-greeting";
+    bubble.appendChild(textBlock("p", w.greeting));
+    var row = document.createElement("div");
+    row.className = "musaed-buttons";
+    w.suggestions.forEach(function (question) {
+      var btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "musaed-button";
+      btn.appendChild(textBlock("span", question));
+      btn.addEventListener("click", function () { send(question); keepFocus(); });
+      row.appendChild(btn);
+    });
+    bubble.appendChild(row);
+    log.appendChild(bubble);
+  }
   var withAgent = false;  // an agent holds the conversation (the bot is silent)
   var restored = false;  // has the server sent this page the conversation so far?
   var startingOver = false;  // «محادثة جديدة» pressed, its new session not confirmed yet
@@ -182,15 +387,19 @@
     if (state.ending) request.end = state.ending;  // «محادثة جديدة» not yet confirmed
     socket.emit("session_request", request);
   });
+  function entryOf(m, from) {
+    var buttons = (m.quick_replies || m.buttons || []).map(function (b) { return { title: b.title, payload: b.payload }; });
+    var image = m.image || (m.attachment && m.attachment.type === "image" ? m.attachment.payload.src : null);
+    return { from: from, agent: from === "agent" ? m.agent : null, text: m.text || "", buttons: buttons,
+             image: image, receipt: m.receipt || null };
+  }
   // The conversation so far (after a reload): what the person typed meanwhile stays after it.
   socket.on("session_history", function (entries) {
     if (!Array.isArray(entries)) return;
     restored = true;
     var waiting = state.log.filter(function (e) { return e.pending; });
     state.log = entries.map(function (e) {
-      var from = e.from === "user" || e.from === "agent" ? e.from : "bot";
-      return { from: from, agent: from === "agent" ? e.agent : null, text: e.text || "", buttons: e.buttons || [],
-               image: e.image || null };
+      return entryOf(e, e.from === "user" || e.from === "agent" ? e.from : "bot");
     });
     // A question the person has answered since keeps its buttons disabled.
     var lastUser = -1;
@@ -202,6 +411,8 @@
       var language = state.log[i].from === "bot" && languageOf(state.log[i].text);
       if (language) { if (language !== state.language) speak(language); break; }
     }
+    var last = entries[entries.length - 1];
+    expect(last && last.from === "bot" ? last.asks : null);
   });
   socket.on("disconnect", function () { online(false); showTyping(false); });
   socket.on("session_confirm", function (sessionId) {
@@ -219,44 +430,50 @@
     startingOver = false;
     save();
     online(true);
+    greet();
     root.dataset.ready = "true";
     flush();
   });
   socket.on("bot_uttered", function (m) {
     if (startingOver) return;  // the rest of the old conversation's answer: not this one's
     showTyping(false);
-    state.log.forEach(function (e) { delete e.pending; });
-    var buttons = (m.quick_replies || m.buttons || []).map(function (b) {
-      return { title: b.title, payload: b.payload };
-    });
-    var image = m.attachment && m.attachment.type === "image" ? m.attachment.payload.src : null;
     var language = languageOf(m.text || "");
     if (language && language !== state.language) speak(language);
     // An agent's message (customer care, issue 28) carries the agent's name, and the desk's
     // messages whether an agent holds the chat: the bot is silent then, so no "typing".
     var agent = typeof m.agent === "string" && m.agent ? m.agent : null;
     if (typeof m.handover === "string") withAgent = m.handover === "agent";
-    add({ from: agent ? "agent" : "bot", agent: agent, text: m.text || "", buttons: buttons, image: image });
+    var greeting = log.querySelector(".musaed-greeting");
+    if (greeting) greeting.remove();
+    add(entryOf(m, agent ? "agent" : "bot"));
+    expect(m.asks);
   });
 
   // Each typed message is shown once and sent once: straight away when
   // connected, else kept in the outbox (in this page's memory only: it may
-  // be an id or a code) until the session is confirmed again.
+  // be an id or a code), marked as waiting, until the session is confirmed again.
   function flush() {
     while (state.outbox.length && socket.connected && root.dataset.connected === "true" && !startingOver) {
       var out = state.outbox.shift();
-      var sent = { message: out.message, session_id: state.sessionId };
+      var message = { message: out.message, session_id: state.sessionId };
       // A button's title: what an agent reads instead of its payload (channels/handover_gate.py).
-      if (out.title) sent.metadata = { musaed_title: out.title };
-      socket.emit("user_uttered", sent);
+      if (out.title) message.metadata = { musaed_title: out.title };
+      socket.emit("user_uttered", message);
+      sent(out.entry);
       showTyping(!withAgent);
     }
   }
   function send(message, shown) {
     if (!message || !message.trim()) return;
     answer(state.log.length - 1);  // typing an answer answers the question too
-    add({ from: "user", text: shown || message, pending: true });
-    state.outbox.push({ message: message, title: shown || null });
+    var greeting = log.querySelector(".musaed-greeting");
+    if (greeting) greeting.remove();
+    var entry = { from: "user", text: shown || message, pending: true };
+    add(entry);
+    following = true;
+    toBottom();
+    state.outbox.push({ message: message, title: shown || null, entry: entry });
+    expect(null);
     flush();
   }
   root.querySelector(".musaed-form").addEventListener("submit", function (e) {
@@ -264,17 +481,52 @@
     send(input.value);
     input.value = "";
   });
-  root.querySelector(".musaed-new").addEventListener("click", function () {
+
+  // «محادثة جديدة» asks first: the conversation leaves the screen for good.
+  var freshButton = root.querySelector(".musaed-new");
+  function asking(on) {
+    confirmBar.hidden = !on;
+    freshButton.setAttribute("aria-expanded", on ? "true" : "false");
+    if (on) confirmBar.querySelector(".musaed-confirm-no").focus();
+  }
+  freshButton.addEventListener("click", function () { asking(confirmBar.hidden); });
+  confirmBar.querySelector(".musaed-confirm-no").addEventListener("click", function () {
+    asking(false);
+    freshButton.focus();
+  });
+  confirmBar.addEventListener("keydown", function (e) { if (e.key === "Escape") { asking(false); freshButton.focus(); } });
+  confirmBar.querySelector(".musaed-confirm-yes").addEventListener("click", function () {
+    asking(false);
     // Start over: the old session ends on the server, a new one is issued, the transcript is empty.
     var ending = state.sessionId || state.ending;
     state = { sessionId: null, ending: ending, log: [], outbox: [], language: state.language };
     save();
     log.textContent = "";
     showTyping(false);
+    expect(null);
     root.dataset.ready = "false";
     startingOver = true;
     withAgent = false;
     if (socket.connected) socket.emit("session_request", { session_id: null, end: ending });
     // (else the next connect sends it)
+    input.focus({ preventScroll: true });
   });
+
+  // Phones: the chat fills the visible viewport, which shrinks for the on-screen keyboard
+  // (dvh does not on iOS or Chrome for Android), and the latest message stays in view.
+  if (window.visualViewport) {
+    var fit = function () {
+      if (window.matchMedia("(max-width: 600px)").matches) {
+        root.style.height = window.visualViewport.height + "px";
+        root.style.top = window.visualViewport.offsetTop + "px";
+      } else {
+        root.style.height = "";
+        root.style.top = "";
+      }
+      toBottom();
+    };
+    window.visualViewport.addEventListener("resize", fit);
+    window.visualViewport.addEventListener("scroll", fit);
+    fit();
+  }
 })();
