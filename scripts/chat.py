@@ -2,11 +2,15 @@
 
     python -m scripts.chat [--url http://localhost:5005] [--sender ID] [--no-shape]
 
-Most terminals do not join Arabic letters or lay right-to-left text out, so by
-default every line is shaped (arabic-reshaper) and put in display order
-(python-bidi), one line at a time so that numbered steps stay on their own
-lines.  Terminals with their own bidi support (e.g. some VTE or mlterm
-set-ups) want the text as is: pass --no-shape.
+Most terminals neither join Arabic letters nor lay right-to-left text out, so
+by default the client does it: each line of a reply is wrapped by words to the
+terminal's width first, and only then is each row shaped (arabic-reshaper) and
+put in display order (python-bidi) with the direction of the whole line;
+right-to-left rows are right-aligned.  A terminal that wrapped an already
+reordered line would show its last words first.  What the person typed in
+Arabic is shown again, after Enter, in reading order as "أنت: …".  Terminals
+with their own bidi support (e.g. some VTE or mlterm set-ups) want the text as
+is: pass --no-shape (lines are still wrapped by words).
 
 Buttons are listed as [1], [2], …; typing a number sends that button's
 payload.  /quit or Ctrl-D ends the conversation; so does Ctrl-C.
@@ -16,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import unicodedata
 import uuid
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, TextIO, Tuple
 
 import requests
 from arabic_reshaper import reshape
@@ -37,43 +43,184 @@ BAD_REPLY = "وصل رد غير مفهوم من الخادم."
 WELCOME = "متصل بمساعد على {url}. اكتب سؤالك، أو رقم الزر لاختياره، و{quit} للخروج."
 PROMPT = "أنت"
 
+# Columns left free at the right edge: a row that fills the last column makes
+# some terminals wrap (or leave the cursor) where the next row should start.
+MARGIN = 1
+MIN_WIDTH = 10
+RTL = ("R", "AL")  # bidi classes of Arabic and Hebrew letters
+
 
 class Unreachable(Exception):
     """The server could not be reached at all."""
 
 
-def shaper(enabled: bool) -> Callable[[str], str]:
-    """A function that makes text readable on a terminal without bidi support.
+def _wcswidth() -> Optional[Callable[[str], int]]:
+    """wcwidth's measure, which knows emoji sequences; it comes with Rasa (prompt-toolkit)."""
+    try:
+        from wcwidth import wcswidth
+    except ImportError:
+        return None
+    return wcswidth
 
-    Each line is shaped and reordered on its own: the bidi algorithm works per
-    paragraph, and reordering several lines together would mix them up.
+
+wcswidth = _wcswidth()
+
+
+def text_width(text: str) -> int:
+    """Columns `text` takes on a terminal: joining marks take none, wide characters two."""
+    if wcswidth is not None:
+        columns = wcswidth(text)
+        if columns >= 0:  # -1: a control character it will not measure
+            return int(columns)
+    return sum(_char_width(c) for c in text)
+
+
+def _char_width(c: str) -> int:
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf", "Cc"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def terminal_width() -> int:
+    """The width rows are wrapped to, read again for every reply (the window may be resized)."""
+    columns = shutil.get_terminal_size((80, 24)).columns
+    return max(columns - MARGIN, MIN_WIDTH)
+
+
+def has_rtl(text: str) -> bool:
+    return any(unicodedata.bidirectional(c) in RTL for c in text)
+
+
+def direction(line: str, default: str = "L") -> str:
+    """The line's direction, "R" or "L": the way most of its letters run.
+
+    Not only the first letter, as the bidi algorithm's own rule would have it:
+    the bot's Arabic lines often begin with a tracking number or a service's
+    English code ("• MSD-25054664 — الإبلاغ عن فقدان الهوية"). A tie goes to
+    the first letter; a line without letters (a bare number) gets `default`.
     """
-    if not enabled:
-        return lambda text: text
+    kinds = [unicodedata.bidirectional(c) for c in line]
+    rtl = sum(k in RTL for k in kinds)
+    ltr = kinds.count("L")
+    if rtl != ltr:
+        return "R" if rtl > ltr else "L"
+    first = next((k for k in kinds if k == "L" or k in RTL), None)
+    if first is None:
+        return default
+    return "L" if first == "L" else "R"
 
-    def shape(text: str) -> str:
-        return "\n".join(get_display(reshape(line)) for line in text.split("\n"))
 
-    return shape
+def _cut(word: str, width: int) -> Tuple[str, str]:
+    """The longest head of `word` that fits `width` columns (at least one character), and the rest."""
+    used = 0
+    for i, c in enumerate(word):
+        w = text_width(c)
+        if w and i and used + w > width:
+            return word[:i], word[i:]
+        used += w
+    return word, ""
 
 
-def render(replies: List[dict], shape: Callable[[str], str]) -> tuple:
-    """The lines to print for one turn of the bot, and the payloads its buttons send."""
-    lines: List[str] = []
+def wrap(line: str, width: int) -> List[str]:
+    """One logical line as rows of at most `width` columns, broken between words.
+
+    A word wider than a row is the only thing ever cut. Runs of spaces become
+    one; the line's indentation is kept on every row.  (textwrap measures with
+    len(), which counts joining marks as columns and emoji as one.)
+    """
+    line = line.expandtabs(4)
+    indent = line[: len(line) - len(line.lstrip(" "))]
+    if text_width(indent) > width // 2:
+        indent = ""
+    words = line.split()
+    if not words:
+        return [""]  # a blank line stays: it separates paragraphs
+    rows: List[str] = []
+    row = ""
+    for word in words:
+        if row and text_width(f"{row} {word}") <= width:
+            row = f"{row} {word}"
+            continue
+        if row:
+            rows.append(row)
+        row = indent + word
+        while text_width(row) > width:  # longer than a whole row: cut it
+            head, rest = _cut(word, width - text_width(indent))
+            rows.append(indent + head)
+            word = rest
+            row = indent + rest
+    rows.append(row)
+    return rows
+
+
+class Layout:
+    """Turns the bot's text into the rows to print.
+
+    With shaping on, a line is reshaped before it is wrapped (joined letters
+    and lam-alef ligatures change its width), and each row is reordered on its
+    own with the line's direction, so the first words of a right-to-left line
+    are on its first row, at the right edge.
+    """
+
+    def __init__(self, shape: bool, width: Callable[[], int] = terminal_width) -> None:
+        self.shape = shape
+        self.width = width
+
+    def line(self, line: str, width: int, default: str = "L") -> Tuple[List[str], str]:
+        """The rows of one logical line, not yet aligned, and its direction."""
+        base = direction(line, default)
+        if not self.shape:
+            return wrap(line, width), base
+        rows = wrap(reshape(line), width)
+        return [get_display(row, base_dir=base) for row in rows], base
+
+    def rows(self, text: str) -> List[str]:
+        """Every line of `text`, wrapped; right-to-left rows padded to end at the right edge."""
+        width = self.width()
+        default = direction(text)
+        out: List[str] = []
+        for logical in text.split("\n"):
+            rows, base = self.line(logical, width, default)
+            if self.shape and base == "R":
+                rows = [" " * (width - text_width(row)) + row if row else row for row in rows]
+            out.extend(rows)
+        return out
+
+    def button(self, number: int, title: str) -> List[str]:
+        """`  [n] title`; a title that needs several rows keeps to its column."""
+        prefix = f"  [{number}] "
+        room = max(self.width() - text_width(prefix), MIN_WIDTH)
+        rows, base = self.line(title, room)
+        if self.shape and base == "R" and len(rows) > 1:
+            block = max(text_width(row) for row in rows)
+            rows = [" " * (block - text_width(row)) + row for row in rows]
+        return [prefix + rows[0]] + [" " * len(prefix) + row for row in rows[1:]]
+
+    def text(self, line: str) -> str:
+        """A short line as it is drawn, neither wrapped nor aligned (the prompt)."""
+        return get_display(reshape(line)) if self.shape else line
+
+    def show(self, text: str, file: Optional[TextIO] = None) -> None:
+        print("\n".join(self.rows(text)), file=file or sys.stdout, flush=True)
+
+
+def render(replies: List[dict], layout: Layout) -> Tuple[List[str], List[str]]:
+    """The rows to print for one turn of the bot, and the payloads its buttons send."""
+    rows: List[str] = []
     payloads: List[str] = []
     for reply in replies:
         if reply.get("text"):
-            lines.append(shape(reply["text"]))
+            rows.extend(layout.rows(reply["text"]))
         if reply.get("image"):
-            lines.append(str(reply["image"]))
+            rows.append(str(reply["image"]))
         for key in ("attachment", "custom"):
             if reply.get(key):
-                lines.append(json.dumps(reply[key], ensure_ascii=False))
+                rows.append(json.dumps(reply[key], ensure_ascii=False))
         for button in reply.get("buttons") or []:
             payloads.append(button.get("payload") or button.get("title") or "")
             title = button.get("title") or button.get("payload") or ""
-            lines.append(f"  [{len(payloads)}] {shape(title)}")
-    return lines, payloads
+            rows.extend(layout.button(len(payloads), title))
+    return rows, payloads
 
 
 def choose(typed: str, payloads: List[str]) -> str:
@@ -120,33 +267,64 @@ class Client:
         return [m for m in replies if isinstance(m, dict)]
 
 
-def converse(client: Client, shape: Callable[[str], str]) -> int:
-    prompt = shape(PROMPT) + "> "
+def echo_rows(shown: str, columns: int) -> int:
+    """How many terminal rows the prompt and the typed line `shown` took.
+
+    A line that just fills its last row takes no more: readline (seen with 8.x
+    on an xterm) then steps back up before the Enter's newline, and the
+    terminal's own echo leaves the cursor waiting at the edge.
+    """
+    return max(1, -(-text_width(shown) // columns))
+
+
+def echo(layout: Layout, prompt: str, line: str, interactive: bool) -> None:
+    """Show the line the person sent as "أنت: …", in reading order.
+
+    In a terminal, typed Arabic was echoed letter by letter in logical order,
+    which reads backwards there: those rows are cleared and the line is drawn
+    again, shaped and reordered.  When input comes from a pipe or output goes
+    to a file there is no echo to replace: the line is printed, with no escape
+    codes, as a record of the conversation.
+    """
+    if interactive:
+        if not (layout.shape and has_rtl(line)):
+            return  # the echo reads right as it is
+        up = echo_rows(prompt + line, shutil.get_terminal_size((80, 24)).columns)
+        sys.stdout.write(f"\x1b[{up}F\x1b[J")  # to the start of the prompt's row; clear from there down
+    layout.show(f"{PROMPT}: {line.strip()}")
+
+
+def converse(client: Client, layout: Layout) -> int:
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    # No prompt for piped input: nobody is there to read it before the reply.
+    prompt = layout.text(PROMPT) + "> " if interactive else ""
     payloads: List[str] = []
-    print(shape(WELCOME.format(url=client.url, quit=QUIT)), flush=True)
+    layout.show(WELCOME.format(url=client.url, quit=QUIT))
     while True:
         try:
-            typed = input(prompt).strip()
+            line = input(prompt)
         except EOFError:  # Ctrl-D
             print(flush=True)
             return 0
+        typed = line.strip()
         if not typed:
             continue
         if typed == QUIT:
             return 0
+        echo(layout, prompt, line, interactive)
         try:
             replies = client.say(choose(typed, payloads))
         except requests.Timeout:
-            print(shape(TIMEOUT.format(seconds=REPLY_TIMEOUT)), file=sys.stderr, flush=True)
+            layout.show(TIMEOUT.format(seconds=REPLY_TIMEOUT), file=sys.stderr)
             continue
         except requests.HTTPError as e:
-            print(shape(HTTP_ERROR.format(status=e.response.status_code)), file=sys.stderr, flush=True)
+            layout.show(HTTP_ERROR.format(status=e.response.status_code), file=sys.stderr)
             continue
         except (ValueError, requests.RequestException):
-            print(shape(BAD_REPLY), file=sys.stderr, flush=True)
+            layout.show(BAD_REPLY, file=sys.stderr)
             continue
-        lines, payloads = render(replies, shape)
-        print("\n".join(lines + [""]), flush=True)
+        rows, payloads = render(replies, layout)
+        print("\n".join(rows + [""]), flush=True)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -167,7 +345,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    shape = shaper(not args.no_shape)
+    layout = Layout(shape=not args.no_shape)
     client = Client(args.url, args.sender)
     try:
         client.check()
@@ -175,9 +353,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             import readline  # noqa: F401  line editing and history for input()
         except ImportError:
             pass
-        return converse(client, shape)
+        return converse(client, layout)
     except Unreachable:
-        print(shape(UNREACHABLE.format(url=client.url)), file=sys.stderr, flush=True)
+        layout.show(UNREACHABLE.format(url=client.url), file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: leave quietly
         print(flush=True)

@@ -1,19 +1,18 @@
-"""scripts/chat.py, the terminal client, run in a real pseudo-terminal against the real servers."""
+"""scripts/chat.py, the terminal client, run in a real pseudo-terminal against the real servers.
+
+The pseudo-terminal and the screen it shows come from test_chat_terminal.py,
+which checks the layout against a fake REST channel.
+"""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import signal
-import sys
 import time
-from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import pytest
 from arabic_reshaper import reshape
 from bidi.algorithm import get_display
+from test_chat_terminal import Terminal, rows_from, rtl_reading, start_of
 
 from musaed import catalogue
 from scripts import chat as chat_client
@@ -21,7 +20,6 @@ from scripts.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 CAT = catalogue.load()
 REPLY_TIMEOUT = 90  # seconds: the bot answers in one or two on an idle machine
 START_TIMEOUT = 30
@@ -31,86 +29,12 @@ def shaped(line: str) -> str:
     return get_display(reshape(line))
 
 
-class Terminal:
-    """scripts/chat.py on the slave side of a pty; we type and read on the master side."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "TERM": "xterm", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "scripts.chat", *args]
-        # pty.fork makes the pty the child's controlling terminal, so Ctrl-C
-        # and Ctrl-D typed here reach it as they would from a keyboard.
-        pid, fd = pty.fork()
-        if pid == 0:  # the child
-            try:
-                os.execve(argv[0], argv, env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
-        self.output = b""
-        self.returncode: Optional[int] = None
-
-    def text(self, since: int = 0) -> str:
-        return self.output[since:].decode("utf-8", errors="replace")
-
-    def _read(self, timeout: float) -> bool:
-        """Read what is available within `timeout`; False once the child closed the pty."""
-        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
-        if not ready:
-            return True
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError:  # EIO: every slave fd is closed, the child has gone
-            return False
-        self.output += data
-        return bool(data)
-
-    def expect(self, wanted: str, since: int = 0, timeout: float = REPLY_TIMEOUT) -> None:
-        """Read until `wanted` appears in the output after byte `since`."""
-        needle = wanted.encode("utf-8")
-        deadline = time.monotonic() + timeout
-        while needle not in self.output[since:]:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(min(remaining, 1.0)):
-                if needle in self.output[since:]:
-                    return
-                pytest.fail(f"{wanted!r} did not appear within {timeout} s; output:\n{self.text(since)}")
-
-    def type(self, text: str) -> int:
-        """Type `text` (add "\\r" to press Enter); return the output offset before it."""
-        mark = len(self.output)
-        os.write(self.fd, text.encode("utf-8"))
-        return mark
-
-    def wait(self, timeout: float = START_TIMEOUT) -> int:
-        deadline = time.monotonic() + timeout
-        while self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the client did not exit within {timeout} s; output:\n{self.text()}")
-            self._read(0.2)
-        while self._read(0.1):  # whatever is left in the pty
-            pass
-        return self.returncode
-
-    def close(self) -> None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        os.close(self.fd)
-
-
 @pytest.fixture
 def terminal():
     opened: List[Terminal] = []
 
-    def start(*args: str) -> Terminal:
-        t = Terminal(*args)
+    def start(*args: str, columns: int = 200) -> Terminal:
+        t = Terminal(*args, columns=columns)
         opened.append(t)
         return t
 
@@ -122,17 +46,20 @@ def terminal():
 PROMPT = shaped("أنت") + "> "
 
 
-def test_steps_are_shaped_line_by_line(servers, terminal):
+def test_steps_wrap_by_words_and_read_from_the_top_right(servers, terminal):
     steps = CAT.services["report_lost_id"].steps
-    t = terminal("--url", servers.url)
+    t = terminal("--url", servers.url, columns=40)
     t.expect(PROMPT, timeout=START_TIMEOUT)
     mark = t.type("ضاعت هويتي\r")
-    # Each step line is shaped and reordered on its own and stays on its own line.
-    t.expect(shaped(f"1. {steps[0]}") + "\r\n" + shaped(f"2. {steps[1]}"), since=mark)
-    t.expect(PROMPT, since=mark)
-    reply = t.text(mark)
-    assert f"1. {steps[0]}" not in reply, "the logical-order string must not be printed"
-    assert steps[0] not in reply
+    t.expect(PROMPT, since=mark, timeout=REPLY_TIMEOUT)
+    assert f"1. {steps[0]}" not in t.text(mark), "the logical-order string must not be printed"
+    # Each step starts a row of its own; the longer ones go on to the next rows,
+    # broken between words; each row reads from its right edge.
+    words = [word for number, step in enumerate(steps, start=1) for word in reshape(f"{number}. {step}").split()]
+    lines = t.screen().lines()
+    rows = rows_from(lines, words, start_of(lines, words, rtl_reading), rtl_reading)
+    assert len(rows) > len(steps)
+    assert all(len(row) == 40 - chat_client.MARGIN for row in rows), rows
     t.type("/quit\r")
     assert t.wait() == 0
     assert "Traceback" not in t.text()
@@ -143,7 +70,7 @@ def test_no_shape_prints_the_text_as_is(servers, terminal):
     t = terminal("--url", servers.url, "--no-shape")
     t.expect("أنت> ", timeout=START_TIMEOUT)
     mark = t.type("ضاعت هويتي\r")
-    t.expect(f"1. {steps[0]}\r\n2. {steps[1]}", since=mark)
+    t.expect(f"1. {steps[0]}\r\n2. {steps[1]}", since=mark, timeout=REPLY_TIMEOUT)
     t.expect("أنت> ", since=mark)
     assert shaped(f"1. {steps[0]}") not in t.text(mark)
     t.type("\x04")  # Ctrl-D
@@ -158,11 +85,11 @@ def test_typing_a_button_number_sends_its_payload(servers, terminal):
     t.expect(PROMPT, timeout=START_TIMEOUT)
     mark = t.type("وش تقدر تسوي\r")
     for number, (_, name) in enumerate(menu, start=1):
-        t.expect(f"[{number}] {shaped(name)}", since=mark)
+        t.expect(f"[{number}] {shaped(name)}", since=mark, timeout=REPLY_TIMEOUT)
     t.expect(PROMPT, since=mark)
     mark = t.type("1\r")
     # "1" as text would get a fallback; the payload /<first service> gets its how-to.
-    t.expect(shaped(f"1. {first.steps[0]}"), since=mark)
+    t.expect(shaped(f"1. {first.steps[0]}"), since=mark, timeout=REPLY_TIMEOUT)
     t.expect(shaped(f"{first.name}: {first.summary}"), since=mark)
     t.type("/quit\r")
     assert t.wait() == 0
@@ -189,5 +116,5 @@ def test_unreachable_server_prints_one_arabic_line_and_exits_1(terminal, no_shap
     line = chat_client.UNREACHABLE.format(url=url)
     assert "تعذّر الوصول" in line and url in line
     out = t.text()
-    assert out.strip() == (line if no_shape else shaped(line)), out
+    assert out.strip() == (line if no_shape else shaped(line)), out  # one row: the terminal is wide
     assert "Traceback" not in out
