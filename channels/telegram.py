@@ -67,7 +67,7 @@ from channels._text import split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
-from musaed import settings
+from musaed import bidi, settings
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class TelegramOutput(RasaTelegramOutput):
             await self._session.close()
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        # Mixed lines read right in Telegram's apps too (musaed/bidi.py).
+        if message.get("text"):
+            message = {**message, "text": bidi.isolate(message["text"])}
         # The conversation is telegram:<chat id>; the Bot API wants the chat id.
         await super().send_response(external_id("telegram", recipient_id), message)
 

@@ -52,7 +52,7 @@ from channels._text import shorten, split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
-from musaed import catalogue, language, settings
+from musaed import bidi, catalogue, language, settings
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +210,12 @@ class WhatsAppOutput(OutputChannel):
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
             logger.error("WhatsApp API call failed: %r", error)
             return None
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        # Mixed lines read right in WhatsApp's apps too (musaed/bidi.py).
+        if message.get("text"):
+            message = {**message, "text": bidi.isolate(message["text"])}
+        await super().send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for piece in split_long(text or "", MAX_TEXT):

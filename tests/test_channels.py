@@ -745,7 +745,8 @@ def test_telegram_agent_replies_reach_the_right_chat_and_the_bot_is_silent(bot):
     care_desk.claim(db, "huda", conversation)
     care_desk.send(db, "huda", conversation, "مرحبًا، معك هدى")
     sent = bot.telegram.wait_for(lambda _: [m for m in tg_sent(bot, chat) if "معك هدى" in m["text"]], timeout=5)
-    assert sent[0]["text"] == "huda: مرحبًا، معك هدى"
+    # The agent's Latin name is isolated: the Arabic line stays right to left (musaed/bidi.py).
+    assert sent[0]["text"] == "\u2068huda\u2069: مرحبًا، معك هدى"
     assert all("معك هدى" not in m["text"] for m in tg_sent(bot, other))
     before = len(tg_sent(bot, chat))
     tg_post(bot, tg_text_update(chat, "ابي اجدد هويتي"))
@@ -781,7 +782,7 @@ def test_whatsapp_agent_replies_reach_the_right_number_and_the_bot_is_silent(bot
     care_desk.claim(db, "omar", conversation)
     care_desk.send(db, "omar", conversation, "أهلًا، معك عمر")
     sent = bot.graph.wait_for(lambda _: [t for t in wa_texts(bot.graph.messages_to(wa_id)) if "عمر" in t], timeout=5)
-    assert sent == ["omar: أهلًا، معك عمر"]
+    assert sent == ["\u2068omar\u2069: أهلًا، معك عمر"]  # the Latin name isolated (musaed/bidi.py)
     before = len(bot.graph.messages_to(wa_id))
     assert wa_post(bot, wa_text(wa_id, "ابي اجدد هويتي")).status_code == 200
     assert wa_post(bot, wa_reply(wa_id, "button_reply", "/ask_fees", "الرسوم")).status_code == 200

@@ -275,7 +275,7 @@ def test_widget_and_console_in_chromium(browser, live):
     person_to_console = time.monotonic() - start
     time.sleep(1.5)
     assert widget.locator(".musaed-bot").count() == bots_before
-    assert widget.locator(".musaed-typing").is_hidden()  # nobody pretends the bot is typing
+    assert widget.locator(".musaed-dots").is_hidden()  # nobody pretends the bot is typing
 
     # A note the person never sees; times shown in Riyadh time.
     console.fill("#note-text", "ملاحظة داخلية")

@@ -26,7 +26,7 @@ import requests
 from packaging.version import Version
 from test_web import ask_and_wait  # the same typing and waiting as the web tests
 
-from musaed import catalogue, web_security
+from musaed import catalogue, settings, web_security
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT = catalogue.load()
@@ -223,7 +223,9 @@ def test_the_page_s_csp_has_no_inline_code_and_talks_only_to_the_rasa_server(web
     assert "unsafe-eval" not in page.headers["Content-Security-Policy"]
     assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
     rasa = servers.url
-    assert csp["connect-src"].split() == ["'self'", rasa, rasa.replace("http://", "ws://")]
+    # and the receipts' address (MUSAED_PUBLIC_URL): the widget fetches a receipt to share it as a file.
+    receipts = web_security.origin_of(settings.PUBLIC_URL.get())
+    assert csp["connect-src"].split() == ["'self'", rasa, rasa.replace("http://", "ws://"), receipts]
     assert csp["default-src"] == "'none'" and csp["form-action"] == "'none'"
     # Nothing inline in the page itself for the CSP to refuse.
     assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page.text)
@@ -297,7 +299,7 @@ def test_the_widget_works_under_its_csp_and_the_csp_refuses_injected_script(brow
     page.get_by_role("button", name=CAT.labels["button_fees"]).last.click()
     ask_and_wait(page, "شكرا", "العفو")
     page.reload()  # the conversation comes back from the server, still under the CSP
-    page.wait_for_selector(".musaed-bot p", timeout=TIMEOUT * 1000)
+    page.wait_for_selector(".musaed-bot:not(.musaed-greeting) > p", timeout=TIMEOUT * 1000)
     assert page.evaluate("window.__violations") == []
     # What an injected inline script would do, refused.
     page.evaluate(
