@@ -28,6 +28,11 @@ Live handover (musaed/care_desk.py, docs/care.md):
 
 Every read and change of a person's data writes a row of the care audit in the
 database (musaed/help_desk.py); the log says the same with ids masked.
+
+A transcript's messages come for the page as they are to be read: a tapped
+button as its title (`title`), and each text's language (`lang`) and its
+pieces (`parts`, runs that go against the line's direction marked to be
+isolated: musaed/bidi.py, the widget's rule).
 """
 
 from __future__ import annotations
@@ -37,15 +42,16 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, Optional, Set
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import care_desk, conversations, files, help_desk, logsafe, settings, store, web_security
+from musaed import bidi, care_desk, conversations, files, help_desk, logsafe, settings, store, web_security
 from musaed.identity import mask_id
 from musaed.store import handover as handover_rows
 
@@ -83,6 +89,81 @@ EVENTS_PING_S = 15.0
 
 def _error(status: int, code: str, message: str = "") -> web.Response:
     return _json({"error": code, "message": message}, status=status)
+
+
+# -- transcripts as the page shows them ------------------------------------------
+
+# Where a channel puts the title of the button the person tapped (channels/handover_gate.py,
+# not imported here: it brings Rasa with it).
+TITLE_KEY = "musaed_title"
+
+
+def taps(tracker_db, sender_id: str) -> List[Tuple[Any, Optional[str]]]:
+    """(text, title) of each of the person's messages in the tracker store, in order: `title`
+    is what they tapped when the message was a button's payload ("/affirm"). The channel's
+    own word first (the widget, Telegram and WhatsApp send the title in the metadata); else
+    the title the bot offered for that payload, the latest offer (any channel, REST too)."""
+    offered: Dict[str, str] = {}
+    found: List[Tuple[Any, Optional[str]]] = []
+    # The transcript's rows (musaed/conversations.py) with what it leaves out: the
+    # buttons' payloads and the person's metadata.
+    for row in conversations._rows(
+        tracker_db,
+        "SELECT type_name, data FROM events WHERE sender_id = ? AND type_name IN ('user', 'bot') ORDER BY id",
+        [sender_id],
+    ):
+        data = conversations._data(row)
+        metadata: Dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
+        if metadata.get("checkpoint"):
+            continue  # as the transcript: a checkpoint repeats what was shown
+        if row["type_name"] == "bot":
+            extra: Dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
+            for button in extra.get("buttons") or []:
+                if isinstance(button, dict) and isinstance(button.get("payload"), str):
+                    if isinstance(button.get("title"), str) and button["title"].strip():
+                        offered[button["payload"].strip()] = button["title"].strip()
+            continue
+        text = data.get("text")
+        title = metadata.get(TITLE_KEY)
+        if not (isinstance(title, str) and title.strip()):
+            title = offered.get(text.strip()) if isinstance(text, str) else None
+        found.append((text, title.strip() if title else None))
+    return found
+
+
+def with_titles(messages: List[dict], tapped: Iterable[Tuple[Any, Optional[str]]]) -> List[dict]:
+    """The transcript's person's messages with `title` where they tapped a button. Both lists
+    are the store's user events in order; should they part (a purge between the two reads),
+    no title is given from there on rather than a wrong one."""
+    tapped = iter(tapped)
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        text, title = next(tapped, (None, None))
+        if text != message.get("text"):
+            break
+        if title:
+            message["title"] = title
+    return messages
+
+
+def parts(text: str) -> List[Dict[str, Any]]:
+    """`text` in pieces, those to be isolated marked: musaed/bidi.py's runs (tracking
+    numbers, ids, dates and Latin words in an Arabic line; Arabic names and addresses in an
+    English one). Isolates the person typed are dropped first: only ours make pieces."""
+    pieces = re.split(f"[{bidi.FSI}{bidi.PDI}]", bidi.isolate(bidi.strip(text)))
+    return [{"text": piece, "isolate": i % 2 == 1} for i, piece in enumerate(pieces) if piece]
+
+
+def readable(message: dict) -> dict:
+    """A message with what the page shows of it (a tapped button's title, else its text): its
+    language ("ar" when it has Arabic letters and no more Latin ones, musaed/bidi.py's rule
+    that also decides what is isolated; else "en") and its pieces."""
+    shown = message.get("title") or message.get("text")
+    if isinstance(shown, str) and shown:
+        message["lang"] = "ar" if bidi.is_arabic(bidi.strip(shown)) else "en"
+        message["parts"] = parts(shown)
+    return message
 
 
 def make_app(
@@ -210,6 +291,8 @@ def make_app(
         agent = request["agent"]
         sender = request.match_info["sender_id"]
         messages = help_desk.read_conversation(tracker_db, db, agent, sender)
+        if messages:
+            messages = [readable(m) for m in with_titles(messages, taps(tracker_db, sender))]
         people = conversations.verified_people(tracker_db, sender) if messages else []
         log.info(
             "agent %s: read conversation %s of %s (%d messages)",
@@ -221,6 +304,8 @@ def make_app(
         live = care_desk.conversation(db, agent, sender) if handover_rows.latest_handover(db, sender) else None
         if not messages and live is None:
             return _error(404, "not_found", "لا توجد محادثة بهذا المعرّف.")
+        if live is not None:
+            live["messages"] = [readable(m) for m in live["messages"]]
         # `messages`: the bot's transcript; `live`: the person's and the agents' (and the notes).
         return _json(
             {
@@ -313,6 +398,13 @@ def make_app(
 
     async def handed_over(request: web.Request) -> web.Response:
         found = help_desk.list_conversations(tracker_db, db, request["agent"], "handovers", limit=_limit(request))
+        for item in found:  # asked by a button («تحدث مع موظف»): its title, not "/request_human"
+            if isinstance(item.get("text"), str) and item["text"].startswith("/"):
+                titles = [
+                    title for text, title in taps(tracker_db, item["sender_id"]) if text == item["text"] and title
+                ]
+                if titles:
+                    item["title"] = titles[-1]
         log.info("agent %s: listed %d handovers", request["agent"], len(found))
         return _json({"conversations": found})
 
