@@ -1,6 +1,11 @@
 import json
+import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +35,37 @@ def start_servers(tmp_path_factory, name: str = "server") -> Servers:
         env={
             "MUSAED_DB": str(db_file),
             "MUSAED_WEB_ORIGINS": f"http://127.0.0.1:{web_port} http://127.0.0.1:{embed_port}",
+            # Receipts are linked on the widget's page's server, as in `make run`.
+            "MUSAED_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
         },
     ).start()
     s.db_file = db_file
     s.web_port, s.embed_port = web_port, embed_port
     return s
+
+
+@pytest.fixture(scope="module")
+def web_url(servers):
+    """The widget's page (web.serve) for the shared servers, on the origin they accept."""
+    port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
+    env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "web.serve", "--port", str(port), "--rasa-url", servers.url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

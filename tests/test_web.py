@@ -1,10 +1,6 @@
 """The chat widget in a real headless Chromium against the real servers."""
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,29 +17,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def web_url(servers):
-    port = servers.web_port  # an origin the Rasa server accepts (MUSAED_WEB_ORIGINS)
-    env = {**os.environ, "MUSAED_DB": servers.env["MUSAED_DB"]}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "web.serve", "--port", str(port), "--rasa-url", servers.url],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 # The bot's answers (not the greeting the chat opens with) hold a text.
