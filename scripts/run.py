@@ -1,4 +1,11 @@
-"""`make run`: start the action server, the Rasa server and the web page; Ctrl-C stops them."""
+"""`make run`: start the action server, the Rasa server and the web page; Ctrl-C stops them.
+
+A server that stops is started again, the others left running: while the Rasa
+server restarts (it loads the model for about half a minute) the web page
+stays up and the widget says Musaed is reconnecting, then sends what was typed.
+One that keeps stopping (RESTARTS in RESTART_WINDOW) stops everything, with
+its log's name, rather than restarting for ever.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,40 @@ import os
 import signal
 import sys
 import time
+from typing import Dict, List
 
 from musaed import files, retention, settings
 from scripts.credentials import write as write_credentials
 from scripts.servers import ROOT, Servers
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+RESTARTS = 5
+RESTART_WINDOW = 300.0  # seconds
+
+
+class Supervisor:
+    """Starts again whichever of the servers' processes stopped."""
+
+    def __init__(self, servers: Servers, clock=time.monotonic) -> None:
+        self.servers = servers
+        self.clock = clock
+        self.restarts: Dict[str, List[float]] = {}
+
+    def check(self) -> str:
+        """Restart what stopped; the name of one that stopped too often (then nothing is restarted), else ""."""
+        for proc in list(self.servers.procs):
+            code = proc.poll()
+            if code is None:
+                continue
+            name = self.servers.name_of(proc)
+            now = self.clock()
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW]
+            if len(recent) >= RESTARTS:
+                return name
+            self.restarts[name] = recent + [now]
+            print(f"{name} stopped (exit {code}); starting it again (log: {name}.log).", file=sys.stderr, flush=True)
+            self.servers.restart(proc)
+        return ""
 
 
 def exposure_refusal(interface: str, env) -> str:
@@ -97,10 +132,17 @@ def main() -> int:
             "Ctrl-C stops them all.",
             flush=True,
         )
-        while all(p.poll() is None for p in servers.procs):
+        supervisor = Supervisor(servers)
+        while True:
             time.sleep(1)
-        print("A server stopped unexpectedly; see the logs above.", file=sys.stderr)
-        return 1
+            failing = supervisor.check()
+            if failing:
+                print(
+                    f"{failing} stopped {RESTARTS} times in {RESTART_WINDOW / 60:.0f} minutes; stopping Musaed. "
+                    f"See {servers.log_dir}/{failing}.log.",
+                    file=sys.stderr,
+                )
+                return 1
     except (KeyboardInterrupt, SystemExit):
         print("\nStopping Musaed…", flush=True)
         return 0

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from musaed import settings
 from musaed.files import PRIVATE_UMASK
@@ -83,6 +83,8 @@ class Servers:
     # Both servers at debug level (they then log what people type: musaed/logsafe.py).
     debug: bool = False
     procs: List[subprocess.Popen] = field(default_factory=list)
+    # How each process was started (command, environment, log): `restart` starts it so again.
+    started: Dict[int, Tuple[List[str], dict, Path]] = field(default_factory=dict)
     actions: Optional[subprocess.Popen] = None
     startup_seconds: float = 0.0
 
@@ -164,20 +166,35 @@ class Servers:
         self.actions.terminate()
         self.actions.wait(timeout=20)
         self.procs.remove(self.actions)
+        self.started.pop(self.actions.pid, None)
 
-    def spawn(self, cmd: List[str], env: dict, log: Path) -> subprocess.Popen:
+    def spawn(self, cmd: List[str], env: dict, log: Path, append: bool = False) -> subprocess.Popen:
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
             env=env,
-            stdout=private_log(log),
+            stdout=private_log(log, append=append),
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # Whatever it creates (databases, secrets, logs) is 0600: musaed/files.py.
             umask=PRIVATE_UMASK,
         )
         self.procs.append(proc)
+        self.started[proc.pid] = (cmd, env, log)
         return proc
+
+    def restart(self, proc: subprocess.Popen) -> subprocess.Popen:
+        """Start a process that stopped again, as it was started, its log continued."""
+        cmd, env, log = self.started.pop(proc.pid)
+        self.procs.remove(proc)
+        again = self.spawn(cmd, env, log, append=True)
+        if proc is self.actions:
+            self.actions = again
+        return again
+
+    def name_of(self, proc: subprocess.Popen) -> str:
+        """A process's log's name without .log: "rasa", "actions", "web"."""
+        return self.started[proc.pid][2].stem
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -189,3 +206,4 @@ class Servers:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
+        self.started.clear()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.run import exposure_refusal
+from scripts.run import RESTART_WINDOW, RESTARTS, Supervisor, exposure_refusal
+from scripts.servers import Servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,3 +40,42 @@ def test_make_run_refuses_beyond_loopback_without_a_token_in_one_line_and_starts
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Refusing to listen on 0.0.0.0")
     assert "Starting Musaed" not in done.stdout
+
+
+def test_a_server_that_stops_is_started_again_and_the_others_keep_running(tmp_path):
+    """The Rasa server stopping leaves the web page up (issue 29): only the stopped one starts again."""
+    servers = Servers(rasa_port=0, action_port=0, log_dir=tmp_path)
+    env = {**os.environ}
+    try:
+        web = servers.spawn([sys.executable, "-c", "import time; time.sleep(60)"], env, tmp_path / "web.log")
+        rasa = servers.spawn([sys.executable, "-c", "print('up', flush=True)"], env, tmp_path / "rasa.log")
+        rasa.wait(timeout=20)
+        supervisor = Supervisor(servers)
+        assert supervisor.check() == ""
+        assert web in servers.procs and web.poll() is None  # untouched
+        assert rasa not in servers.procs
+        [again] = [p for p in servers.procs if servers.name_of(p) == "rasa"]
+        again.wait(timeout=20)
+        assert (tmp_path / "rasa.log").read_text().count("up") == 2  # its log continued, not replaced
+    finally:
+        servers.stop()
+
+
+def test_a_server_that_keeps_stopping_stops_make_run(tmp_path):
+    servers = Servers(rasa_port=0, action_port=0, log_dir=tmp_path)
+    now = [0.0]
+    supervisor = Supervisor(servers, clock=lambda: now[0])
+    try:
+        servers.spawn([sys.executable, "-c", "pass"], {**os.environ}, tmp_path / "rasa.log")
+        for restart in range(RESTARTS):
+            [proc] = servers.procs
+            proc.wait(timeout=20)
+            now[0] += 10
+            assert supervisor.check() == "", restart
+        [proc] = servers.procs
+        proc.wait(timeout=20)
+        assert supervisor.check() == "rasa"  # the sixth stop within five minutes
+        now[0] += RESTART_WINDOW  # the earlier ones are long past: started again
+        assert supervisor.check() == ""
+    finally:
+        servers.stop()
