@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -52,6 +52,18 @@ class Fact:
     source_file: str
     source_sentence: str
     questions: Tuple[Tuple[str, Optional[str]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document a request needs uploaded (issue 31): asked for by `name`, one at a time, with
+    `ask` ({limit} filled in); `missing` is what «ما عندي» is told; `check` is the requirement it meets."""
+
+    id: str
+    check: str
+    name: str
+    ask: str
+    missing: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,16 @@ class Service:
     facts: Tuple[Fact, ...] = ()
     # The ids of the facts each aspect's block is made of ("delivery" → delivery_time, …).
     aspect_facts: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+    # The documents the request needs uploaded, in the order they are asked for (the form step `documents`).
+    documents: Tuple[Document, ...] = ()
+
+    def document(self, document_id: Optional[str]) -> Optional[Document]:
+        return next((d for d in self.documents if d.id == document_id), None)
+
+    def in_document_order(self, rows: Sequence[Mapping]) -> List[Mapping]:
+        """Rows of documents (each with its `kind`) in the order the service asks for them."""
+        order = {d.id: n for n, d in enumerate(self.documents)}
+        return sorted(rows, key=lambda row: order.get(row["kind"], len(order)))
 
 
 @dataclass(frozen=True)
@@ -117,6 +139,8 @@ class Catalogue:
         self.aspects: Dict[str, dict] = data.get("aspects") or {}
         self.covered: dict = data.get("covered") or {"words": []}
         self.negations: dict = data.get("negations") or {"words": []}
+        # «ما عندي»: the document asked for is not at hand (the documents step).
+        self.no_document: dict = data.get("no_document") or {"words": []}
         # Words of other domains that share ours (a parcel's delivery, a bank card's renewal).
         self.other_domains: dict = data.get("other_domains") or {"words": [], "senses": []}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
@@ -129,6 +153,11 @@ class Catalogue:
             unknown = [r.check for r in service.requirements if r.check not in self.checks]
             if unknown:
                 raise ValueError(f"{service.id}: requirements name unknown checks {unknown}")
+            unmet = [d.id for d in service.documents if d.check not in {r.check for r in service.requirements}]
+            if unmet:
+                raise ValueError(f"{service.id}: documents {unmet} meet none of its requirements")
+            if service.documents and "documents" not in service.form_steps:
+                raise ValueError(f"{service.id}: it has documents but no `documents` form step")
 
     # -- lookups -------------------------------------------------------------
 
@@ -212,6 +241,10 @@ class Catalogue:
     def aspects_in(self, text: str) -> List[str]:
         """The FOLLOWUPS that `text` asks about ("كم رسوم تجديد الاقامة" → ["fees"]), in catalogue order."""
         return [kind for kind in FOLLOWUPS if kind in self.aspects and _one_kind_in(text, {kind: self.aspects[kind]})]
+
+    def says_no_document(self, text: str) -> bool:
+        """Whether `text` says the document asked for is not at hand («ما عندي», "I don't have it")."""
+        return _one_kind_in(text, {"no": self.no_document}) == "no"
 
     def negated(self, text: str) -> bool:
         """Whether `text` holds a word of no or never («ابداً», "not really")."""
@@ -348,6 +381,9 @@ def _service(sid: str, s: dict, unstated: Dict[str, str]) -> Service:
         numbers=numbers,
         flow=s.get("flow"),
         facts=facts,
+        documents=tuple(
+            Document(d["id"], d["check"], d["name"], d["ask"], d["missing"]) for d in s.get("documents") or ()
+        ),
     )
 
 

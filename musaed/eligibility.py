@@ -2,15 +2,17 @@
 
 Each requirement in the catalogue names a check; this module says how each
 check is decided from the records.  The flow's own steps satisfy a few
-checks (the documents confirmed for a family record, the appointment that a
-minor's request books), so those read the answers the person gave.
+checks (the terms accepted for a family record, the appointment that a
+minor's request books), so those read the answers the person gave; a
+requirement one of the service's documents meets (the copy of the ID) passes
+once that document is in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from musaed import catalogue, store
 from musaed.store import Db
@@ -26,6 +28,8 @@ class Case:
     beneficiary: dict
     today: date
     answers: Dict[str, object] = field(default_factory=dict)
+    # The service's documents received for this request (their ids in the catalogue).
+    documents: Sequence[str] = ()
 
     def number(self, name: str) -> int:
         """One of the service's numbers in the catalogue (renewal window, ages)."""
@@ -82,8 +86,8 @@ def _age_in_range(c: Case) -> bool:
     return c.number("min_age") <= age_on(c.beneficiary["birth_date"], c.today) <= c.number("max_age")
 
 
-def _documents_confirmed(c: Case) -> bool:
-    return c.answers.get("documents_confirmed") == "yes"
+def _terms_accepted(c: Case) -> bool:
+    return c.answers.get("terms_accepted") == "yes"
 
 
 CHECKS: Dict[str, Callable[[Case], bool]] = {
@@ -97,10 +101,10 @@ CHECKS: Dict[str, Callable[[Case], bool]] = {
     "health_insurance_valid": _insurance_valid,
     "medical_exam": lambda c: bool(c.beneficiary["medical_exam_ok"]),
     "contact_valid": lambda c: bool(c.applicant["mobile"]),
-    # The documents step of the form confirms all three.
-    "id_copy_uploaded": _documents_confirmed,
-    "record_report": _documents_confirmed,
-    "terms_accepted": _documents_confirmed,
+    # Met by the service's documents (catalogue `documents:`), not by the records: see evaluate.
+    "id_copy_uploaded": lambda c: False,
+    "record_report": lambda c: False,
+    "terms_accepted": _terms_accepted,
     "card_received": lambda c: bool(c.beneficiary["card_pending_activation"]),
     "age_in_range": _age_in_range,
     # An Absher account is opened on the mobile number on file, which the
@@ -117,10 +121,16 @@ CHECKS: Dict[str, Callable[[Case], bool]] = {
 def evaluate(case: Case) -> List[CheckResult]:
     """Every requirement of the service, in catalogue order, passed or not.
 
-    A citizens-only service first checks that it is for a citizen.
+    A requirement one of the service's documents meets passes when that document
+    was received. A citizens-only service first checks that it is for a citizen.
     """
     service = case.service
-    results = [CheckResult(r.check, CHECKS[r.check](case)) for r in service.requirements]
+    by_document = {d.check: d.id for d in service.documents}
+
+    def passed(check: str) -> bool:
+        return by_document[check] in case.documents if check in by_document else CHECKS[check](case)
+
+    results = [CheckResult(r.check, passed(r.check)) for r in service.requirements]
     if service.audience == "citizen":
         results.insert(0, CheckResult("citizen", case.beneficiary["kind"] == "citizen"))
     return results

@@ -9,9 +9,11 @@ musaed/conversations.py for reading conversations.
 - `find_requests` and `change_status` read and move requests in the
   application database (musaed/store/); every change is an event with the
   agent and the time, so the person sees it at once when tracking.
-- `lookup_requests`, `change_status`, `read_conversation` and `list_conversations`
-  are what an agent does: each writes one row of the care audit (`store.care_audit`:
-  the agent, the action, whose record by national id, what, when).
+- `lookup_requests`, `change_status`, `read_conversation`, `list_conversations` and
+  `download_document` are what an agent does: each writes one row of the care audit
+  (`store.care_audit`: the agent, the action, whose record by national id, what, when).
+  A request comes with its documents (name, type, size, hash); an agent downloads
+  one by its id, the hash checked again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from musaed import answers, catalogue, conversations, store
+from musaed import answers, catalogue, conversations, documents, store
 from musaed.arabic import to_ascii_digits
 from musaed.conversations import FALLBACK_INTENT
 
@@ -178,6 +180,9 @@ def _describe(db, cat: catalogue.Catalogue, request: dict) -> dict:
         "conversation_id": request["conversation_id"],
         "created_at": request["created_at"],
         "updated_at": request["updated_at"],
+        "documents": [
+            _document(service, d) for d in _in_order(service, store.request_documents(db, request["tracking_number"]))
+        ],
         "history": [
             {
                 "status": e["status"],
@@ -189,6 +194,57 @@ def _describe(db, cat: catalogue.Catalogue, request: dict) -> dict:
             for e in store.request_events(db, request["tracking_number"])
         ],
     }
+
+
+def _in_order(service: Optional[catalogue.Service], rows: List[dict]) -> List[dict]:
+    return [dict(row) for row in service.in_document_order(rows)] if service else rows
+
+
+def _document(service: Optional[catalogue.Service], row: dict) -> dict:
+    """What an agent sees of a document before downloading it: which one, its type, size and hash."""
+    document = service.document(row["kind"]) if service else None
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": document.name if document else row["kind"],
+        "file_type": row["file_type"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "received_at": row["received_at"],
+        "file_name": document_file_name(row),
+    }
+
+
+def document_file_name(row: dict) -> str:
+    """The name a download is saved under: the request, the document, its type (never the person's own name)."""
+    return f"{row['tracking_number']}-{row['kind']}.{documents.EXTENSION.get(row['file_type'], 'bin')}"
+
+
+def download_document(db, agent: str, tracking_number: str, document_id: str) -> tuple:
+    """(the document's row, its bytes) for an agent, with its audit row; refused ones are audited too.
+
+    Raises CareError: not_found (no such document of that request), document_changed (the
+    file is gone, or is not what was received: its hash differs).
+    """
+    cat = catalogue.load()
+    number = _tracking_number(tracking_number)
+    request = store.get_request(db, number) if number else None
+    row = store.get_document(db, document_id) if request else None
+    whose = request["applicant_id"] if request else None
+
+    def audit(action: str, detail: str) -> None:
+        store.add_care_audit(db, agent=agent, action=action, national_id=whose, subject=number, detail=detail)
+
+    if row is None or row["tracking_number"] != number:
+        audit("download_document_refused", f"{document_id}: not_found")
+        raise CareError("not_found", cat.labels["care_document_not_found"])
+    try:
+        data = documents.read(db, row)
+    except documents.Changed:
+        audit("download_document_refused", f"{row['kind']} {row['id']}: changed")
+        raise CareError("document_changed", cat.labels["care_document_changed"]) from None
+    audit("download_document", f"{row['kind']} {row['id']} ({documents.describe(row['file_type'], row['size'])})")
+    return row, data
 
 
 def _tracking_number(text: str) -> Optional[str]:

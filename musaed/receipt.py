@@ -1,8 +1,9 @@
 """Request receipts: a PNG the person can keep, reached by a signed link.
 
 `render_receipt` draws the receipt (title, service, the beneficiary's masked
-national id, tracking number, date, expected delivery, and a QR code holding
-exactly the tracking number); `receipt_for` fills it from the database and
+national id, tracking number, date, expected delivery, the documents sent
+with the request by name, type and size, and a QR code holding exactly the
+tracking number); `receipt_for` fills it from the database and
 the catalogue.  Links are signed with an HMAC so receipts cannot be fetched
 by guessing tracking numbers: `receipt_path` makes one, `verify` checks it.
 A receipt is in the language the person wrote in (`lang` in its link, which
@@ -35,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
 from musaed import catalogue, keys, settings, store
+from musaed.documents import describe
 from musaed.identity import mask_id
 from musaed.language import ARABIC, LANGUAGES
 
@@ -168,6 +170,7 @@ def render_receipt(
     created_at: Union[str, date, datetime],
     expected_delivery: str,
     language: str = ARABIC,
+    documents: Sequence[str] = (),
 ) -> bytes:
     """The receipt as PNG bytes: WIDTH px wide, white, right to left in Arabic, left to right in English.
 
@@ -193,7 +196,7 @@ def render_receipt(
         (labels["receipt_tracking_number"], tracking_number),
         (labels["receipt_date"], display_date(created_at)),
         (labels["receipt_expected_delivery"], expected_delivery),
-    )
+    ) + (((labels["receipt_documents"], "\n".join(documents)),) if documents else ())
     label_width = max(int(label_font.getlength(visual(label))) for label, _ in rows)
     # Values start after the labels, on the side the reading goes.
     value_start = start - label_width - 28 if rtl else start + label_width + 28
@@ -262,4 +265,17 @@ def receipt_for(db, tracking_number: str, language: str = ARABIC) -> bytes:
         created_at=request["created_at"],
         expected_delivery=service.delivery,
         language=language,
+        documents=document_lines(catalogue.load(language), service, store.request_documents(db, tracking_number)),
     )
+
+
+def document_lines(cat: catalogue.Catalogue, service: catalogue.Service, rows: Sequence[dict]) -> List[str]:
+    """Each document of a request as the receipt shows it: «صورة الهوية الوطنية: JPEG · 412 KB» (no
+    brackets: drawn right to left, a bracket around a Latin run would face the wrong way)."""
+    lines = []
+    for row in service.in_document_order(rows):
+        document = service.document(row["kind"])
+        name = document.name if document else str(row["kind"])
+        shown = describe(row["file_type"], row["size"])
+        lines.append(cat.labels["receipt_document_line"].format(name=name, file=shown))
+    return lines

@@ -1,6 +1,6 @@
 """How long personal data is kept, in one setting, and the purge that applies it.
 
-    MUSAED_RETENTION="unverified=30d,verified=180d,codes=1d"   (the default)
+    MUSAED_RETENTION="unverified=30d,verified=180d,codes=1d,documents=180d"   (the default)
 
 - `unverified`: a conversation in which nobody proved who they are is deleted
   from the tracker store this long after its latest event;
@@ -9,7 +9,13 @@
   rows of the application database (webhook replays, web sessions, where those
   tables exist) after this long (code requests a day at least: the code limits
   count them over a day); identity locks once they have expired. The
-  care audit is append-only and kept.
+  care audit is append-only and kept. Documents sent for a request that was
+  never made (musaed/documents.py) go with these short-lived rows;
+- `documents`: a request's documents (the family record's copy of the ID and
+  its report) this long after the request closed (delivered, rejected or
+  cancelled): the request stays, a record of the service, but the documents
+  were only needed to decide it. Files on disk whose row is gone are deleted
+  an hour after they were written.
 
 Durations are a number and a unit: `d` days, `h` hours, `m` minutes. Applied by
 `musaed-care purge` and, every hour, by `make run` and `make cluster`
@@ -35,14 +41,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from musaed import identity, settings, store
+from musaed import documents, identity, settings, store
 from musaed.conversations import is_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT = settings.RETENTION.default
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-_PART = re.compile(r"^\s*(unverified|verified|codes)\s*=\s*(\d+)\s*([dhm])\s*$")
+_PART = re.compile(r"^\s*(unverified|verified|codes|documents)\s*=\s*(\d+)\s*([dhm])\s*$")
 
 # Short-lived tables of the application database and the time column that dates a row:
 # purged after `codes`. Tables another part has not added yet are skipped.
@@ -56,6 +62,9 @@ SHORT_LIVED: Tuple[Tuple[str, str], ...] = (
     ("web_sessions", "last_seen"),
 )
 
+# A file with no row (a crash between the two, the demo seed's clearing) is deleted once this old.
+ORPHAN_AFTER = timedelta(hours=1)
+
 # Locks after wrong codes (per conversation since migration 003, per id before): deleted once expired.
 LOCKS = ("verification_locks", "identity_locks")
 
@@ -65,10 +74,11 @@ class Policy:
     unverified: timedelta = timedelta(days=30)
     verified: timedelta = timedelta(days=180)
     codes: timedelta = timedelta(days=1)
+    documents: timedelta = timedelta(days=180)
 
 
 def parse(setting: Optional[str]) -> Policy:
-    """`unverified=30d,verified=180d,codes=1d` (any of the three; the rest keep their default)."""
+    """`unverified=30d,verified=180d,codes=1d,documents=180d` (any of them; the rest keep their default)."""
     values: Dict[str, timedelta] = {}
     for part in filter(str.strip, (setting or "").split(",")):
         match = _PART.match(part)
@@ -180,8 +190,8 @@ def protect_existing(tracker_db) -> int:
 
 
 def purge_records(db: store.Db, policy: Policy, now: Optional[datetime] = None) -> Dict[str, int]:
-    """Delete codes, code requests and other short-lived rows past `codes`, and expired
-    identity locks; how many rows of each table."""
+    """Delete codes, code requests and other short-lived rows past `codes`, expired identity
+    locks, and documents past theirs; how many rows of each table (files, for documents)."""
     now = now or datetime.now(timezone.utc)
     counts = {}
     for table, column in SHORT_LIVED:
@@ -191,6 +201,14 @@ def purge_records(db: store.Db, policy: Policy, now: Optional[datetime] = None) 
         counts[table] = store.delete_older(db, table, column, store.now_iso(now - kept))
     for table in LOCKS:  # expired locks
         counts[table] = store.delete_older(db, table, "locked_until", store.now_iso(now))
+    # Documents: a request's after it closed; those no request took with the short-lived rows.
+    if "documents" in db.table_names():
+        counts["documents"] = documents.purge(
+            db,
+            store.now_iso(now - policy.codes),
+            store.now_iso(now - policy.documents),
+            (now - ORPHAN_AFTER).timestamp(),
+        )
     # Live handovers (their messages with them): as long as conversations, verified or not.
     if "handovers" in db.table_names():
         counts["handovers"] = store.purge_handovers(

@@ -3,15 +3,16 @@
 `assess` reads the records, checks the service's requirements and finds
 the beneficiary's open request for the service, if any; `submit`
 re-assesses (records may have changed since the summary) and, only when all
-pass and none is open, creates the request in one transaction (the store
-holds the one-open-request rule even against a concurrent confirmation).
+pass and none is open, creates the request in one transaction with the
+documents the conversation sent for it (the store holds the one-open-request
+rule even against a concurrent confirmation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from musaed import catalogue, eligibility, store
 from musaed.arabic import normalize
@@ -49,14 +50,16 @@ def assess(
     beneficiary_id: Optional[str],
     answers: Optional[Dict] = None,
     today: Optional[date] = None,
+    documents: Sequence[str] = (),
 ) -> Assessment:
+    """The requirement checks for a request; `documents`: the service's documents received."""
     applicant = store.get_person(db, applicant_id)
     beneficiary = store.get_person(db, beneficiary_id or applicant_id)
     if applicant is None or beneficiary is None:
         raise LookupError("unknown person")
     if beneficiary_id and beneficiary_id != applicant_id and not store.relation(db, applicant_id, beneficiary_id):
         raise PermissionError("the beneficiary is not in the applicant's family")
-    case = eligibility.Case(db, service, applicant, beneficiary, today or date.today(), answers or {})
+    case = eligibility.Case(db, service, applicant, beneficiary, today or date.today(), answers or {}, documents)
     return Assessment(
         service,
         applicant,
@@ -73,6 +76,13 @@ class Submission:
     created: bool = False
 
 
+def received_documents(db: Db, service: catalogue.Service, conversation_id: str) -> List[dict]:
+    """The service's documents this conversation has sent for the request under way, one per
+    document of the catalogue (the latest, should one have come twice), in the catalogue's order."""
+    latest = {row["kind"]: row for row in store.staged_documents(db, conversation_id, service.id)}
+    return [latest[d.id] for d in service.documents if d.id in latest]
+
+
 def submit(
     db: Db,
     service: catalogue.Service,
@@ -82,7 +92,10 @@ def submit(
     answers: Optional[Dict] = None,
     today: Optional[date] = None,
 ) -> Submission:
-    a = assess(db, service, applicant_id, beneficiary_id, answers, today)
+    """Create the request when every requirement passes, its documents with it (those this
+    conversation sent for it: the store attaches them in the request's own transaction)."""
+    documents = received_documents(db, service, conversation_id)
+    a = assess(db, service, applicant_id, beneficiary_id, answers, today, [d["kind"] for d in documents])
     if a.open_request is not None:
         return Submission(a, a.open_request, created=False)
     if not a.eligible:
@@ -96,6 +109,7 @@ def submit(
         delivery_address=a.delivery_address,
         details=answers,
         status=service.first_status,
+        documents=[d["id"] for d in documents],
     )
     return Submission(a, request, created)
 

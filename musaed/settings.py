@@ -91,9 +91,20 @@ MODEL = _declare(
 )
 RETENTION = _declare(
     "MUSAED_RETENTION",
-    "unverified=30d,verified=180d,codes=1d",
+    "unverified=30d,verified=180d,codes=1d,documents=180d",
     "retention policy",
-    "How long conversations (unverified, verified) and one-time codes are kept (`musaed/retention.py`).",
+    "How long conversations (unverified, verified), one-time codes, and a closed request's documents are kept "
+    "(`musaed/retention.py`).",
+)
+DOCUMENTS_DIR = _declare(
+    "MUSAED_DOCUMENTS_DIR",
+    "",
+    "path",
+    "Where people's documents are kept, 0600 under random names (unset: `documents/` beside the database); "
+    "in a cluster, a volume every replica mounts.",
+)
+MAX_DOCUMENT_MB = _declare(
+    "MUSAED_MAX_DOCUMENT_MB", "5", "number", "A larger document (MB of 1024 KB) is refused with a reason, never kept."
 )
 
 # Secrets every replica must share (else each makes a random one in a file beside the database).

@@ -9,7 +9,7 @@ SQLite is the default; ``MUSAED_DATABASE_URL=postgresql://…`` selects
 PostgreSQL. The SQL is written once, in what both engines share.
 
 The package is split by what it holds (connection, schema, people, codes,
-requests, sessions); callers use the functions from here, `store.open_db`,
+requests, sessions, documents); callers use the functions from here, `store.open_db`,
 `store.create_request`, as before.
 """
 
@@ -37,6 +37,18 @@ from musaed.store.connection import (  # noqa: F401
     open_db,
     serialize,
     transaction,
+)
+from musaed.store.documents import (  # noqa: F401
+    add_document,
+    attach_documents,
+    discard_document,
+    discard_staged,
+    get_document,
+    purge_documents,
+    request_documents,
+    staged_documents,
+    stored_names,
+    take_document,
 )
 from musaed.store.handover import (  # noqa: F401
     agents_seen_since,

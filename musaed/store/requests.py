@@ -6,10 +6,11 @@ import json
 import re
 import secrets
 from datetime import datetime
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from musaed.arabic import to_ascii_digits
 from musaed.store.connection import TRACKING_PREFIX, Db, _insert, _one, now_iso, serialize, transaction
+from musaed.store.documents import attach_documents
 from musaed.store.people import relation
 from musaed.store.schema import _CLOSED_SQL, CLOSED_STATUSES, integrity_errors
 
@@ -48,8 +49,10 @@ def create_request(
     details: Optional[Dict] = None,
     status: str = "submitted",
     now: Optional[datetime] = None,
+    documents: Sequence[str] = (),
 ) -> Tuple[dict, bool]:
-    """Create a request and its first event in one transaction.
+    """Create a request and its first event in one transaction, with `documents` (ids of
+    documents `conversation_id` sent) attached: all of them, or no request.
 
     At most one request per (service, beneficiary) is open: while one is,
     this returns it and `created=False`, whichever conversation or channel
@@ -85,6 +88,7 @@ def create_request(
                 },
             )
             _add_event(db, number, status, actor=applicant_id, note=None, at=at)
+            attach_documents(db, number, conversation_id, documents, at)
     except integrity_errors():
         existing = open_request(db, service_id, beneficiary_id)
         if existing is None:

@@ -285,6 +285,32 @@ UPDATE otp_outbox SET used_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') WHERE
 """
 
 
+# Issue 31: documents people send in the chat (the family record's copy of the ID and its
+# report). The file is on disk (musaed/documents.py: 0600, a random name, outside the web
+# root); its row says whose conversation sent it, which of the service's documents it was
+# taken as, its type, size and hash, and, once the request is made, the request. A row
+# with no request is a document of a request under way, kept for a short while only.
+# Stands alone: it needs no table of another migration but `requests`.
+_M010_DOCUMENTS = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,                    -- the reference a conversation carries (letters only)
+    conversation TEXT NOT NULL,
+    service_id TEXT,                        -- the request under way it was taken for
+    kind TEXT,                              -- which of the service's documents (NULL: none asked yet)
+    file_type TEXT NOT NULL CHECK (file_type IN ('image/jpeg', 'image/png', 'application/pdf')),
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    stored_name TEXT NOT NULL UNIQUE,       -- its random file name under MUSAED_DOCUMENTS_DIR
+    received_at TEXT NOT NULL,
+    tracking_number TEXT REFERENCES requests(tracking_number),
+    attached_at TEXT
+);
+CREATE INDEX documents_conversation ON documents(conversation, tracking_number);
+CREATE INDEX documents_request ON documents(tracking_number);
+CREATE INDEX documents_received ON documents(received_at)
+"""
+
+
 # Named, in order; each applies whole (one transaction) and is recorded by name.
 MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("001_initial", _M001_INITIAL),
@@ -294,6 +320,7 @@ MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("005_care_audit", _m005_care_audit),
     ("007_web_sessions", _M007_WEB_SESSIONS),
     ("008_live_handover", _M008_LIVE_HANDOVER),
+    ("010_documents", _M010_DOCUMENTS),
 )
 
 
@@ -350,6 +377,7 @@ def clear_records(db: Db) -> None:
     """Empty every table of people's records and requests (the demo seed starts over)."""
     with transaction(db):
         for table in (
+            "documents",  # their files are swept by the retention purge (no row, no file)
             "request_events",
             "requests",
             "otp_outbox",
