@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.documents import no_document_said
 from actions.turn import catalogue_for, latest_intent, service_in_context
 from musaed import answers, catalogue
 
@@ -146,6 +147,8 @@ class ActionAnswerFollowup(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        if no_document_said(dispatcher, tracker):  # «ما عندي التقرير، وش أسوي؟» at the documents step
+            return []
         cat = catalogue_for(tracker)
         question = FOLLOWUP_INTENTS.get(latest_intent(tracker), "requirements")
         service_id = service_in_context(tracker)

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.form_slots import clear_form_slots
+from actions.documents import stop_request
 from actions.turn import language_of
 from channels.ids import channel_of
 from musaed import handover, store
@@ -40,5 +40,5 @@ class ActionHandOver(Action):
         dispatcher.utter_message(text=reply["text"], buttons=reply["buttons"])
         events = [SlotSet("handed_over", True)]
         if (tracker.active_loop or {}).get("name"):  # in the middle of a form, which stops: keep nothing of it
-            events += clear_form_slots()
+            events += stop_request(tracker)
         return events

@@ -17,6 +17,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.documents import NoDocumentHere
 from actions.identity import IdentitySlots
 from actions.tracking import describe
 from actions.turn import catalogue_for, clear_yes, latest_intent, negated
@@ -35,7 +36,7 @@ def privacy_resets() -> List[Dict[Text, Any]]:
     ]
 
 
-class ValidatePrivacyForm(IdentitySlots, FormValidationAction):
+class ValidatePrivacyForm(NoDocumentHere, IdentitySlots, FormValidationAction):
     def name(self) -> Text:
         return "validate_privacy_form"
 

@@ -11,7 +11,7 @@ from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.form_slots import clear_form_slots
+from actions import documents as document_step
 from actions.identity import IdentitySlots
 from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
 from musaed import catalogue, identity, receipt, service_request, settings, store
@@ -67,14 +67,18 @@ def current_assessment(tracker: Tracker) -> Optional[service_request.Assessment]
     cached = _turn_assessment.get()
     if cached is not None and cached[0] == key:
         return cached[1]
-    assessment = service_request.assess(store.open_db(), service, applicant, beneficiary, given)
+    received = [row["kind"] for row in document_step.received(tracker, service)]
+    assessment = service_request.assess(store.open_db(), service, applicant, beneficiary, given, documents=received)
     _turn_assessment.set((key, assessment))
     return assessment
 
 
-class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
+class ValidateServiceRequestForm(document_step.NoDocumentHere, IdentitySlots, FormValidationAction):
     def name(self) -> Text:
         return "validate_service_request_form"
+
+    def takes_documents_now(self, tracker: Tracker) -> bool:
+        return document_step.at_documents_step(tracker)
 
     async def required_slots(
         self,
@@ -165,10 +169,19 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
             )
         return {"record_kind": kind}
 
-    def validate_documents_confirmed(
+    def validate_documents(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        return yes_or_ask_again("documents_confirmed", dispatcher, tracker)
+        """A file is taken as the document asked for; «ما عندي» or other words are answered."""
+        service = requested_service(tracker)
+        if service is None or not service.documents:
+            return {"documents": "received"}
+        return {"documents": document_step.take(dispatcher, tracker, service)}
+
+    def validate_terms_accepted(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        return yes_or_ask_again("terms_accepted", dispatcher, tracker, terms_buttons(catalogue_for(tracker)))
 
     def validate_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -176,12 +189,16 @@ class ValidateServiceRequestForm(IdentitySlots, FormValidationAction):
         return yes_or_ask_again("confirm", dispatcher, tracker)
 
 
-def yes_or_ask_again(slot: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+def yes_or_ask_again(
+    slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, buttons: Optional[List[Dict[str, str]]] = None
+) -> Dict[Text, Any]:
     """Only a clear yes fills a confirmation; anything else but "لا" asks again."""
     if clear_yes(tracker):
         return {slot: "yes"}
     cat = catalogue_for(tracker)
-    dispatcher.utter_message(response="utter_answer_yes_or_cancel", buttons=yes_cancel_buttons(cat), **{ASKS: slot})
+    dispatcher.utter_message(
+        response="utter_answer_yes_or_cancel", buttons=buttons or yes_cancel_buttons(cat), **{ASKS: slot}
+    )
     return {slot: None}
 
 
@@ -225,16 +242,39 @@ class ActionAskRecordKind(Action):
         return []
 
 
-class ActionAskDocumentsConfirmed(Action):
+class ActionAskDocuments(Action):
+    """The next document the request needs, by name (actions/documents.py)."""
+
     def name(self) -> Text:
-        return "action_ask_documents_confirmed"
+        return "action_ask_documents"
 
     async def run(self, dispatcher, tracker, domain):
-        if asked_this_turn(tracker, "documents_confirmed"):
+        service = requested_service(tracker)
+        if asked_this_turn(tracker, document_step.STEP) or service is None:
+            return []
+        wanted = document_step.next_missing(service, document_step.received(tracker, service))
+        if wanted is not None:
+            document_step.ask(dispatcher, catalogue_for(tracker), wanted)
+        return []
+
+
+class ActionAskTermsAccepted(Action):
+    def name(self) -> Text:
+        return "action_ask_terms_accepted"
+
+    async def run(self, dispatcher, tracker, domain):
+        if asked_this_turn(tracker, "terms_accepted"):
             return []
         cat = catalogue_for(tracker)
-        dispatcher.utter_message(text=cat.labels["documents"], buttons=yes_cancel_buttons(cat))
+        dispatcher.utter_message(text=cat.labels["terms"], buttons=terms_buttons(cat), **{ASKS: "terms_accepted"})
         return []
+
+
+def terms_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
+    return [
+        {"title": cat.labels["button_accept_terms"], "payload": "/affirm"},
+        {"title": cat.labels["button_cancel"], "payload": "/deny"},
+    ]
 
 
 def yes_cancel_buttons(cat: catalogue.Catalogue) -> List[Dict[str, str]]:
@@ -258,10 +298,12 @@ class ActionAskConfirm(Action):
         if a is None:  # cannot happen in the form's order; say something useful anyway
             dispatcher.utter_message(text=cat.labels["confirm"], buttons=yes_cancel_buttons(cat))
             return []
+        documents = document_step.document_summary(tracker, cat, a.service)
+        summary = cat.request_summary(a.service.id, a.beneficiary["name"], a.delivery_address)
         text = "\n".join(
             [
                 cat.eligibility_report(a.service.id, a.results),
-                cat.request_summary(a.service.id, a.beneficiary["name"], a.delivery_address),
+                summary + ("\n" + documents if documents else ""),
                 cat.labels["confirm"],
             ]
         )
@@ -281,7 +323,7 @@ class ActionSubmitRequest(Action):
         applicant = tracker.get_slot("verified_id")
         if not applicant or service is None:
             dispatcher.utter_message(response="utter_anything_else")
-            return clear_form_slots()
+            return document_step.stop_request(tracker)
         service_id = service.id
         db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
         if tracker.get_slot("confirm") == "yes":
@@ -333,7 +375,8 @@ class ActionSubmitRequest(Action):
             )
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
-        return clear_form_slots()
+        # Documents a made request took are its own now; those of one not made go.
+        return document_step.stop_request(tracker)
 
 
 # Below this, a "no" in the middle of a form may be "ما عندي فكرة" (I have no
@@ -350,6 +393,9 @@ class ActionCancelForm(Action):
     async def run(self, dispatcher, tracker, domain):
         loop = (tracker.active_loop or {}).get("name")
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 1.0)
+        if loop and document_step.no_document_said(dispatcher, tracker):
+            # «ما عندي» read as a no: where to get the document, and the request kept.
+            return [FollowupAction(loop)]
         if loop and tracker.get_slot("switch_to"):
             # "لا" to the offer to switch services: keep the current request and ask its step again.
             cat = catalogue_for(tracker)
@@ -361,7 +407,7 @@ class ActionCancelForm(Action):
             dispatcher.utter_message(text=catalogue_for(tracker).labels["cancel_unsure"])
             return [FollowupAction(loop)]
         dispatcher.utter_message(response="utter_request_cancelled")
-        return [ActiveLoop(None), *clear_form_slots()]
+        return [ActiveLoop(None), *document_step.stop_request(tracker)]
 
 
 class ActionOfferSwitch(Action):
@@ -381,13 +427,15 @@ class ActionOfferSwitch(Action):
         other, current = latest_intent(tracker), tracker.get_slot("service")
         if cat.service(other) is None or cat.service(current) is None:
             return []
+        if document_step.no_document_said(dispatcher, tracker):  # «ما عندي تقرير السجل», read as the service
+            return []
         if other == current:  # already under way: say so; the form asks its step next
             dispatcher.utter_message(text=cat.labels["switch_same"].format(current=cat.services[current].name))
             return []
         if tracker.get_slot("switch_to") == other:  # the offer's button: switch
             # Tracking is a form of its own; any other service starts with its guide and offer.
             then = cat.services[other].flow or "action_explain_service"
-            return [ActiveLoop(None), *clear_form_slots(), FollowupAction(then)]
+            return [ActiveLoop(None), *document_step.stop_request(tracker), FollowupAction(then)]
         text = cat.labels["switch_offer"].format(current=cat.services[current].name, other=cat.services[other].name)
         dispatcher.utter_message(text=text, buttons=[{"title": cat.services[other].name, "payload": f"/{other}"}])
         return [SlotSet("switch_to", other)]

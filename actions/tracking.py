@@ -9,12 +9,13 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.documents import NoDocumentHere
 from actions.identity import IdentitySlots
 from actions.turn import catalogue_for
 from musaed import catalogue, store
 
 
-class ValidateTrackRequestForm(IdentitySlots, FormValidationAction):
+class ValidateTrackRequestForm(NoDocumentHere, IdentitySlots, FormValidationAction):
     def name(self) -> Text:
         return "validate_track_request_form"
 

@@ -4,6 +4,7 @@ musaed-care ask "ضاعت هويتي"
 musaed-care request --tracking-number MSD-12345678 | --national-id 1010000014
 musaed-care status MSD-12345678 approved
 musaed-care status MSD-12345678 rejected --reason "الصورة غير واضحة"
+musaed-care document MSD-12345678 <document id> [--out FILE]   (a request's document, saved 0600; audited)
 musaed-care conversation <sender id>
 musaed-care handovers
 musaed-care fallbacks
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from care import auth, default_model, default_tracker_db
-from musaed import conversations, files, help_desk, logsafe, settings, store
+from musaed import conversations, documents, files, help_desk, logsafe, settings, store
 from musaed.identity import mask_id
 
 log = logging.getLogger("care")
@@ -95,8 +96,13 @@ def format_request(r: dict) -> str:
         f"• المستفيد: {shown(r['beneficiary_name'])} ({r['beneficiary_id']})",
         f"• الحالة: {r['status_text']} ({r['status']})",
         f"• المحادثة: {shown(r['conversation_id'])}",
-        "سجل الحالة:",
     ]
+    for d in r.get("documents") or []:
+        lines.append(
+            f"• مستند: {shown(d['name'])} — {documents.describe(d['file_type'], d['size'])} — "
+            f"SHA-256 {d['sha256'][:12]}… — المعرّف {d['id']}"
+        )
+    lines.append("سجل الحالة:")
     for n, e in enumerate(r["history"], start=1):
         line = f"{n}. {e['status_text']} — {_at(e['at'])} — {shown(e['actor'])}"
         if e.get("note"):
@@ -246,6 +252,23 @@ def cmd_status(args) -> int:
         + "\n"
         + format_request(changed),
     )
+    return 0
+
+
+def cmd_document(args) -> int:
+    """Save one document of a request (0600, never over an existing file); audited as on the page."""
+    try:
+        row, data = help_desk.download_document(store.open_db(args.db), args.agent, args.tracking_number, args.id)
+    except help_desk.CareError as e:
+        log.info("agent %s: document download refused (%s)", args.agent, e.code)
+        print(e.message, file=sys.stderr)
+        return 1
+    out = Path(args.out or help_desk.document_file_name(row))
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    log.info("agent %s: downloaded a document of %s", args.agent, row["tracking_number"])
+    _print(args, {"file": str(out), "size": row["size"], "sha256": row["sha256"]}, str(out))
     return 0
 
 
@@ -415,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="required for rejected")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("document", parents=[common, app_db], help="save one document of a request (audited)")
+    p.add_argument("tracking_number")
+    p.add_argument("id", help="the document's id (musaed-care request lists them)")
+    p.add_argument("--out", help="the file to write (default: <tracking number>-<document>.<type>, here)")
+    p.set_defaults(func=cmd_document)
+
     p = sub.add_parser("conversation", parents=[common, who, app_db, trackers], help="a conversation's transcript")
     p.add_argument("sender_id")
     p.set_defaults(func=cmd_conversation)
@@ -442,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "purge",
         parents=[common, who, app_db, trackers],
-        help="delete what is past its retention (MUSAED_RETENTION, default unverified=30d,verified=180d,codes=1d)",
+        help="delete what is past its retention (MUSAED_RETENTION, musaed/retention.py)",
     )
     p.set_defaults(func=cmd_purge)
 

@@ -9,6 +9,7 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/statuses                          the statuses an agent may set
     GET  /care/requests?tracking_number=…|national_id=…   requests with their history
     POST /care/requests/{tracking_number}/status {"status": …, "reason": …}   409 on a conflict
+    GET  /care/requests/{tracking_number}/documents/{id}   a request's document, as a download (audited)
     GET  /care/conversations/{sender_id}         a transcript from the tracker store
     GET  /care/handovers                         conversations handed over to a person
     GET  /care/fallbacks                         messages the bot did not understand
@@ -51,7 +52,18 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import bidi, care_desk, conversations, files, help_desk, logsafe, settings, store, web_security
+from musaed import (
+    bidi,
+    care_desk,
+    conversations,
+    documents,
+    files,
+    help_desk,
+    logsafe,
+    settings,
+    store,
+    web_security,
+)
 from musaed.identity import mask_id
 from musaed.store import handover as handover_rows
 
@@ -81,7 +93,13 @@ def _safe(number: str) -> str:
 
 
 # A refused change: the request is not there (404), another one is open for it (409), or the input is wrong.
-_STATUS_OF = {"not_found": 404, "conflict": 409, "already_claimed": 409, "not_yours": 409}
+_STATUS_OF = {
+    "not_found": 404,
+    "conflict": 409,
+    "already_claimed": 409,
+    "not_yours": 409,
+    "document_changed": 410,
+}
 # How often the live console's stream looks for changes, and says it is alive.
 EVENTS_POLL_S = 0.25
 EVENTS_PING_S = 15.0
@@ -287,6 +305,28 @@ def make_app(
         )
         return _json({"request": changed})
 
+    async def document(request: web.Request) -> web.Response:
+        """One document of a request, as a file to save (never shown inline: the page's own
+        origin must not render what a person sent), checked against its hash, audited."""
+        agent = request["agent"]
+        number, document_id = request.match_info["tracking_number"], request.match_info["id"]
+        try:
+            row, data = help_desk.download_document(db, agent, number, document_id)
+        except help_desk.CareError as e:
+            log.info("agent %s: document of %s refused (%s)", agent, _safe(number), e.code)
+            return _error(_STATUS_OF.get(e.code, 400), e.code, e.message)
+        log.info(
+            "agent %s: downloaded a document of %s (%s)",
+            agent,
+            row["tracking_number"],
+            documents.describe(row["file_type"], row["size"]),
+        )
+        return web.Response(
+            body=data,
+            content_type=row["file_type"],
+            headers={"Content-Disposition": f'attachment; filename="{help_desk.document_file_name(row)}"'},
+        )
+
     async def conversation(request: web.Request) -> web.Response:
         agent = request["agent"]
         sender = request.match_info["sender_id"]
@@ -433,6 +473,7 @@ def make_app(
     app.router.add_get("/care/statuses", statuses)
     app.router.add_get("/care/requests", find)
     app.router.add_post("/care/requests/{tracking_number}/status", change)
+    app.router.add_get("/care/requests/{tracking_number}/documents/{id}", document)
     app.on_shutdown.append(end_streams)
     app.router.add_get("/care/queue", live_queue)
     app.router.add_get("/care/events", live_events)

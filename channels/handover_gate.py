@@ -23,11 +23,12 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 
 from channels.ids import channel_of
-from musaed import handover, store
+from musaed import documents, handover, store
 
 logger = logging.getLogger(__name__)
 
 TITLE_KEY = "musaed_title"
+DOCUMENT_KEY = "musaed_document"  # a file's kept document (channels/documents.py)
 PULL_CHANNELS = ("rest",)  # no push: delivered with the caller's next request
 
 
@@ -56,6 +57,14 @@ async def send(output: OutputChannel, recipient: str, reply: Dict[str, Any]) -> 
     await output.send_response(recipient, {k: v for k, v in reply.items() if k != "custom"})
 
 
+async def _drop_document(conversation: str, metadata: Any) -> None:
+    """A file sent while an agent holds the conversation: the agent reads that one came (its
+    title), and no request will take it, so what was kept of it goes now."""
+    document_id = metadata.get(DOCUMENT_KEY) if isinstance(metadata, dict) else None
+    if isinstance(document_id, str):
+        await asyncio.to_thread(documents.discard, store.open_db(), document_id, conversation)
+
+
 def gate(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
     async def handle(message: UserMessage) -> Any:
         conversation = message.sender_id or ""
@@ -70,6 +79,7 @@ def gate(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[U
             await send(message.output_channel, conversation, reply)
         if not decision.to_bot:
             logger.info("Message in %s kept from the bot (handover)", conversation)
+            await _drop_document(conversation, message.metadata)
             return None
         return await on_new_message(message)
 

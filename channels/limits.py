@@ -167,6 +167,12 @@ class Limits:
             return True
         return len(text) * 4 > self.max_bytes and len(text.encode("utf-8", "surrogatepass")) > self.max_bytes
 
+    def has_room(self, sender: str, address: Optional[str]) -> bool:
+        """Whether a message of `sender` (from `address`) would go through now; nothing is counted
+        (a file is fetched and read only then: channels/documents.py)."""
+        limited_address = address if address is not None and not _local(address) else None
+        return (limited_address is None or self.addresses.room(limited_address)) and self.senders.room(sender)
+
     def check(self, sender: str, address: Optional[str]) -> str:
         """GO, or SLOW_DOWN (the first refused message of a burst), or QUIET (the rest of it)."""
         limited_address = address if address is not None and not _local(address) else None

@@ -14,6 +14,9 @@ What differs from ``rasa.core.channels.rest.RestInput``:
   nginx on loopback), and the limits on size and rate apply
   (channels/limits.py). Without one, only the size cap does: the callers are
   local and trusted (tests, `make chat`, `make bench`), and no address is set.
+- A document (issue 31): ``POST /webhooks/rest/document?sender=<sender>`` with
+  the file's bytes as the body, behind the same token; the answer is the bot's
+  replies, as for a message (channels/documents.py checks and keeps the file).
 """
 
 from __future__ import annotations
@@ -22,17 +25,18 @@ import hmac
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels import documents as channel_documents
 from channels import limits
 from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import settings
+from musaed import documents, settings
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +74,39 @@ class RestInput(RasaRestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         # While an agent holds the conversation the bot is silent; the agent's messages come with the
         # caller's next request (channels/handover_gate.py).
-        bp = super().blueprint(limits.guard(gate(never_silent(on_new_message)), rate_limited=bool(self.token)))
+        guarded = limits.guard(gate(never_silent(on_new_message)), rate_limited=bool(self.token))
+        bp = super().blueprint(guarded)
 
         @bp.middleware("request")
         async def authorize(request: Request) -> Optional[HTTPResponse]:
             if not bearer_ok(self.token, request.headers.get("Authorization")):
                 logger.warning("REST call without the right token refused")
                 return response.json({"error": "unauthorized"}, status=401)
+            if request.method == "POST" and request.path.endswith("/document"):
+                return None  # a file's bytes, not JSON
             if request.method == "POST" and not isinstance(request.json, dict):
                 return response.json({"error": "expected a JSON object"}, status=400)
             return None
+
+        @bp.route("/document", methods=["POST"])
+        async def document(request: Request) -> HTTPResponse:
+            sender = request.args.get("sender") or DEFAULT_SENDER
+            conversation = conversation_id(self.name(), sender)
+            address = limits.client_address(request.ip, request.headers) if self.token else None
+            if self.token and not channel_documents.has_room(conversation, address):
+                text, metadata = channel_documents.refused(documents.UNREADABLE)  # the guard says slow down
+            else:
+                text, metadata = await channel_documents.from_bytes(request.body or b"", conversation)
+            collector = CollectingOutputChannel()
+            await guarded(
+                UserMessage(
+                    text,
+                    collector,
+                    conversation,
+                    input_channel=self.name(),
+                    metadata=limits.with_address(metadata, address),
+                )
+            )
+            return response.json(collector.messages)
 
         return bp

@@ -29,6 +29,12 @@ that conversation. Here:
 - Only the configured web origins (``MUSAED_WEB_ORIGINS``,
   musaed/web_security.py) may open a socket from a browser, and every
   response of the Rasa server carries the security headers and no version.
+- A document (issue 31) comes as ``POST /webhooks/socketio/document``, the
+  file's bytes as the body, the session token as ``Authorization: Bearer``:
+  from a configured origin only, for a live session only, read no further
+  than the size allowed. It is checked and kept (channels/documents.py) and
+  its message goes into the session's conversation, whose answer reaches
+  the widget on its socket; the HTTP answer says only received or refused.
 """
 
 from __future__ import annotations
@@ -54,16 +60,20 @@ from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
 from channels import care_delivery, limits
+from channels import documents as channel_documents
 from channels.handover_gate import gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
-from musaed import bidi, handover, keys, settings, store, web_security
+from musaed import bidi, documents, handover, keys, settings, store, web_security
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "web"
 SECRET_FILE = "session.secret"
 _TOKEN = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{64})$")
+# A document's body declared this much past the limit is refused unread (the widget sends at most one
+# byte past it; a body a little over is read up to the limit, so the browser is not cut off mid-send).
+UNREAD_PAST = 1024 * 1024
 # A live session's last_seen is written at most this often (not at every message).
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -305,6 +315,58 @@ class SocketIOInput(RasaSocketIOInput):
                 await sio.emit("session_history", await history(conversation), room=sid, namespace=self.namespace)
             await sio.emit("session_confirm", token, room=sid, namespace=self.namespace)
             return session
+
+        origins = set(web_security.web_origins())
+
+        @socketio_webhook.route("/document", methods=["GET"])
+        async def upload_limit(_: Request) -> HTTPResponse:
+            """How many bytes a document may have: the widget sends no more than one past it."""
+            return response.json({"max_bytes": documents.max_bytes()})
+
+        @socketio_webhook.route("/document", methods=["POST"], stream=True)
+        async def upload(request: Request) -> HTTPResponse:
+            """A document from the widget into the session's conversation (see module doc)."""
+            origin = request.headers.get("Origin")
+            if origin is not None and origin not in origins:
+                logger.warning("A document upload from an origin not configured refused")
+                return response.json({"error": "origin"}, status=403)
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            session = session_of(token.strip(), secret) if scheme.lower() == "bearer" else None
+            if session is None or not await asyncio.to_thread(sessions.live, session):
+                return response.json({"error": "session"}, status=401)
+            conversation = conversation_id(CHANNEL, session)
+            address = limits.client_address(request.ip, request.headers)
+            declared = request.headers.get("Content-Length")
+            limit = documents.max_bytes()
+            if not channel_documents.has_room(conversation, address):
+                text, metadata = channel_documents.refused(documents.UNREADABLE)  # the guard says slow down
+            elif declared and declared.isdigit() and int(declared) > limit + UNREAD_PAST:
+                text, metadata = channel_documents.refused(documents.TOO_LARGE)  # far too large: not read at all
+            else:
+                body, too_large = bytearray(), False
+                while True:
+                    chunk = await request.stream.read()
+                    if chunk is None:
+                        break
+                    body += chunk
+                    if len(body) > limit:
+                        too_large = True
+                        break
+                if too_large:
+                    text, metadata = channel_documents.refused(documents.TOO_LARGE)
+                else:
+                    text, metadata = await channel_documents.from_bytes(bytes(body), conversation)
+            await on_new_message(
+                UserMessage(
+                    text,
+                    WidgetOutput(sio, self.bot_message_evt),
+                    conversation,
+                    input_channel=self.name(),
+                    metadata=limits.with_address(metadata, address),
+                )
+            )
+            kept = channel_documents.DOCUMENT_KEY in metadata
+            return response.json({"status": "received" if kept else "refused"}, status=200 if kept else 422)
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:

@@ -39,6 +39,11 @@ What differs from ``rasa.core.channels.telegram``:
   cannot be replayed (channels/replays.py). A button press carries the date
   of the message the button is on, which may be old: its update id is what
   stops a replay. Each chat is limited in size and rate (channels/limits.py).
+- A photo (its largest size) or a file is fetched with getFile and the Bot
+  API's file address, at most the size allowed (a larger one, as Telegram
+  states it, is not fetched at all), and checked and kept
+  (channels/documents.py); a video, voice note, sticker and the like is
+  answered as a file of a type not taken. Captions and file names are not read.
 """
 
 from __future__ import annotations
@@ -63,11 +68,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels import care_delivery, limits, replays
+from channels import documents as channel_documents
 from channels._text import split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
-from musaed import bidi, settings
+from musaed import bidi, documents, settings
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +156,45 @@ class TelegramOutput(RasaTelegramOutput):
         for piece in pieces[:-1]:
             await self.send_message(recipient_id, piece)
         await super().send_text_with_buttons(recipient_id, pieces[-1], buttons, button_type=button_type, **kwargs)
+
+    async def download(self, file_id: str, limit: int) -> bytes:
+        """A file the person sent, by its file_id: getFile, then the file's address (which holds
+        the bot token: never logged). TooLarge past `limit`, DownloadFailed when refused."""
+        try:
+            info = await self.get_file(file_id)
+        except TelegramAPIError as error:
+            raise channel_documents.DownloadFailed(type(error).__name__) from None
+        if info.file_size and info.file_size > limit:
+            raise channel_documents.TooLarge()
+        if not info.file_path:
+            raise channel_documents.DownloadFailed("no file_path")
+        async with self.session.get(self.get_file_url(info.file_path)) as reply:
+            if reply.status != 200:
+                raise channel_documents.DownloadFailed(f"HTTP {reply.status}")
+            return await channel_documents.read_at_most(reply.content, limit)
+
+
+# The kinds of file Telegram sends that are not taken (answered as such, never fetched).
+OTHER_FILES = ("video", "audio", "voice", "video_note", "animation", "sticker")
+
+
+def file_of(payload: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Optional[int]]]:
+    """(chat id, file_id or None for a kind not taken, its size as Telegram states it) of an
+    update's photo or file, or None when the update carries none."""
+    message = payload.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
+        return None
+    chat = str(message["chat"].get("id"))
+    photos = message.get("photo")
+    if isinstance(photos, list) and photos:
+        largest = max(photos, key=lambda p: (p.get("width", 0) * p.get("height", 0), p.get("file_size") or 0))
+        return chat, largest.get("file_id"), largest.get("file_size")
+    document = message.get("document")
+    if isinstance(document, dict):
+        return chat, document.get("file_id"), document.get("file_size")
+    if any(isinstance(message.get(kind), dict) for kind in OTHER_FILES):
+        return chat, None, None
+    return None
 
 
 class TelegramInput(RasaTelegramInput):
@@ -237,6 +282,33 @@ class TelegramInput(RasaTelegramInput):
             return None
         return str(message.chat.id), as_user_text(text)
 
+    async def _file(
+        self,
+        sent_file: Tuple[str, Optional[str], Optional[int]],
+        out_channel: TelegramOutput,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> None:
+        """A photo or file into the chat's conversation: fetched, checked and kept, or refused."""
+        chat, file_id, size = sent_file
+        conversation = conversation_id(self.name(), chat)
+        limit = documents.max_bytes()
+        if file_id is None:
+            text, metadata = channel_documents.refused(documents.NOT_ALLOWED)
+        elif size and size > limit:
+            text, metadata = channel_documents.refused(documents.TOO_LARGE)  # not fetched at all
+        else:
+            text, metadata = await channel_documents.fetched(
+                lambda most: out_channel.download(file_id, most), conversation
+            )
+        try:
+            await on_new_message(
+                UserMessage(text, out_channel, conversation, input_channel=self.name(), metadata=metadata)
+            )
+        except Exception:  # noqa: BLE001 - log it, and do not make Telegram redeliver
+            logger.exception("Failed to handle a Telegram file in %s", conversation)
+            if self.debug_mode:
+                raise
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
         # While an agent holds the conversation the bot is silent (channels/handover_gate.py).
@@ -309,6 +381,10 @@ class TelegramInput(RasaTelegramInput):
                 return response.text("success")
             if not await replays.first_time(self.name(), update.update_id):
                 logger.warning("Telegram update %s delivered again: not handled", update.update_id)
+                return response.text("success")
+            sent_file = file_of(payload)
+            if sent_file is not None:
+                await self._file(sent_file, out_channel, on_new_message)
                 return response.text("success")
             found = self._user_text(update)
             if found is None:

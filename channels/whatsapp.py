@@ -18,6 +18,11 @@ Routes, under /webhooks/whatsapp/:
   reading anything when it is missing or wrong. Then every text message, and
   every interactive button or list reply (its id, i.e. the button's payload
   such as ``/renew_national_id``, is what the bot reads), goes to Rasa.
+  An image or a document is fetched through the Cloud API's media endpoint
+  (``GET {api_url}/{media id}`` for its address and size, then the file, both
+  with the token; never past the size allowed), checked and kept
+  (channels/documents.py); audio, video and stickers are answered as files of
+  a type not taken. Captions and file names are not read or kept.
   Delivery statuses and other message types are acknowledged and ignored. A
   message id seen in the last day, or a message sent more than 5 minutes ago,
   is acknowledged and not handled (Meta redelivers; a captured body must not
@@ -40,6 +45,7 @@ import hmac
 import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Text
+from urllib.parse import urlsplit
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -48,11 +54,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from channels import care_delivery, limits, replays
+from channels import documents as channel_documents
 from channels._text import shorten, split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
 from channels.never_silent import never_silent
-from musaed import bidi, catalogue, language, settings
+from musaed import bidi, catalogue, documents, language, settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,14 @@ def _labels(text: str) -> Dict[str, str]:
 
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# Messages that are files: those taken (fetched through the media endpoint), and those answered as not taken.
+FILE_TYPES = ("image", "document")
+OTHER_FILES = ("audio", "video", "sticker")
+
+
+def _same_server(url: str, api_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(api_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def signature(app_secret: str, body: bytes) -> str:
@@ -211,6 +226,26 @@ class WhatsAppOutput(OutputChannel):
             logger.error("WhatsApp API call failed: %r", error)
             return None
 
+    async def download(self, media_id: str, limit: int) -> bytes:
+        """A file the person sent: its address and size from the media endpoint, then the file
+        itself, both with the token. TooLarge past `limit`, DownloadFailed when refused."""
+        headers = {"Authorization": f"Bearer {self.access_token}"}
+        session = self._session.get()
+        async with session.get(f"{self.api_url}/{media_id}", headers=headers) as reply:
+            if reply.status != 200:
+                raise channel_documents.DownloadFailed(f"media endpoint HTTP {reply.status}")
+            media = await reply.json(content_type=None)
+        url = media.get("url") if isinstance(media, dict) else None
+        # Over HTTPS (Meta's file host), or from the API's own server (a local one in tests).
+        if not isinstance(url, str) or not (url.startswith("https://") or _same_server(url, self.api_url)):
+            raise channel_documents.DownloadFailed("no file address")
+        if isinstance(media.get("file_size"), int) and media["file_size"] > limit:
+            raise channel_documents.TooLarge()
+        async with session.get(url, headers=headers) as reply:
+            if reply.status != 200:
+                raise channel_documents.DownloadFailed(f"file HTTP {reply.status}")
+            return await channel_documents.read_at_most(reply.content, limit)
+
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         # Mixed lines read right in WhatsApp's apps too (musaed/bidi.py).
         if message.get("text"):
@@ -316,8 +351,18 @@ class WhatsAppInput(InputChannel):
         reply = interactive.get(interactive.get("type") or "") or {}
         return reply.get("title") if interactive.get("type") in ("button_reply", "list_reply") else None
 
+    @staticmethod
+    def media_of(message: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """{"id": media id, or None for a kind not taken} of an image or a file, or None."""
+        kind = message.get("type")
+        if kind in FILE_TYPES:
+            return {"id": (message.get(kind) or {}).get("id")}
+        if kind in OTHER_FILES:
+            return {"id": None}
+        return None
+
     def inbound(self, payload: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """(sender, text, metadata) of each message for our number in a webhook payload."""
+        """(sender, text or media, metadata) of each message for our number in a webhook payload."""
         found = []
         if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
             return found
@@ -333,14 +378,16 @@ class WhatsAppInput(InputChannel):
                 names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or []}
                 for message in value.get("messages") or []:
                     text = self.message_text(message)
+                    media = self.media_of(message)
                     sender = message.get("from")
-                    if not text or not sender:
+                    if not (text or media) or not sender:
                         logger.debug("WhatsApp %s message ignored", message.get("type"))
                         continue
                     found.append(
                         {
                             "sender": str(sender),
                             "text": text,
+                            "media": media,
                             "message_id": message.get("id"),
                             "metadata": {
                                 "whatsapp": {
@@ -355,6 +402,13 @@ class WhatsAppInput(InputChannel):
                         }
                     )
         return found
+
+    @staticmethod
+    async def _file_message(media: Dict[str, Any], out_channel: WhatsAppOutput, conversation: str):
+        media_id = media.get("id")
+        if not media_id:
+            return channel_documents.refused(documents.NOT_ALLOWED)
+        return await channel_documents.fetched(lambda most: out_channel.download(str(media_id), most), conversation)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # No message goes unanswered; long ones and bursts are answered briefly (channels/limits.py).
@@ -408,16 +462,21 @@ class WhatsAppInput(InputChannel):
                 if not await replays.first_time(self.name(), message["message_id"]):
                     logger.warning("WhatsApp message %s delivered again: not handled", message["message_id"])
                     continue
+                # The conversation says WhatsApp: no other channel reaches it.
+                conversation = conversation_id(self.name(), message["sender"])
+                text, metadata = message["text"], message["metadata"]
                 try:
-                    # The conversation says WhatsApp: no other channel reaches it.
+                    if message["media"] is not None:  # a file: fetched, checked and kept, or refused
+                        text, about_file = await self._file_message(message["media"], out_channel, conversation)
+                        metadata = {**metadata, **about_file}
                     await on_new_message(
                         UserMessage(
-                            message["text"],
+                            text,
                             out_channel,
-                            conversation_id(self.name(), message["sender"]),
+                            conversation,
                             input_channel=self.name(),
                             message_id=message["message_id"],
-                            metadata=message["metadata"],
+                            metadata=metadata,
                         )
                     )
                 except Exception:  # noqa: BLE001 - log; a 5xx would make Meta redeliver

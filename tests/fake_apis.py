@@ -7,10 +7,11 @@ like the real API and records every call, so tests can check what the bot sent.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from aiohttp import web
 
@@ -89,16 +90,33 @@ def ok(result: Any) -> web.Response:
 
 
 class FakeTelegram(FakeApi):
-    """The Bot API: getMe, setWebhook, sendMessage, sendPhoto, answerCallbackQuery."""
+    """The Bot API: getMe, setWebhook, sendMessage, sendPhoto, answerCallbackQuery, and a
+    person's files: getFile and the file address (GET /file/bot<token>/<file_path>)."""
 
     def __init__(self, token: str = BOT_TOKEN, username: str = BOT_USERNAME) -> None:
         super().__init__()
         self.token = token
         self.username = username
         self._message_id = 1000
+        self.files: Dict[str, bytes] = {}  # file_id -> the bytes a person sent
+
+    def add_file(self, file_id: str, data: bytes) -> str:
+        """A file a person sent, as Telegram holds it (an update then names its file_id)."""
+        self.files[file_id] = data
+        return file_id
 
     def routes(self, app: web.Application) -> None:
+        app.router.add_get("/file/bot{token}/{path:.+}", self.download)
         app.router.add_route("*", "/bot{token}/{method}", self.handle)
+
+    async def download(self, request: web.Request) -> web.Response:
+        self.record({"method": "download", "token": request.match_info["token"], "params": {}})
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1]
+        if file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def calls_to(self, method: str, chat_id: Any = None) -> List[Dict[str, Any]]:
         """Params of the recorded calls of `method` (to `chat_id`, when given)."""
@@ -133,6 +151,21 @@ class FakeTelegram(FakeApi):
             )
         if method in ("setWebhook", "answerCallbackQuery", "deleteWebhook"):
             return ok(True)
+        if method == "getFile":
+            file_id = params.get("file_id")
+            if file_id not in self.files:
+                return web.json_response(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}, status=400
+                )
+            size = len(self.files[file_id])
+            return ok(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "file_size": size,
+                    "file_path": f"documents/{file_id}",
+                }
+            )
         if method in ("sendMessage", "sendPhoto"):
             self._message_id += 1
             message = {
@@ -162,21 +195,64 @@ class FakeTelegram(FakeApi):
 
 
 class FakeGraph(FakeApi):
-    """The WhatsApp Cloud API's POST /{phone_number_id}/messages."""
+    """The WhatsApp Cloud API's POST /{phone_number_id}/messages, and a person's media: GET
+    /{version}/{media id} (the file's address, type, hash and size), then the file at that address."""
 
     def __init__(self, access_token: str, phone_number_id: str) -> None:
         super().__init__()
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self._n = 0
+        self.media: Dict[str, Tuple[bytes, str]] = {}  # media id -> (bytes, the type WhatsApp says)
+
+    def add_media(self, media_id: str, data: bytes, mime_type: str = "image/jpeg") -> str:
+        self.media[media_id] = (data, mime_type)
+        return media_id
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{phone_number_id}/messages", self.handle)
         app.router.add_post("/{version}/{phone_number_id}/messages", self.handle)  # /v19.0/...
+        app.router.add_get("/media-files/{media_id}", self.media_file)
+        app.router.add_get("/{version}/{media_id}", self.media_info)
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.access_token}"
+
+    async def media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        self.record({"path": request.path, "authorization": request.headers.get("Authorization"), "json": {}})
+        if not self._authorized(request):
+            return web.json_response({"error": {"message": "Invalid OAuth access token.", "code": 190}}, status=401)
+        if media_id not in self.media:
+            return web.json_response({"error": {"message": "Unsupported get request.", "code": 100}}, status=400)
+        data, mime_type = self.media[media_id]
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/media-files/{media_id}",
+                "mime_type": mime_type,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "file_size": len(data),
+                "id": media_id,
+            }
+        )
+
+    async def media_file(self, request: web.Request) -> web.Response:
+        self.record({"path": request.path, "authorization": request.headers.get("Authorization"), "json": {}})
+        if not self._authorized(request):
+            return web.Response(status=401)
+        found = self.media.get(request.match_info["media_id"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
 
     def messages_to(self, wa_id: str) -> List[Dict[str, Any]]:
         """The message objects the bot sent to `wa_id`, in order."""
         return [c["json"] for c in self.snapshot() if c["json"].get("to") == wa_id]
+
+    def media_calls(self) -> List[str]:
+        """The paths of the media calls (the endpoint and the file), in order."""
+        return [c["path"] for c in self.snapshot() if not c["path"].endswith("/messages")]
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()

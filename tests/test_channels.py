@@ -11,12 +11,13 @@ import time
 import uuid
 from pathlib import Path
 
+import document_samples as samples
 import pytest
 import requests
 import yaml
 
 from channels import telegram
-from musaed import catalogue, seed, store
+from musaed import bidi, catalogue, documents, seed, store
 from scripts import credentials
 from scripts.servers import MODEL, Servers, free_port
 
@@ -791,3 +792,127 @@ def test_whatsapp_agent_replies_reach_the_right_number_and_the_bot_is_silent(bot
     said = [m["text"] for m in handovers.messages_of(db, conversation) if m["side"] == "person"]
     assert said[-2:] == ["ابي اجدد هويتي", "الرسوم"]
     care_desk.close(db, "omar", conversation)
+
+
+# -- documents (issue 31): a photo or a file where the person chats --------------------
+
+FAMILY = CAT.services["replace_family_record"]
+ID_COPY, REPORT = FAMILY.documents
+
+
+def refusal(reason: str) -> str:
+    return CAT.labels[f"document_refused_{reason}"].format(limit="5.0 MB")
+
+
+def kept_in(bot, conversation: str) -> list:
+    db = store.open_db(bot.db_file)
+    return FAMILY.in_document_order(db.query("SELECT * FROM documents WHERE conversation = ?", [conversation]))
+
+
+def tg_file_update(chat_id: int, **media) -> dict:
+    message = {"message_id": next(_ids), "from": tg_user(chat_id), "chat": tg_chat(chat_id), "date": int(time.time())}
+    return {"update_id": next(_ids), "message": {**message, **media}}
+
+
+def tg_turn(bot, chat_id: int, update: dict) -> str:
+    """What the bot sent the chat for one update (the webhook answers once the bot has replied)."""
+    before = len(tg_sent(bot, chat_id))
+    assert tg_post(bot, update).status_code == 200
+    return bidi.strip("\n".join(m["text"] for m in tg_sent(bot, chat_id, before)))  # isolates aside
+
+
+def test_telegram_photo_and_file_at_the_documents_step_are_fetched_checked_and_kept(bot):
+    chat = 700000031
+    assert CAT.labels["document_not_now"] in tg_turn(
+        bot, chat, tg_file_update(chat, voice={"file_id": "v0", "file_unique_id": "uv0", "duration": 2})
+    )
+    for text in ("سجل الاسرة تمزق ابي بدل تالف", "نعم", KHALID):
+        tg_turn(bot, chat, tg_text_update(chat, text))
+    code = store.latest_code(store.open_db(bot.db_file), KHALID)["code"]
+    assert "تالف أم مفقود" in tg_turn(bot, chat, tg_text_update(chat, code))
+    assert ID_COPY.ask.format(limit="5.0 MB") in tg_turn(bot, chat, tg_text_update(chat, "بدل تالف"))
+    # A voice note is a file of a type not taken; a file Telegram says is 9 MB is not even fetched.
+    said = tg_turn(bot, chat, tg_file_update(chat, voice={"file_id": "v1", "file_unique_id": "uv1", "duration": 3}))
+    assert refusal("not_allowed") in said
+    big = {"file_id": "big-1", "file_unique_id": "ub1", "file_name": "scan.pdf", "mime_type": "application/pdf"}
+    said = tg_turn(bot, chat, tg_file_update(chat, document={**big, "file_size": 9 * 1024 * 1024}))
+    assert refusal("too_large") in said
+    assert [c["file_id"] for c in bot.telegram.calls_to("getFile")] == []
+    # The photo: its largest size fetched (getFile, then the file), checked, kept; its caption not read.
+    photo = samples.photo()
+    bot.telegram.add_file("ph-small", samples.photo(90, 60))
+    bot.telegram.add_file("ph-large", photo)
+    sizes = [
+        {"file_id": "ph-small", "file_unique_id": "us", "width": 90, "height": 60, "file_size": 900},
+        {"file_id": "ph-large", "file_unique_id": "ul", "width": 640, "height": 400, "file_size": len(photo)},
+    ]
+    said = tg_turn(bot, chat, tg_file_update(chat, photo=sizes, caption=f"هويتي {KHALID}"))
+    assert f"✅ وصل: {ID_COPY.name} (صورة JPEG، " in said and REPORT.ask.format(limit="5.0 MB") in said
+    assert [c["file_id"] for c in bot.telegram.calls_to("getFile")] == ["ph-large"]
+    # The report, sent as a file.
+    bot.telegram.add_file("doc-report", samples.scan_pdf())
+    report = {"file_id": "doc-report", "file_unique_id": "ur", "file_name": "تقرير.pdf", "mime_type": "application/pdf"}
+    said = tg_turn(bot, chat, tg_file_update(chat, document={**report, "file_size": len(samples.scan_pdf())}))
+    assert f"✅ وصل: {REPORT.name} (ملف PDF، " in said and CAT.labels["terms"] in said
+    rows = kept_in(bot, f"telegram:{chat}")
+    assert [(r["kind"], r["file_type"]) for r in rows] == [
+        ("national_id_copy", "image/jpeg"),
+        ("record_report", "application/pdf"),
+    ]
+    assert samples.CAMERA.encode() not in documents.read(store.open_db(bot.db_file), rows[0])
+
+
+def wa_media(wa_id: str, kind: str, media: dict) -> dict:
+    return wa_payload(wa_id, {"type": kind, kind: media})
+
+
+def wa_words(bot, wa_id: str, payload: dict) -> str:
+    """What the bot sent the number for one message, isolates aside."""
+    return bidi.strip(wa_all_text(wa_say(bot, wa_id, payload)))
+
+
+def test_whatsapp_image_and_document_are_fetched_through_the_media_endpoint_checked_and_kept(bot):
+    wa_id = new_wa_id()
+    wa_say(bot, wa_id, wa_text(wa_id, "سجل الاسرة تمزق ابي بدل تالف"))
+    wa_say(bot, wa_id, wa_reply(wa_id, "button_reply", "/affirm", "نعم"))
+    wa_say(bot, wa_id, wa_text(wa_id, KHALID))
+    wa_say(bot, wa_id, wa_text(wa_id, store.latest_code(store.open_db(bot.db_file), KHALID)["code"]))
+    asked = wa_words(bot, wa_id, wa_text(wa_id, "بدل تالف"))
+    assert ID_COPY.ask.format(limit="5.0 MB") in asked
+    # A sticker is not taken; a program WhatsApp calls image/jpeg, named id.jpg, is judged by its bytes.
+    said = wa_words(bot, wa_id, wa_media(wa_id, "sticker", {"id": "st-1", "mime_type": "image/webp"}))
+    assert refusal("not_allowed") in said
+    bot.graph.add_media("m-exe", samples.program_renamed_jpg(), "image/jpeg")
+    program = {"id": "m-exe", "filename": "id.jpg", "mime_type": "image/jpeg"}
+    assert refusal("not_allowed") in wa_words(bot, wa_id, wa_media(wa_id, "document", program))
+    # A PDF with a script: refused, and kept nowhere.
+    bot.graph.add_media("m-js", samples.pdf_with_script_in_object_stream(), "application/pdf")
+    said = wa_words(bot, wa_id, wa_media(wa_id, "document", {"id": "m-js", "filename": "r.pdf"}))
+    assert refusal("pdf_active") in said
+    assert kept_in(bot, f"whatsapp:{wa_id}") == []
+    # The photo, then the report: each fetched with the token (the media endpoint, then the file).
+    before = len(bot.graph.media_calls())
+    bot.graph.add_media("m-photo", samples.photo())
+    said = wa_words(bot, wa_id, wa_media(wa_id, "image", {"id": "m-photo", "caption": f"هويتي {KHALID}"}))
+    assert f"✅ وصل: {ID_COPY.name} (صورة JPEG، " in said and REPORT.ask.format(limit="5.0 MB") in said
+    assert bot.graph.media_calls()[before:] == ["/v19.0/m-photo", "/media-files/m-photo"]
+    assert all(
+        c["authorization"] == f"Bearer {WA_TOKEN}"
+        for c in bot.graph.snapshot()
+        if "media" in c["path"] or "m-" in c["path"]
+    )
+    bot.graph.add_media("m-pdf", samples.scan_pdf(), "application/pdf")
+    said = wa_words(bot, wa_id, wa_media(wa_id, "document", {"id": "m-pdf", "filename": "تقرير.pdf"}))
+    assert f"✅ وصل: {REPORT.name} (ملف PDF، " in said and CAT.labels["terms"] in said
+    rows = kept_in(bot, f"whatsapp:{wa_id}")
+    assert [(r["kind"], r["file_type"]) for r in rows] == [
+        ("national_id_copy", "image/jpeg"),
+        ("record_report", "application/pdf"),
+    ]
+
+
+def test_a_whatsapp_file_the_api_will_not_give_is_answered(bot):
+    wa_id = new_wa_id()
+    said = wa_words(bot, wa_id, wa_media(wa_id, "image", {"id": "m-missing"}))
+    # No request under way: not asked for, whatever became of it.
+    assert said == CAT.labels["document_not_now"]

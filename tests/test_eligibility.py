@@ -9,7 +9,8 @@ from musaed import catalogue, seed, service_request, store
 CAT = catalogue.load()
 
 TODAY = date(2026, 11, 23)
-DOCS = {"documents_confirmed": "yes"}
+TERMS = {"terms_accepted": "yes"}
+BOTH = ("national_id_copy", "record_report")
 
 
 @pytest.fixture
@@ -19,10 +20,10 @@ def db():
     return db
 
 
-def failing(db, service, applicant, beneficiary=None, answers=None):
+def failing(db, service, applicant, beneficiary=None, answers=None, documents=()):
     ids = db.ids
     a = service_request.assess(
-        db, CAT.services[service], ids[applicant], ids[beneficiary] if beneficiary else None, answers, TODAY
+        db, CAT.services[service], ids[applicant], ids[beneficiary] if beneficiary else None, answers, TODAY, documents
     )
     assert a.results, "every requestable service has requirements"
     return [r.check for r in a.results if not r.passed]
@@ -53,9 +54,17 @@ def test_demo_population(db, service, applicant, beneficiary, expected_failing):
     assert failing(db, service, applicant, beneficiary) == expected_failing
 
 
-def test_replace_family_record_passes_once_documents_are_confirmed(db):
-    assert failing(db, "replace_family_record", "khalid", answers=DOCS) == []
-    assert failing(db, "replace_family_record", "khalid", answers={"documents_confirmed": None}) != []
+def test_replace_family_record_passes_once_both_documents_are_in_and_the_terms_accepted(db):
+    assert failing(db, "replace_family_record", "khalid", answers=TERMS, documents=BOTH) == []
+    # Each document meets its own requirement (the catalogue's `documents:`), nothing else does.
+    assert failing(db, "replace_family_record", "khalid", answers=TERMS, documents=BOTH[:1]) == ["record_report"]
+    assert failing(db, "replace_family_record", "khalid", answers=TERMS, documents=BOTH[1:]) == ["id_copy_uploaded"]
+    assert failing(db, "replace_family_record", "khalid", documents=BOTH) == ["terms_accepted"]
+    # A «نعم» once given for the documents is no document.
+    assert failing(db, "replace_family_record", "khalid", answers={**TERMS, "documents": "received"}) == [
+        "id_copy_uploaded",
+        "record_report",
+    ]
 
 
 def test_paid_fine_does_not_block(db):

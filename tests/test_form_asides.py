@@ -17,7 +17,9 @@ ASKS = {
     "otp": ("رمز",),
     "beneficiary": ("لمن الطلب", "أفراد أسرتك"),
     "record_kind": ("تالف أم مفقود",),
-    "documents_confirmed": ("هل تؤكد", "«نعم»"),
+    # Asked for by name: «أرسل صورة من هويتك الوطنية…», or what is awaited: «أنتظر منك صورة الهوية الوطنية…».
+    "documents": ("هويتك الوطنية", "صورة الهوية الوطنية"),
+    "terms_accepted": ("الشروط", "«نعم»"),
     "confirm": ("هل تؤكد", "«نعم»"),
 }
 # Asides: a question about the service, small talk, and text that is no answer.
@@ -70,8 +72,8 @@ def test_a_second_and_third_request_take_asides_and_typed_relatives(chat, server
     assert asks(kind, "record_kind")
     each_aside_is_answered_and_the_step_asked_again(chat, "record_kind", QUESTIONS + ["😀", "123", "بكرة"])
     docs = chat.say("تالف")
-    assert asks(docs, "documents_confirmed")
-    each_aside_is_answered_and_the_step_asked_again(chat, "documents_confirmed", QUESTIONS + FREE_TEXT)
+    assert asks(docs, "documents")
+    each_aside_is_answered_and_the_step_asked_again(chat, "documents", QUESTIONS + FREE_TEXT)
 
 
 def test_a_dependent_typed_as_a_word_or_a_name_on_a_later_request(chat, servers):

@@ -7,6 +7,7 @@ texts that ask the person for something: at most one of them per turn.
 import re
 from pathlib import Path
 
+import document_samples as samples
 import pytest
 import yaml
 from test_request_flows import ID, latest_code
@@ -30,13 +31,23 @@ _RESPONSES = [
     "utter_otp_expired",
     "utter_answer_yes_or_cancel",
 ]
-_LABELS = ["choose_dependent", "not_a_dependent", "choose_record_kind", "record_kind_unclear", "documents", "confirm"]
+_LABELS = [
+    "choose_dependent",
+    "not_a_dependent",
+    "choose_record_kind",
+    "record_kind_unclear",
+    "document_waiting",
+    "document_refused",
+    "terms",
+    "confirm",
+]
 
 
 def _prompts() -> list:
     domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))["responses"]
     texts = [v["text"] for name in _RESPONSES for v in domain[name] if not v.get("condition")]
     texts += [CAT.labels[name] for name in _LABELS]
+    texts += [d.ask for s in CAT.services.values() for d in s.documents]  # each document, asked for by name
     # The fixed words before the first placeholder identify the prompt.
     return [re.split(r"\{", t)[0].strip() for t in texts]
 
@@ -54,6 +65,11 @@ class Watched:
 
     def __init__(self, chat):
         self.chat = chat
+
+    def send_file(self, data):
+        replies = self.chat.send_file(data)
+        assert replies and len(prompts_in(replies)) <= 1, [r.get("text") for r in replies]
+        return replies
 
     def say(self, text):
         replies = self.chat.say(text)
@@ -89,7 +105,11 @@ def test_form_steps_ask_once_when_the_answer_is_unclear(chat, servers):
     c.say(latest_code(servers, ID["khalid"]))
     c.say("مدري والله")  # neither damaged nor lost
     c.say("بدل تالف")
-    c.say("يمكن")  # documents: not a clear yes
+    c.say("يمكن")  # documents: not a file
+    c.send_file(samples.program_renamed_jpg())  # refused: asked for again, once
+    c.send_file(samples.photo())  # received, and the next one asked for
+    c.send_file(samples.scan_pdf())  # received, and the terms asked
+    c.say("يمكن")  # the terms: not a clear yes
     c.say("نعم")
 
 

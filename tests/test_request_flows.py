@@ -2,6 +2,7 @@
 
 import re
 
+import document_samples as samples
 import pytest
 
 from musaed import catalogue, receipt, seed, store
@@ -119,12 +120,18 @@ def test_replace_damaged_family_record(chat, servers):
     start(chat, "سجل الاسرة تمزق ابي بدل تالف")
     kind = verify(chat, servers, "khalid")
     assert "تالف أم مفقود" in kind
-    assert "صورة من هويتك" in joined(chat.say("بدل تالف"))
-    assert "ملخص الطلب" in joined(chat.say("نعم"))
+    family = CAT.services["replace_family_record"]
+    assert family.documents[0].ask.split(":")[0] in joined(chat.say("بدل تالف"))
+    assert family.documents[1].ask.split(":")[0] in joined(chat.send_file(samples.photo()))
+    assert CAT.labels["terms"] in joined(chat.send_file(samples.scan_pdf()))
+    summary = joined(chat.say("نعم"))
+    assert "ملخص الطلب" in summary and family.documents[1].name in summary
     created = joined(chat.say("نعم"))
     number = TRACKING.search(created).group()
-    row = store.get_request(store.open_db(servers.db_file), number)
+    db = store.open_db(servers.db_file)
+    row = store.get_request(db, number)
     assert '"record_kind": "damaged"' in row["details"]
+    assert sorted(d["kind"] for d in store.request_documents(db, number)) == ["national_id_copy", "record_report"]
 
 
 def test_minor_national_id_books_an_appointment(chat, servers):

@@ -5,8 +5,10 @@ The last test adds a throwaway service to a copy of the catalogue and walks its 
 request form through the real actions: a requestable service is a catalogue entry.
 """
 
+import re
 from datetime import date
 
+import document_samples as samples
 import pytest
 import yaml
 from rasa_sdk import Tracker
@@ -16,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.form_slots import clear_form_slots, form_slots
 from actions.requests import ActionAskConfirm, ActionSubmitRequest, ValidateServiceRequestForm
 from actions.tracking import ValidateTrackRequestForm
-from musaed import catalogue, identity, seed, store
+from musaed import catalogue, documents, identity, seed, store
 
 ID = seed.ids()
 KHALID, AHMED = ID["khalid"], ID["ahmed"]
@@ -33,14 +35,18 @@ def db(tmp_path, monkeypatch):
     return d
 
 
-def tracker(service="renew_national_id", text="", intent="inform", confidence=0.99, **slots) -> Tracker:
+def tracker(service="renew_national_id", text="", intent="inform", confidence=0.99, entities=(), **slots) -> Tracker:
     base = {slot: None for slot in form_slots()}
     base.update(service=service, verified_id=None, family_member=None, requestable=True)
     base.update(slots)
     return Tracker(
         sender_id="rest:form-test",
         slots=base,
-        latest_message={"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": []},
+        latest_message={
+            "text": text,
+            "intent": {"name": intent, "confidence": confidence},
+            "entities": [dict(e) for e in entities],
+        },
         events=[],
         paused=False,
         followup_action=None,
@@ -200,7 +206,7 @@ def test_record_kind(db, typed, kind):
     assert said(d) == ([] if kind else [(catalogue.load().labels["record_kind_unclear"], {})])
 
 
-@pytest.mark.parametrize("slot", ["documents_confirmed", "confirm"])
+@pytest.mark.parametrize("slot", ["terms_accepted", "confirm"])
 def test_only_a_clear_yes_fills_a_confirmation(db, slot):
     assert validate(slot, "نعم", tracker(intent="affirm"))[0] == {slot: "yes"}
     slots, d = validate(slot, "يمكن", tracker(intent="inform"))
@@ -208,7 +214,7 @@ def test_only_a_clear_yes_fills_a_confirmation(db, slot):
     assert said(d) == [("utter_answer_yes_or_cancel", {})]
 
 
-@pytest.mark.parametrize("slot", ["confirm", "documents_confirmed"])
+@pytest.mark.parametrize("slot", ["confirm", "terms_accepted"])
 @pytest.mark.parametrize(
     "text, confidence",
     [
@@ -225,7 +231,7 @@ def test_a_no_or_an_unsure_yes_is_never_taken_for_a_confirmation(db, slot, text,
     assert said(d) == [("utter_answer_yes_or_cancel", {})]
 
 
-@pytest.mark.parametrize("slot", ["confirm", "documents_confirmed"])
+@pytest.mark.parametrize("slot", ["confirm", "terms_accepted"])
 def test_the_confirm_button_is_a_yes_whatever_the_score(db, slot):
     assert validate(slot, "/affirm", tracker(text="/affirm", intent="affirm", confidence=0.5))[0] == {slot: "yes"}
     assert validate(slot, "ايه اكيد", tracker(text="ايه اكيد", intent="affirm", confidence=0.97))[0] == {slot: "yes"}
@@ -250,6 +256,100 @@ def test_only_a_clear_yes_erases_a_persons_conversations(db, text, intent, confi
     assert slots == {"erase_confirm": "yes" if erased else None}
 
 
+# -- the documents step (issue 31) ----------------------------------------------------------
+
+FAMILY = catalogue.load().services["replace_family_record"]
+AT_DOCUMENTS = {"verified_id": KHALID, "record_kind": "damaged", "requested_slot": "documents"}
+
+
+@pytest.fixture
+def kept(db, tmp_path, monkeypatch):
+    """Keeps a file as a channel does, for this test's conversation (or another's): its id."""
+    monkeypatch.setenv("MUSAED_DOCUMENTS_DIR", str(tmp_path / "documents"))
+
+    def keep(data, conversation="rest:form-test"):
+        return documents.keep(db, conversation, documents.check(data))["id"]
+
+    return keep
+
+
+def file_message(document_id=None, refused=None, **slots):
+    entity = {"entity": "document", "value": document_id}
+    if not document_id:
+        entity = {"entity": "document_refused", "value": refused}
+    text = documents.message_text(document_id) if document_id else documents.refused_text(refused)
+    return tracker("replace_family_record", text=text, entities=[entity], **{**AT_DOCUMENTS, **slots})
+
+
+def test_the_documents_step_takes_each_document_by_name_one_at_a_time(db, kept):
+    cat = catalogue.load()
+    slots, d = validate("documents", "", file_message(kept(samples.photo())))
+    assert slots == {"documents": None}
+    received, asked = [m["text"] for m in d.messages]
+    assert received.startswith("✅") and FAMILY.documents[0].name in received and "صورة JPEG" in received
+    assert re.search(r"\d+ KB", received)
+    assert asked == FAMILY.documents[1].ask.format(limit="5.0 MB")
+    assert d.messages[1]["asks"] == "documents"
+    buttons = [b["title"] for b in d.messages[1]["buttons"]]
+    assert buttons == [cat.labels["button_no_document"], cat.labels["button_cancel"]]
+    slots, d = validate("documents", "", file_message(kept(samples.scan_pdf())))
+    assert slots == {"documents": "received"}
+    assert FAMILY.documents[1].name in d.messages[0]["text"] and "ملف PDF" in d.messages[0]["text"]
+    assert [r["kind"] for r in FAMILY.in_document_order(store.staged_documents(db, "rest:form-test", FAMILY.id))] == [
+        "national_id_copy",
+        "record_report",
+    ]
+
+
+@pytest.mark.parametrize("reason", ["too_large", "not_allowed", "pdf_active", "unreadable"])
+def test_a_refused_file_says_why_and_the_same_document_is_asked_for(db, reason):
+    cat = catalogue.load()
+    slots, d = validate("documents", "", file_message(refused=reason))
+    assert slots == {"documents": None}
+    [text] = [m["text"] for m in d.messages]
+    why = cat.labels[f"document_refused_{reason}"].format(limit="5.0 MB")
+    assert text.startswith("❌") and why in text and FAMILY.documents[0].name in text
+    assert store.staged_documents(db, "rest:form-test", FAMILY.id) == []
+
+
+def test_i_dont_have_it_says_where_to_get_it_and_keeps_the_request(db, kept):
+    cat = catalogue.load()
+    validate("documents", "", file_message(kept(samples.photo())))
+    t = tracker("replace_family_record", text="ما عندي التقرير", **AT_DOCUMENTS)
+    slots, d = validate("documents", "ما عندي التقرير", t)
+    assert slots == {"documents": None}
+    [text] = [m["text"] for m in d.messages]
+    assert FAMILY.documents[1].missing.format(**cat.call_centre_fields(), limit="") in text
+    assert cat.labels["document_kept_open"].format(name=FAMILY.documents[1].name) in text
+    # Still there, still the request's.
+    assert len(store.staged_documents(db, "rest:form-test", FAMILY.id)) == 1
+    # Other words: what is awaited, and how to send it.
+    yes = tracker("replace_family_record", text="نعم", intent="affirm", **AT_DOCUMENTS)
+    slots, d = validate("documents", "نعم", yes)
+    assert slots == {"documents": None}
+    assert d.messages[0]["text"] == cat.labels["document_waiting"].format(name=FAMILY.documents[1].name)
+
+
+def test_a_reference_to_another_conversations_document_takes_nothing(db, kept):
+    theirs = kept(samples.photo(), conversation="whatsapp:966500000009")
+    slots, d = validate("documents", "", file_message(theirs))
+    assert slots == {"documents": None}
+    assert "✅" not in d.messages[0]["text"]
+    assert store.get_document(db, theirs)["kind"] is None
+
+
+async def test_a_file_at_another_step_is_answered_and_deleted_and_the_step_asked_again(db, kept):
+    document_id = kept(samples.photo())
+    path = documents.directory(db) / store.get_document(db, document_id)["stored_name"]
+    t = file_message(document_id, verified_id=None, record_kind=None, requested_slot="national_id")
+    t.slots["national_id"] = t.latest_message["text"]  # the step's mapping took the message as text
+    d = CollectingDispatcher()
+    events = await FORM.run(d, t, {"forms": {"service_request_form": {"required_slots": form_slots()[:-1]}}})
+    assert [m["text"] for m in d.messages] == [catalogue.load().labels["document_not_now"]]
+    assert events == [SlotSet("national_id", None), SlotSet("requested_slot", "national_id")]
+    assert store.get_document(db, document_id) is None and not path.exists()
+
+
 # -- which steps a service asks --------------------------------------------------------
 
 
@@ -258,7 +358,8 @@ async def test_steps_follow_the_catalogue(db):
     assert await required(tracker("renew_resident_id", verified_id=KHALID)) == ["beneficiary", "confirm"]
     assert await required(tracker("replace_family_record", verified_id=KHALID)) == [
         "record_kind",
-        "documents_confirmed",
+        "documents",
+        "terms_accepted",
         "confirm",
     ]
     # A failing requirement: no confirmation is asked, the form ends and says why.
@@ -296,7 +397,7 @@ THROWAWAY = {
     "audience": "citizen",
     "requestable": True,
     "posted": True,
-    "form_steps": ["documents_confirmed"],
+    "form_steps": ["terms_accepted"],
     "first_status": "approved",
     "after_created": ["throwaway_note"],
     "numbers": {"renewal_window_days": 400},
@@ -305,7 +406,7 @@ THROWAWAY = {
     "requirements": [
         {"check": "id_expiring_soon", "text": "أن تنتهي الهوية خلال {renewal_window_days} يومًا."},
         {"check": "national_address", "text": "عنوان وطني."},
-        {"check": "id_copy_uploaded", "text": "صورة الهوية."},
+        {"check": "terms_accepted", "text": "الموافقة على الشروط."},
     ],
     # What the sources say of its fees and delivery: none of its facts (so "not stated").
     "fees": [],
@@ -324,18 +425,16 @@ async def test_a_throwaway_service_walks_the_whole_request_form(db, tmp_path, mo
     assert "400 يومًا" in cat.services["replace_damaged_id"].summary
     sid = "replace_damaged_id"
 
-    assert await required(tracker(sid)) == ["national_id", "otp", "documents_confirmed", "confirm"]
+    assert await required(tracker(sid)) == ["national_id", "otp", "terms_accepted", "confirm"]
     assert validate("national_id", KHALID, tracker(sid))[0] == {"national_id": KHALID}
     slots, _ = validate("otp", code_of(db), tracker(sid, national_id=KHALID))
     assert slots == {"otp": "verified", "verified_id": KHALID}
     verified = {"national_id": KHALID, "otp": "verified", "verified_id": KHALID}
-    assert await required(tracker(sid, **verified)) == ["documents_confirmed", "confirm"]
-    assert validate("documents_confirmed", "نعم", tracker(sid, intent="affirm", **verified))[0] == {
-        "documents_confirmed": "yes"
-    }
-    done = {**verified, "documents_confirmed": "yes"}
+    assert await required(tracker(sid, **verified)) == ["terms_accepted", "confirm"]
+    assert validate("terms_accepted", "نعم", tracker(sid, intent="affirm", **verified))[0] == {"terms_accepted": "yes"}
+    done = {**verified, "terms_accepted": "yes"}
     # Every requirement passes, so the confirmation is asked (the form asks the first empty slot).
-    assert await required(tracker(sid, **done)) == ["documents_confirmed", "confirm"]
+    assert await required(tracker(sid, **done)) == ["terms_accepted", "confirm"]
 
     d = CollectingDispatcher()
     await ActionAskConfirm().run(d, tracker(sid, **done), {})

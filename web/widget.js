@@ -17,8 +17,16 @@
  * readers hear; a visible "reconnecting" state when the socket drops
  * (messages typed meanwhile are marked as waiting and go once it is back, each
  * once); «محادثة جديدة» to start over, after asking; the buttons of a question
- * disabled once it is answered, so a double tap cannot confirm twice; and a
- * request's receipt as a card that opens full size, to save or share.
+ * disabled once it is answered, so a double tap cannot confirm twice; a
+ * request's receipt as a card that opens full size, to save or share; and a
+ * document sent where the person is: the attach button, a file dropped on the
+ * chat, or (when the bot asks for a document) the phone's camera.
+ *
+ * A document goes as the body of POST <server>/webhooks/socketio/document with
+ * the session token (channels/socketio.py): the server checks it by its bytes,
+ * keeps it or refuses it, and the bot's answer comes on the socket like any
+ * other. No more than the size allowed plus one byte is sent (the server says
+ * how much it allows); what the person sees of it is its type and size.
  *
  * Who said what is the bubble's side, by speaker, in the chat's direction: the
  * person's at the inline end, the bot's at the start. Each bubble's text runs
@@ -72,6 +80,8 @@
           open: "فتح الإيصال بالحجم الكامل", save: "حفظ", share: "مشاركة", close: "إغلاق",
           pending: "بانتظار الإرسال", freshAsk: "تبدأ محادثة جديدة؟ ستُمسح هذه المحادثة من الشاشة.",
           freshYes: "نعم، ابدأ من جديد", freshNo: "إلغاء",
+          attach: "إرفاق مستند", camera: "تصوير مستند", drop: "أفلت الملف هنا لإرساله",
+          uploadFailed: "تعذّر إرسال الملف. تأكد من الاتصال ثم حاول مرة أخرى.",
           greeting: "مرحبًا، أنا مساعد. أساعدك في تجديد الهوية والإقامة، والإبلاغ عن فقدان الهوية، وسجل الأسرة، ومتابعة طلباتك. جرّب:",
           suggestions: ["كيف أجدد هويتي الوطنية؟", "ضاعت هويتي، وش أسوي؟", "وين وصل طلبي؟"] },
     en: { dir: "ltr", title: "Musaed — ID and residency services", fresh: "New chat",
@@ -81,6 +91,8 @@
           open: "Open the receipt full size", save: "Save", share: "Share", close: "Close",
           pending: "Waiting to send", freshAsk: "Start a new chat? This conversation will be cleared from the screen.",
           freshYes: "Yes, start over", freshNo: "Cancel",
+          attach: "Attach a document", camera: "Take a photo of a document", drop: "Drop the file here to send it",
+          uploadFailed: "The file couldn't be sent. Check the connection, then try again.",
           greeting: "Hello, I'm Musaed. I help you renew an ID or iqama, report a lost ID, replace a family record and follow your requests. Try:",
           suggestions: ["How do I renew my national ID?", "I lost my ID card", "Where is my request?"] }
   };
@@ -110,7 +122,15 @@
     '<button class="musaed-send" type="submit"></button></form>' +
     '<div class="musaed-log" role="log" aria-live="polite" tabindex="-1"></div>' +
     '<div class="musaed-typing" role="status"><span class="musaed-dots" hidden><span></span><span></span><span></span></span>' +
-    '<span class="musaed-sr"></span></div>';
+    '<span class="musaed-sr"></span></div>' +
+    // After the log in the page (tab order: input, send, the answers, then these), shown under the input.
+    '<div class="musaed-tools"><button class="musaed-attach" type="button"><span aria-hidden="true">📎</span> ' +
+    '<span class="musaed-attach-words"></span></button>' +
+    '<button class="musaed-camera" type="button" hidden><span aria-hidden="true">📷</span> ' +
+    '<span class="musaed-camera-words"></span></button>' +
+    '<input class="musaed-file" type="file" accept="image/jpeg,image/png,application/pdf,.jpg,.jpeg,.png,.pdf" hidden>' +
+    '<input class="musaed-shot" type="file" accept="image/*" capture="environment" hidden></div>' +
+    '<div class="musaed-drop" hidden></div>';
   (document.querySelector("[data-musaed-chat]") || document.body).appendChild(root);
   var log = root.querySelector(".musaed-log");
   var input = root.querySelector(".musaed-input");
@@ -119,6 +139,11 @@
   var status = root.querySelector(".musaed-status");
   var confirmBar = root.querySelector(".musaed-confirm");
   var typingTimer = null;
+  var attach = root.querySelector(".musaed-attach");
+  var camera = root.querySelector(".musaed-camera");
+  var picker = root.querySelector(".musaed-file");
+  var shooter = root.querySelector(".musaed-shot");
+  var dropZone = root.querySelector(".musaed-drop");
 
   function words() { return WORDS[state.language]; }
   function speak(language) {
@@ -137,6 +162,9 @@
     if (typingText.textContent) typingText.textContent = w.typing;
     input.placeholder = w.placeholder;
     input.setAttribute("aria-label", w.input);
+    root.querySelector(".musaed-attach-words").textContent = w.attach;
+    root.querySelector(".musaed-camera-words").textContent = w.camera;
+    root.querySelector(".musaed-drop").textContent = w.drop;
   }
   speak(pick(state.language) || pick(script && script.dataset.lang) || pick(document.documentElement.lang) ||
         pick(navigator.language) || "ar");
@@ -155,6 +183,9 @@
     input.setAttribute("inputmode", digits ? "numeric" : "text");
     input.setAttribute("autocomplete", asks === "otp" ? "one-time-code" : "off");
     input.dataset.asks = asks || "";
+    // A document asked for: the camera too (phones open it straight away), and the attach button stands out.
+    camera.hidden = asks !== "documents";
+    attach.classList.toggle("musaed-wanted", asks === "documents");
   }
 
   // Text as nodes, never HTML: isolates (U+2068…U+2069) become <bdi>, the call centre and Absher links.
@@ -476,6 +507,80 @@
     expect(null);
     flush();
   }
+  // -- documents --------------------------------------------------------------------
+  var UPLOAD = server.replace(/\/+$/, "") + "/webhooks/socketio/document";
+  var allowed = null;  // how many bytes the server takes (asked once)
+  var TYPES = { "image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF" };
+  function sizeText(bytes) {
+    return bytes < 1048576 ? Math.max(1, Math.ceil(bytes / 1024)) + " KB" : (bytes / 1048576).toFixed(1) + " MB";
+  }
+  function limit() {
+    if (allowed !== null) return Promise.resolve(allowed);
+    return fetch(UPLOAD).then(function (r) { return r.json(); }).then(function (d) {
+      allowed = typeof d.max_bytes === "number" ? d.max_bytes : 5242880;
+      return allowed;
+    }).catch(function () { return 5242880; });
+  }
+  // The person's own bubble says what went (its type as the browser names it, and its size), not its name.
+  function sendFile(file) {
+    if (!file) return;
+    answer(state.log.length - 1);
+    var greeting = log.querySelector(".musaed-greeting");
+    if (greeting) greeting.remove();
+    var entry = { from: "user", text: "📎 " + (TYPES[file.type] || file.type || "?") + " · " + sizeText(file.size),
+                  pending: true };
+    add(entry);
+    following = true;
+    toBottom();
+    expect(null);
+    limit().then(function (most) {
+      if (!state.sessionId || root.dataset.connected !== "true") throw new Error("offline");
+      showTyping(!withAgent);
+      // No more than one byte past the limit: enough for the server to say it is too large.
+      return fetch(UPLOAD, { method: "POST", body: file.size > most ? file.slice(0, most + 1) : file,
+                             headers: { "Authorization": "Bearer " + state.sessionId,
+                                        "Content-Type": "application/octet-stream" } });
+    }).then(function (response) {
+      sent(entry);
+      if (response.status === 401 || response.status === 403) throw new Error("refused");
+    }).catch(function () {
+      sent(entry);
+      showTyping(false);
+      add({ from: "bot", text: words().uploadFailed, buttons: [] });
+    });
+  }
+  function pickFrom(chooser) {
+    chooser.value = "";
+    chooser.click();
+  }
+  attach.addEventListener("click", function () { pickFrom(picker); });
+  camera.addEventListener("click", function () { pickFrom(shooter); });
+  [picker, shooter].forEach(function (chooser) {
+    chooser.addEventListener("change", function () {
+      if (chooser.files && chooser.files[0]) sendFile(chooser.files[0]);
+      keepFocus();
+    });
+  });
+  // A file dragged onto the chat: dropped anywhere on it, sent.
+  var dragging = 0;
+  root.addEventListener("dragenter", function (e) {
+    if (!e.dataTransfer || Array.prototype.indexOf.call(e.dataTransfer.types || [], "Files") < 0) return;
+    e.preventDefault();
+    dragging++;
+    dropZone.hidden = false;
+  });
+  root.addEventListener("dragover", function (e) {
+    if (!dropZone.hidden) { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; }
+  });
+  root.addEventListener("dragleave", function () { if (--dragging <= 0) { dragging = 0; dropZone.hidden = true; } });
+  root.addEventListener("drop", function (e) {
+    dragging = 0;
+    dropZone.hidden = true;
+    if (!e.dataTransfer || !e.dataTransfer.files || !e.dataTransfer.files.length) return;
+    e.preventDefault();
+    sendFile(e.dataTransfer.files[0]);
+  });
+
   root.querySelector(".musaed-form").addEventListener("submit", function (e) {
     e.preventDefault();
     send(input.value);
