@@ -40,7 +40,8 @@ def take_document(db: Db, document_id: str, conversation: str, service_id: str, 
 
 
 def staged_documents(db: Db, conversation: str, service_id: str) -> List[dict]:
-    """The documents taken for the request under way in `conversation`, in the order they came."""
+    """The documents taken for the request under way in `conversation` (in the order they came, to
+    the second: Service.in_document_order puts them in the catalogue's)."""
     return list(
         db.query(
             "SELECT * FROM documents WHERE conversation = ? AND service_id = ? AND kind IS NOT NULL "
@@ -64,7 +65,7 @@ def attach_documents(db: Db, tracking_number: str, conversation: str, document_i
 
 
 def request_documents(db: Db, tracking_number: str) -> List[dict]:
-    """A request's documents, in the order they came."""
+    """A request's documents (in the order they came, to the second)."""
     return list(
         db.query("SELECT * FROM documents WHERE tracking_number = ? ORDER BY received_at, id", [tracking_number])
     )
