@@ -61,7 +61,7 @@ from socketio import AsyncServer
 
 from channels import care_delivery, limits
 from channels import documents as channel_documents
-from channels.handover_gate import gate
+from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id
 from channels.never_silent import never_silent
 from musaed import bidi, documents, handover, keys, settings, store, web_security
@@ -185,7 +185,10 @@ async def transcript(events: List[Any], live: Sequence[Tuple[float, Dict[str, An
             entries.append(waiting.pop(0)[1])
         if isinstance(event, UserUttered):
             text = event.text or ""
-            entries.append({"from": "user", "text": titles.get(text, text), "buttons": []})
+            # A file stands as its title (its type and size: channels/documents.py), not its reference.
+            title = (event.metadata or {}).get(TITLE_KEY) if text.startswith("/inform{") else None
+            shown = title if isinstance(title, str) and title else titles.get(text, text)
+            entries.append({"from": "user", "text": shown, "buttons": []})
         elif isinstance(event, BotUttered):
             recorder.sent = []
             await recorder.send_response("", event.message())

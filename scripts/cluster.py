@@ -155,6 +155,22 @@ http {{
       limit_conn musaed_conn 20;
       proxy_pass http://rasa;
     }}
+    # Documents (issue 31): the app reads no more than MUSAED_MAX_DOCUMENT_MB (5 MB) and says why.
+    location = /webhooks/rest/document {{
+      client_max_body_size 8m;
+      proxy_request_buffering off;  # passed on as it comes, not spooled to disk
+      limit_req zone=musaed_rest burst=60 nodelay;
+      limit_conn musaed_conn 20;
+      proxy_pass http://rasa;
+    }}
+    location = /webhooks/socketio/document {{
+      client_max_body_size 8m;
+      limit_req zone=musaed_web burst=120 nodelay;
+      limit_conn musaed_conn 50;
+      proxy_request_buffering off;  # streamed: the app stops reading past the limit
+      # The replica the widget's socket is on: the bot's answer to the file goes out on that socket.
+      proxy_pass http://rasa_sticky;
+    }}
     location /webhooks/ {{ proxy_pass http://rasa; }}
     location /socket.io/ {{
       limit_req zone=musaed_web burst=120 nodelay;
@@ -243,6 +259,9 @@ class Cluster:
             # Shared by every replica (each would otherwise make its own beside its database).
             "MUSAED_RECEIPT_SECRET": settings.RECEIPT_SECRET.given() or secrets.token_hex(32),
             "MUSAED_SESSION_SECRET": settings.SESSION_SECRET.given() or secrets.token_hex(32),
+            # People's documents: one directory every replica, action server and care reads and writes
+            # (in Kubernetes, a ReadWriteMany volume mounted there; docs/operations.md).
+            "MUSAED_DOCUMENTS_DIR": settings.DOCUMENTS_DIR.given() or str(self.dir / "documents"),
             "MUSAED_LOGS": str(self.dir / "logs"),
         }
         if care_port:

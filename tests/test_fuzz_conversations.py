@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import document_samples as samples
 import pytest
 
 from musaed import catalogue, seed, settings, store
@@ -82,15 +83,19 @@ UTTERANCES = {
     ],
     "small_talk": ["مرحبا", "السلام عليكم", "شكرا", "thanks", "hello", "انت بوت؟", "وش تقدر تسوي", "مع السلامة"],
     "human": ["ابي اكلم موظف", "talk to a human"],
+    # Files (issue 31), sent as REST takes them: a photo, a program renamed .jpg, a PDF with a script,
+    # and a document reference typed by hand (another conversation's, or none).
+    "file": ["@photo", "@program", "@pdf_script", '/inform{"document": "nosuchdocumentreference"}', "ما عندي"],
     "junk": ["😀", "؟؟؟", "asdf qwer", "ههههههه", "كم سعر الذهب اليوم", "اب  ي  ا ج د د", " ", "ابي اجدد جوازي"],
 }
 KINDS = list(UTTERANCES)
+FILES = {"@photo": samples.photo, "@program": samples.program_renamed_jpg, "@pdf_script": samples.pdf_with_javascript}
 # Where a scripted prefix leaves a walk: the offer, the id, the code, a dependent, the confirmation.
 PREFIXES = {
     "report_lost_id": ["ضاعت هويتي", "نعم", "@id", "@code"],
     "renew_national_id": ["ابي اجدد هويتي", "نعم", "@id", "@code"],
     "renew_resident_id": ["كيف اجدد هوية مقيم لافراد اسرتي", "نعم", "@id", "@code"],
-    "replace_family_record": ["ابي سجل اسرة بدل تالف", "نعم", "@id", "@code"],
+    "replace_family_record": ["ابي سجل اسرة بدل تالف", "نعم", "@id", "@code", "بدل تالف", "@photo"],
     "minor_national_id": ["هوية وطنية لولدي", "نعم", "@id", "@code"],
     "activate_national_id": ["كيف افعل هويتي الجديدة", "نعم", "@id", "@code"],
     "track_request": ["وين وصل طلبي", "@id", "@code"],
@@ -124,6 +129,10 @@ class Walk:
         return text
 
     def say(self, text: str) -> list:
+        if text in FILES:
+            replies = self.chat.send_raw(FILES[text]())
+            self.log.append((text, [r.get("text") or ("<image>" if r.get("image") else "") for r in replies]))
+            return replies
         message = self.resolve(text)
         replies = self.chat.say_raw(message)
         self.log.append((message, [r.get("text") or ("<image>" if r.get("image") else "") for r in replies]))
@@ -177,6 +186,14 @@ def walker(servers):
             import requests
 
             r = requests.post(self.url, json={"sender": self.sender, "message": text}, timeout=60)
+            self.last_status = r.status_code
+            return r.json() if r.status_code < 500 else []
+
+        def send_raw(self, data: bytes) -> list:
+            import requests
+
+            url = self.url.rsplit("/", 1)[0] + "/document"
+            r = requests.post(url, params={"sender": self.sender}, data=data, timeout=60)
             self.last_status = r.status_code
             return r.json() if r.status_code < 500 else []
 

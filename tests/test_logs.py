@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import document_samples as samples
 import pytest
 import requests
 
@@ -191,3 +192,33 @@ def test_what_people_type_reaches_no_log_readable_or_as_a_line_of_its_own(tmp_pa
         for line in text.splitlines():
             assert not line.startswith("2026-12-05 22:28:25"), (name, line)
             assert "\x1b[2J" not in line
+
+
+def test_a_documents_metadata_reaches_no_log_and_no_transcript_at_debug_level(tmp_path):
+    """Issue 31: of a document, the logs and the tracker store hold its type and size at most;
+    never what its file says (the camera, the GPS position, a comment), its hash or its file name."""
+    servers = seeded_servers(tmp_path, debug=True)
+    try:
+        chat = Conversation(servers.url)
+        chat.say("سجل الاسرة تمزق ابي بدل تالف")
+        chat.say("نعم")
+        chat.say(ID["khalid"])
+        chat.say(store.latest_code(store.open_db(tmp_path / "musaed.db"), ID["khalid"])["code"])
+        chat.say("بدل تالف")
+        assert any("✅" in m.get("text", "") for m in chat.send_file(samples.photo()))
+        assert any("✅" in m.get("text", "") for m in chat.send_file(samples.scan_pdf()))
+    finally:
+        servers.stop()
+    rows = list(store.open_db(tmp_path / "musaed.db").query("SELECT * FROM documents"))
+    assert len(rows) == 2
+    logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log")}
+    assert "DEBUG" in logs["rasa.log"] and "JPEG · " in logs["rasa.log"]  # at debug level; its type and size
+    # The tracker store, with its write-ahead log.
+    stored = sorted(servers.tracker_db.parent.glob(servers.tracker_db.name + "*"))
+    trackers = b"".join(f.read_bytes() for f in stored).decode("utf-8", errors="replace")
+    assert "musaed_title" in trackers and "JPEG" in trackers  # what a transcript shows of it: type and size
+    secrets = [samples.CAMERA, samples.COMMENT.decode(), "GPSInfo", *(r["sha256"] for r in rows)]
+    secrets += [r["stored_name"] for r in rows]
+    for name, text in {**logs, "trackers.db": trackers}.items():
+        for secret in secrets:
+            assert secret not in text, (name, secret)

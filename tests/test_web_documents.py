@@ -117,6 +117,12 @@ def test_the_widget_sends_documents_by_button_camera_and_drop(browser, web_url, 
     ]
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "widget-documents-390.png"))
+    # After a reload, the history shows each file as its type and size, not the message that carried it.
+    page.reload()
+    page.wait_for_selector(".musaed-bot:not(.musaed-greeting) > p", timeout=20000)
+    mine = page.locator(".musaed-user > p").all_inner_texts()
+    assert not any(t.startswith("/inform") for t in mine)
+    assert [t.split(" · ")[0] for t in mine if t.startswith("📎")][-2:] == ["📎 JPEG", "📎 PDF"]
     context.close()
 
 
