@@ -72,7 +72,8 @@ def make_request(page, servers) -> str:
 
 def assert_tracking_number_isolated(page, number: str) -> None:
     """«• MSD-… — الخدمة…»: the number in a <bdi>, the line right to left with the bullet at its right."""
-    ask_and_wait(page, "طلباتي", number)
+    # The list's line: the number alone is on the page already (the request's confirmation).
+    ask_and_wait(page, "طلباتي", "• " + number)
     line = page.locator(".musaed-bot > p", has=page.locator("bdi", has_text=number)).last
     assert line.get_attribute("dir") == "rtl" and line.get_attribute("lang") == "ar"
     layout = line.evaluate(
