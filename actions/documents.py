@@ -135,6 +135,7 @@ def take(dispatcher: CollectingDispatcher, tracker: Tracker, service: catalogue.
     every document of the service is in, else None (and the next one asked for, or the
     same one again, with why)."""
     cat = catalogue_for(tracker)
+    service = cat.services[service.id]  # its documents' names in the person's language
     rows = received(tracker, service)
     wanted = next_missing(service, rows)
     if wanted is None:
@@ -196,16 +197,21 @@ def no_document_said(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool
 
 def document_summary(tracker: Tracker, cat: catalogue.Catalogue, service: catalogue.Service) -> Optional[str]:
     """The summary's line of documents («• المستندات: صورة الهوية الوطنية (صورة JPEG، 412 KB)، …»)."""
-    rows = received(tracker, service)
-    if not service.documents or not rows:
+    return documents_line(cat, cat.services[service.id], received(tracker, service))
+
+
+def documents_line(cat: catalogue.Catalogue, service: catalogue.Service, rows: Sequence[dict]) -> Optional[str]:
+    """A request's documents in one line, each by name, type and size (in `cat`'s language); None without any."""
+    if not rows:
         return None
+    service = cat.services.get(service.id, service)
     lines = [
         cat.labels["document_line"].format(
-            name=(service.document(row["kind"]) or service.documents[0]).name,
+            name=(service.document(row["kind"]) or service.documents[0]).name if service.documents else row["kind"],
             file=file_words(cat, row),
             size=documents.size_text(row["size"]),
         )
-        for row in rows
+        for row in service.in_document_order(rows)
     ]
     between = "، " if cat.language == "ar" else "; "
     return cat.labels["summary_documents"].format(documents=between.join(lines))

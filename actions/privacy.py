@@ -17,11 +17,11 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.documents import NoDocumentHere
+from actions.documents import NoDocumentHere, documents_line
 from actions.identity import IdentitySlots
 from actions.tracking import describe
 from actions.turn import catalogue_for, clear_yes, latest_intent, negated
-from musaed import store
+from musaed import documents, store
 
 ERASE_SLOT = "erase_conversations"  # stores/tracker_store.py reads it
 
@@ -76,6 +76,8 @@ class ActionPrivacy(Action):
         if not person:
             return privacy_resets()
         if asked == "erase" and tracker.get_slot("erase_confirm") == "yes":
+            # Documents sent here for a request not made go with the conversation (a request's stay with it).
+            documents.discard_staged(store.open_db(), tracker.sender_id)
             dispatcher.utter_message(response="utter_conversations_erased")
             return [*privacy_resets(), SlotSet(ERASE_SLOT, True)]
         if asked == "copy":
@@ -92,8 +94,15 @@ def data_copy(tracker: Tracker, person: str) -> Dict[str, Any]:
         return {"response": "utter_data_copy_empty"}
     return {
         "response": "utter_data_copy",
-        "requests": "\n\n".join(describe(db, cat, r, "request_detail") for r in found),
+        "requests": "\n\n".join(with_documents(db, cat, r, describe(db, cat, r, "request_detail")) for r in found),
     }
+
+
+def with_documents(db, cat, request: dict, text: str) -> str:
+    """A request in the copy, with the documents sent for it (by name, type and size)."""
+    service = cat.service(request["service_id"])
+    line = documents_line(cat, service, store.request_documents(db, request["tracking_number"])) if service else None
+    return text + "\n" + line if line else text
 
 
 class ActionPrivacyCancel(Action):

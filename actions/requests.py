@@ -249,12 +249,13 @@ class ActionAskDocuments(Action):
         return "action_ask_documents"
 
     async def run(self, dispatcher, tracker, domain):
-        service = requested_service(tracker)
+        cat = catalogue_for(tracker)
+        service = cat.service(tracker.get_slot("service"))  # its documents' names in the person's language
         if asked_this_turn(tracker, document_step.STEP) or service is None:
             return []
         wanted = document_step.next_missing(service, document_step.received(tracker, service))
         if wanted is not None:
-            document_step.ask(dispatcher, catalogue_for(tracker), wanted)
+            document_step.ask(dispatcher, cat, wanted)
         return []
 
 

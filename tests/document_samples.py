@@ -4,6 +4,7 @@ spelled with #xx escapes, packed in a compressed object stream), an encrypted PD
 
 import io
 import os
+import time
 import zlib
 
 from PIL import ExifTags, Image, PngImagePlugin
@@ -54,7 +55,8 @@ def png_with_text() -> bytes:
 def scan_pdf() -> bytes:
     """A clean one-page PDF, as a scanner makes one (an image on a page)."""
     out = io.BytesIO()
-    Image.new("RGB", (500, 700), (250, 250, 250)).save(out, "PDF", resolution=100)
+    when = time.strptime("2026-12-06 09:00", "%Y-%m-%d %H:%M")  # the same bytes at every call
+    Image.new("RGB", (500, 700), (250, 250, 250)).save(out, "PDF", resolution=100, creationDate=when, modDate=when)
     return out.getvalue()
 
 

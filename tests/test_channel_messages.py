@@ -212,7 +212,9 @@ def test_inbound_texts_and_replies():
         ("966511111111", "/ask_fees"),
         ("966511111111", "/digital_id"),
         ("966511111111", "/affirm"),
+        ("966511111111", None),  # an image: a file, fetched through the media endpoint (issue 31)
     ]
+    assert [m["media"] for m in found] == [None, None, None, None, {"id": "123"}]
     assert found[0]["metadata"]["whatsapp"]["profile_name"] == "خالد"
     # Another business number's messages, statuses and other objects are not ours.
     assert channel.inbound(payload(msg("text", text={"body": "x"}), phone_id="999")) == []

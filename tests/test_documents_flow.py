@@ -11,6 +11,8 @@ from pathlib import Path
 import document_samples as samples
 import pytest
 from PIL import Image
+from test_care import TOKENS as CARE_TOKENS
+from test_care import care_api  # noqa: F401 - the care server fixture
 from test_request_flows import ID, TRACKING, joined, latest_code
 
 from care.server import make_app
@@ -113,6 +115,9 @@ async def test_a_family_record_request_with_its_documents_and_an_agent_downloadi
         assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Cache-Control"] == "no-store"
         other = await client.get(f"/care/requests/MSD-00000000/documents/{rows[0]['id']}", headers=huda)
         assert other.status == 404
+    # The person's copy of their data lists the documents too (name, type, size).
+    copy = joined(chat.say("ابي نسخة من بياناتي"))
+    assert number in copy and f"{ID_COPY.name} (صورة JPEG، " in copy and f"{REPORT.name} (ملف PDF، " in copy
     audit = store.care_audit(db, agent="huda", limit=5)
     downloads = [a for a in audit if a["action"] == "download_document"]
     assert len(downloads) == 1 and downloads[0]["subject"] == number and downloads[0]["national_id"] == ID["khalid"]
@@ -146,3 +151,61 @@ def test_a_request_that_stops_takes_its_documents_with_it(chat, servers):
     chat.say("الغاء")
     assert kept_of(servers, chat.conversation_id) == []
     assert not (folder(servers) / row["stored_name"]).exists()
+
+
+def make_family_request(chat, servers) -> str:
+    to_documents_step(chat, servers)
+    chat.send_file(samples.photo())
+    chat.send_file(samples.scan_pdf())
+    chat.say("نعم")
+    return TRACKING.search(joined(chat.say("نعم"))).group()
+
+
+def test_an_agent_downloads_a_document_from_the_care_page(chat, servers, care_api, browser, tmp_path):  # noqa: F811
+    number = make_family_request(chat, servers)
+    db = store.open_db(servers.db_file)
+    stored = FAMILY.in_document_order(store.request_documents(db, number))
+    context = browser.new_context(accept_downloads=True, locale="ar-SA")
+    page = context.new_page()
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{care_api.url}/care/")
+    page.evaluate(f"sessionStorage.setItem('musaedCareToken', {CARE_TOKENS['huda']!r})")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#req-number", number)
+    page.locator("#req-form button").click()
+    card = page.locator(f".request[data-tracking-number='{number}']")
+    card.wait_for()
+    items = card.locator("ul.documents li")
+    assert items.count() == 2
+    assert ID_COPY.name in items.nth(0).inner_text() and "JPEG · " in items.nth(0).inner_text()
+    assert REPORT.name in items.nth(1).inner_text() and "PDF · " in items.nth(1).inner_text()
+    with page.expect_download() as download:
+        items.nth(1).locator("button.download").click()
+    saved = tmp_path / "saved.pdf"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == f"{number}-record_report.pdf"
+    assert saved.read_bytes() == documents.read(db, stored[1]) and saved.read_bytes().startswith(b"%PDF-")
+    items.nth(1).locator("text=نُزّل").wait_for()
+    assert refused == []
+    context.close()
+    audit = store.care_audit(db, agent="huda", limit=20)
+    [row] = [a for a in audit if a["action"] == "download_document" and a["subject"] == number]
+    assert "record_report" in row["detail"]
+
+
+def test_in_english_each_document_is_asked_for_and_acknowledged_in_english(chat, servers):
+    en = catalogue.load("en")
+    family = en.services["replace_family_record"]
+    chat.say("my family record got damaged, how do I get a replacement?")
+    chat.say("yes")
+    chat.say(ID["khalid"])
+    chat.say(latest_code(servers, ID["khalid"]))
+    assert family.documents[0].ask.format(limit="5.0 MB") in joined(chat.say("damaged"))
+    said = joined(chat.send_file(samples.photo()))
+    assert re.search(rf"✅ Received: the {family.documents[0].name} \(JPEG image, \d+ KB\)\.", said), said
+    assert family.documents[1].ask.format(limit="5.0 MB") in said
+    said = joined(chat.say("I don't have it"))
+    assert family.documents[1].missing.format(limit="", **en.call_centre_fields()) in said
+    assert en.labels["document_kept_open"].format(name=family.documents[1].name) in said

@@ -205,6 +205,7 @@ def test_receipt_for_never_passes_the_full_national_id(db, request_row, monkeypa
         "created_at": request_row["created_at"],
         "expected_delivery": service.delivery,
         "language": "ar",
+        "documents": [],  # none sent with this request (issue 31)
     }
     for value in seen.values():
         assert full_id not in str(value)
@@ -289,3 +290,31 @@ def test_receipt_path_is_signed(tmp_path, monkeypatch):
     assert link.startswith(prefix)
     assert receipt.verify("MSD-12345678", link[len(prefix) :], receipt.receipt_secret())
     assert not receipt.verify("MSD-12345679", link[len(prefix) :], receipt.receipt_secret())
+
+
+def test_a_receipt_lists_the_documents_sent_with_the_request(db, drawn_text, tmp_path, monkeypatch):
+    """Issue 31: each document by name, type and size, drawn right to left in one row each."""
+    import document_samples as samples
+
+    from musaed import documents
+
+    monkeypatch.setenv("MUSAED_DOCUMENTS_DIR", str(tmp_path / "documents"))
+    family = CAT.services["replace_family_record"]
+    for data, kind in ((samples.photo(), "national_id_copy"), (samples.scan_pdf(), "record_report")):
+        row = documents.keep(db, "test-receipt-docs", documents.check(data))
+        store.take_document(db, row["id"], "test-receipt-docs", family.id, kind)
+    request, _ = store.create_request(
+        db,
+        service_id=family.id,
+        applicant_id=seed.ids()["khalid"],
+        beneficiary_id=seed.ids()["khalid"],
+        conversation_id="test-receipt-docs",
+        documents=[d["id"] for d in store.staged_documents(db, "test-receipt-docs", family.id)],
+    )
+    receipt.receipt_for(db, request["tracking_number"])
+    lines = receipt.document_lines(CAT, family, store.request_documents(db, request["tracking_number"]))
+    assert [line.split(":")[0] for line in lines] == [d.name for d in family.documents]
+    assert lines[0].split(": ")[1].startswith("JPEG · ") and lines[1].split(": ")[1].startswith("PDF · ")
+    for line in lines:  # drawn in visual order: the Arabic name shaped, right to left
+        assert receipt.visual(line) in drawn_text
+    assert receipt.visual(CAT.labels["receipt_documents"]) in drawn_text

@@ -119,14 +119,25 @@ def test_in_arabic_the_person_s_bubbles_are_on_the_left_sized_to_their_text_what
 
     assert_tracking_number_isolated(page, number)
 
-    # One English question: every earlier bubble stays where it was; its own text runs left to right.
+    # One English question: every earlier bubble stays where it was, and the question is on the
+    # person's side; its own text runs left to right. Measured in the page the moment its bubble
+    # is added, before the English answer can arrive (which turns the chat left to right, by design:
+    # measured after it, the result depended on how fast the answer came).
     before = [users.nth(i).bounding_box()["x"] for i in range(users.count())]
-    ask_and_wait(page, "thanks! and where is my request now?", number)
-    after = [users.nth(i).bounding_box()["x"] for i in range(len(before))]
-    assert after == before
+    page.evaluate(
+        """() => { const log = document.querySelector('.musaed-log');
+        const seen = new MutationObserver(() => {
+          const users = [...log.querySelectorAll('.musaed-user')];
+          if (users.length && users[users.length - 1].innerText.includes('thanks!')) {
+            window.__at_send = users.map(u => u.getBoundingClientRect().x); seen.disconnect(); } });
+        seen.observe(log, { childList: true }); }"""
+    )
+    ask_and_wait(page, "thanks! and where is my request now?", catalogue.load("en").labels["your_requests"])
+    at_send = page.evaluate("window.__at_send")
+    assert at_send[: len(before)] == before
+    assert at_send[-1] - log["x"] < 20  # on the person's side
     english = page.locator(".musaed-user > p").last
     assert english.get_attribute("lang") == "en" and english.evaluate("e => getComputedStyle(e).direction") == "ltr"
-    assert page.locator(".musaed-user").last.bounding_box()["x"] - log["x"] < 20  # still the person's side
     arabic = page.locator(".musaed-user > p").first
     assert arabic.get_attribute("lang") == "ar" and arabic.evaluate("e => getComputedStyle(e).direction") == "rtl"
     SHOTS.mkdir(parents=True, exist_ok=True)
