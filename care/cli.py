@@ -57,6 +57,7 @@ NO_TOKEN = (
     "An agent token is needed: put yours in MUSAED_CARE_TOKEN (one of MUSAED_CARE_TOKENS)."
 )
 NOT_SUPERVISOR = "سجل التدقيق للمشرفين فقط (MUSAED_CARE_SUPERVISORS)."
+EXISTS = "يوجد ملف بهذا الاسم، فلم أكتب فوقه: {path}"
 
 # What a terminal would act on rather than show: C0 and C1 controls (ESC, CSI…), DEL, and the
 # characters that reorder text (bidi embeddings, overrides and isolates, line separators).
@@ -257,13 +258,18 @@ def cmd_status(args) -> int:
 
 def cmd_document(args) -> int:
     """Save one document of a request (0600, never over an existing file); audited as on the page."""
+    db = store.open_db(args.db)
+    known = store.get_document(db, args.id)
+    out = Path(args.out or (help_desk.document_file_name(known) if known else f"{args.id}.bin"))
+    if out.exists():
+        print(EXISTS.format(path=out), file=sys.stderr)
+        return 1
     try:
-        row, data = help_desk.download_document(store.open_db(args.db), args.agent, args.tracking_number, args.id)
+        row, data = help_desk.download_document(db, args.agent, args.tracking_number, args.id)
     except help_desk.CareError as e:
         log.info("agent %s: document download refused (%s)", args.agent, e.code)
         print(e.message, file=sys.stderr)
         return 1
-    out = Path(args.out or help_desk.document_file_name(row))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

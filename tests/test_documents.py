@@ -310,3 +310,33 @@ def test_retention_deletes_documents_no_request_took_and_those_of_requests_close
 def test_the_retention_setting_reads_documents():
     assert retention.parse("documents=30d").documents == timedelta(days=30)
     assert retention.Policy().documents == timedelta(days=180)
+
+
+def test_an_agent_saves_a_document_with_the_command_line_and_it_is_audited(tmp_path, monkeypatch, capsys):
+    from care import cli
+
+    monkeypatch.setenv("MUSAED_DOCUMENTS_DIR", str(tmp_path / "documents"))
+    monkeypatch.setenv("MUSAED_CARE_TOKENS", "huda:tok-huda-cli-documents")
+    monkeypatch.setenv("MUSAED_CARE_TOKEN", "tok-huda-cli-documents")
+    monkeypatch.setenv("MUSAED_CARE_LOG", str(tmp_path / "care-cli.log"))
+    path = tmp_path / "musaed.db"
+    db = store.open_db(path)
+    seed.seed(db, today=TODAY)
+    for data, kind in ((samples.photo(), "national_id_copy"), (samples.scan_pdf(), "record_report")):
+        store.take_document(db, keep(db, data=data)["id"], "web:abc", FAMILY.id, kind)
+    number = family_request(db).request["tracking_number"]
+    [found] = help_desk.find_requests(db, tracking_number=number)
+    listed = cli.format_request(found)
+    assert FAMILY.documents[0].name in listed and "JPEG · " in listed and found["documents"][0]["id"] in listed
+    out = tmp_path / "saved.jpg"
+    assert cli.main(["document", number, found["documents"][0]["id"], "--out", str(out), "--db", str(path)]) == 0
+    assert out.read_bytes() == documents.read(db, store.get_document(db, found["documents"][0]["id"]))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert store.care_audit(db, agent="huda", limit=1)[0]["action"] == "download_document"
+    # Never over a file that is there (nothing read then); a document of no such request is refused.
+    assert cli.main(["document", number, found["documents"][0]["id"], "--out", str(out), "--db", str(path)]) == 1
+    assert "فلم أكتب فوقه" in capsys.readouterr().err
+    assert store.care_audit(db, agent="huda", limit=1)[0]["action"] == "download_document"  # no second one
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["document", "MSD-00000000", found["documents"][0]["id"], "--db", str(path)]) == 1
+    assert CAT.labels["care_document_not_found"] in capsys.readouterr().err
