@@ -11,6 +11,7 @@ from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import reminders
 from actions.form_slots import clear_form_slots
 from actions.identity import IdentitySlots
 from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
@@ -286,7 +287,13 @@ class ActionSubmitRequest(Action):
         db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
         if tracker.get_slot("confirm") == "yes":
             result = service_request.submit(
-                db, service, applicant, beneficiary, conversation_id=tracker.sender_id, answers=answers(tracker)
+                db,
+                service,
+                applicant,
+                beneficiary,
+                conversation_id=tracker.sender_id,
+                answers=answers(tracker),
+                language=cat.language,
             )
         else:  # the form ended before a yes: say why, create nothing
             assessment = service_request.assess(db, service, applicant, beneficiary, answers(tracker))
@@ -333,7 +340,9 @@ class ActionSubmitRequest(Action):
             )
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
-        return clear_form_slots()
+            # Expiry reminders, offered once (actions/reminders.py).
+            return clear_form_slots() + reminders.offer(dispatcher, tracker, cat)
+        return clear_form_slots() + [SlotSet(reminders.OFFERED, False)]
 
 
 # Below this, a "no" in the middle of a form may be "ما عندي فكرة" (I have no

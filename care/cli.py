@@ -9,6 +9,7 @@ musaed-care handovers
 musaed-care fallbacks
 musaed-care audit [--national-id …] [--agent …]   (supervisors: MUSAED_CARE_SUPERVISORS)
 musaed-care live-stats [--days 7]   (live chats: ratings, waiting and handling times per day and per agent)
+musaed-care notifications [--limit 50]   (the outbox: queued, sent, failed per channel; the failed, with why)
 musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
 musaed-care settings       (every setting and its value here; secrets only as set or unset)
 
@@ -351,6 +352,30 @@ def cmd_live_stats(args) -> int:
     return 0
 
 
+NO_NOTIFICATIONS = "لا توجد إشعارات."
+STATE_NAMES = {"queued": "في الانتظار", "sent": "أُرسلت", "failed": "تعذّر إرسالها"}
+
+
+def cmd_notifications(args) -> int:
+    found = help_desk.notification_overview(store.open_db(args.db), args.agent, limit=args.limit)
+    log.info("agent %s: read the notifications (%d failed)", args.agent, len(found["failed"]))
+    states = help_desk.NOTIFICATION_STATES
+    lines = []
+    if found["channels"]:
+        lines.append(" | ".join(["القناة", *(STATE_NAMES[s] for s in states)]))
+        lines += [" | ".join([c["channel"], *(str(c[s]) for s in states)]) for c in found["channels"]]
+    if found["failed"]:
+        lines.append(f"{STATE_NAMES['failed']}:")
+        lines += [
+            f"• {f['id']} — {f['kind']} {f['tracking_number'] or ''} ({shown(f['about'])}) — {f['national_id']} — "
+            f"{f['channel']} → {f['route'] or '-'} — {f['attempts']} محاولات — {shown(f['last_error'])} — "
+            f"{_at(f['created_at'])}"
+            for f in found["failed"]
+        ]
+    _print(args, found, "\n".join(lines) or NO_NOTIFICATIONS)
+    return 0
+
+
 def cmd_purge(args) -> int:
     from musaed import retention
 
@@ -438,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--days", type=int, default=7, help="the last this many days (default 7)")
     p.set_defaults(func=cmd_live_stats)
+
+    p = sub.add_parser(
+        "notifications",
+        parents=[common, app_db],
+        help="the outbox: queued, sent and failed per channel, and the failed ones with why",
+    )
+    p.add_argument("--limit", type=int, default=50, help="at most this many failed ones (newest first)")
+    p.set_defaults(func=cmd_notifications)
 
     p = sub.add_parser(
         "purge",

@@ -13,6 +13,7 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/handovers                         conversations handed over to a person
     GET  /care/fallbacks                         messages the bot did not understand
     GET  /care/audit?national_id=…|agent=…       the care audit (supervisors only: MUSAED_CARE_SUPERVISORS)
+    GET  /care/notifications                     the outbox: queued, sent and failed per channel; the failed, with why
 
 Live handover (musaed/care_desk.py, docs/care.md):
 
@@ -425,6 +426,11 @@ def make_app(
         log.info("agent %s: read the care audit (%s, %d rows)", agent, mask_id(nid) if nid else "all", len(rows))
         return _json({"audit": rows})
 
+    async def outbox(request: web.Request) -> web.Response:
+        found = help_desk.notification_overview(db, request["agent"], limit=_limit(request))
+        log.info("agent %s: read the notifications (%d failed)", request["agent"], len(found["failed"]))
+        return _json(found)
+
     app = web.Application(middlewares=[require_agent], client_max_size=64 * 1024)
     app.on_response_prepare.append(web_security.aiohttp_hook())  # nosniff, no framing, no version, on every answer
     app.router.add_get("/care", to_index)
@@ -442,6 +448,7 @@ def make_app(
     app.router.add_get("/care/handovers", handed_over)
     app.router.add_get("/care/fallbacks", not_understood)
     app.router.add_get("/care/audit", audit)
+    app.router.add_get("/care/notifications", outbox)
     return app
 
 

@@ -62,7 +62,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import care_delivery, limits, replays
+from channels import care_delivery, contacts, limits, replays
 from channels._text import split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
@@ -314,6 +314,9 @@ class TelegramInput(RasaTelegramInput):
             if found is None:
                 return response.text("success")
             sender_id, text = found
+            # For notifications: a chat that blocked the bot and writes again is written to again.
+            sent_at = (payload.get("message") or payload.get("edited_message") or {}).get("date")
+            await contacts.wrote(conversation_id(self.name(), sender_id), sent_at)
             if self._is_button(update):
                 try:  # stop the client's progress spinner on the pressed button
                     await out_channel.answer_callback_query(update.callback_query.id)

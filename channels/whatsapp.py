@@ -47,7 +47,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import care_delivery, limits, replays
+from channels import care_delivery, contacts, limits, replays
 from channels._text import shorten, split_long
 from channels.handover_gate import TITLE_KEY, gate
 from channels.ids import conversation_id, external_id
@@ -408,6 +408,10 @@ class WhatsAppInput(InputChannel):
                 if not await replays.first_time(self.name(), message["message_id"]):
                     logger.warning("WhatsApp message %s delivered again: not handled", message["message_id"])
                     continue
+                # For notifications: WhatsApp's 24-hour window runs from the person's last message.
+                await contacts.wrote(
+                    conversation_id(self.name(), message["sender"]), message["metadata"]["whatsapp"]["timestamp"]
+                )
                 try:
                     # The conversation says WhatsApp: no other channel reaches it.
                     await on_new_message(

@@ -81,7 +81,9 @@ def submit(
     conversation_id: str,
     answers: Optional[Dict] = None,
     today: Optional[date] = None,
+    language: Optional[str] = None,
 ) -> Submission:
+    """`language`: the conversation's, which the request's status changes will be told in."""
     a = assess(db, service, applicant_id, beneficiary_id, answers, today)
     if a.open_request is not None:
         return Submission(a, a.open_request, created=False)
@@ -96,6 +98,7 @@ def submit(
         delivery_address=a.delivery_address,
         details=answers,
         status=service.first_status,
+        language=language,
     )
     return Submission(a, request, created)
 
