@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "purge",
         parents=[common, who, app_db, trackers],
-        help="delete what is past its retention (MUSAED_RETENTION, default unverified=30d,verified=180d,codes=1d)",
+        help=f"delete what is past its retention (MUSAED_RETENTION, default {settings.RETENTION.default})",
     )
     p.set_defaults(func=cmd_purge)
 

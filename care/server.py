@@ -52,8 +52,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from care import DEFAULT_PORT, auth, default_model, default_tracker_db
-from musaed import bidi, care_desk, conversations, files, help_desk, logsafe, settings, store, web_security
+from musaed import bidi, care_desk, catalogue, conversations, files, help_desk, logsafe, settings, store, web_security
 from musaed.identity import mask_id
+from musaed.language import LANGUAGES
 from musaed.store import handover as handover_rows
 
 log = logging.getLogger("care")
@@ -188,6 +189,8 @@ def make_app(
     # A SQLite file, or the cluster's postgresql:// URL (musaed/conversations.py reads both).
     tracker_db = tracker_db if conversations.is_url(tracker_db) else Path(tracker_db)
     db = store.open_db(db_path)
+    for lang in LANGUAGES:  # parsed now, not on an agent's first status change (0.9 s)
+        catalogue.load(lang)
     page = PAGE.read_text(encoding="utf-8")
     page_csp = web_security.page_csp(page)
 

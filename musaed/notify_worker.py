@@ -1,6 +1,6 @@
 """The notify worker: sends the store's queued notifications, and queues the day's expiry reminders.
 
-    python -m musaed.notify_worker [--poll 0.5] [--lease 60] [--once]
+    python -m musaed.notify_worker [--poll 0.25] [--lease 60] [--once]
 
 `make run` starts one (its supervisor starts it again if it stops), `make cluster`
 two. Every `--poll` seconds it reads the queued notifications whose time has come
@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
 
-from musaed import bidi, catalogue, files, logsafe, notifications, settings, sms, store
+from musaed import bidi, catalogue, files, language, logsafe, notifications, settings, sms, store
 from musaed.store import notifications as outbox
 
 log = logging.getLogger("musaed.notify")
@@ -334,14 +334,15 @@ def command(python: str, *args: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m musaed.notify_worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the outbox")
+    parser.add_argument("--poll", type=float, default=0.25, help="seconds between looks at the outbox")
     parser.add_argument("--lease", type=float, default=LEASE.total_seconds(), help="seconds a claimed row is ours")
     parser.add_argument("--once", action="store_true", help="send what is due and queue today's reminders, then stop")
     args = parser.parse_args(argv)
     files.private()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logsafe.install()  # ids and phone numbers masked in every line
-    catalogue.load()  # a broken catalogue stops here, at start-up, as do wrong settings below
+    for lang in language.LANGUAGES:  # parsed once, now (a broken one stops here), not on the first send in it
+        catalogue.load(lang)
     worker = Worker(store.open_db(), Senders.from_env(), lease=timedelta(seconds=args.lease))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # the send under way ends first
