@@ -356,3 +356,49 @@ def test_on_telegram_stop_reminders_is_confirmed_at_once(live):
     assert sent[-1]["params"]["text"] == AR.labels["reminders_off"]
     assert outbox.subscription(db(live), ID["fahd"]) is None
     assert outbox.contact(db(live), "telegram:900002")["last_inbound_at"]  # the channel recorded the message
+
+
+def test_the_care_page_shows_the_outbox_and_why_one_failed(browser, live):
+    number = new_request(live, "sara", "report_lost_id", "telegram:900003", "ar")
+    live.tg.blocked = {"900003"}
+    try:
+        change_status(live, number, "approved")
+        row = live.tg.wait_for(
+            lambda _: [r for r in db(live).query("SELECT * FROM notifications") if r["state"] != "queued"], 10
+        )
+    finally:
+        live.tg.blocked = set()
+    # A status change to a chat that blocked the bot went by SMS instead; make one fail outright.
+    assert row[0]["route"] == "sms" and row[0]["state"] == "sent"
+    now = store.now_iso()
+    outbox.enqueue(
+        db(live),
+        {
+            "dedupe_key": "test:failed",
+            "kind": "status",
+            "national_id": ID["sara"],
+            "conversation": "whatsapp:966533333333",
+            "channel": "whatsapp",
+            "language": "ar",
+            "tracking_number": number,
+            "payload": {"service": "report_lost_id", "status": "printed"},
+            "state": "failed",
+            "attempts": 5,
+            "last_error": "whatsapp: HTTP 400, error 131026",
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+    context = browser.new_context(locale="ar-SA", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{live.care_url}/care/")
+    page.fill("#token", TOKENS["huda"])
+    page.click("#token-save")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#notifications tr[data-channel=telegram]")
+    assert "1" in page.locator("#notifications tr[data-channel=telegram]").inner_text()
+    failed = page.locator("#notifications-failed li")
+    assert failed.count() == 1 and "whatsapp: HTTP 400, error 131026" in failed.first.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # phone width
+    page.screenshot(path=str(RESULTS / "care-notifications-phone.png"), full_page=True)
+    context.close()

@@ -45,12 +45,13 @@ def due(db: Db, now: str, limit: int = 20) -> List[dict]:
     )
 
 
-def queued_on(db: Db, channel: str, now: str, limit: int = 50) -> List[dict]:
+def queued_on(db: Db, channel: str, now: str, limit: int = 200) -> List[dict]:
     """Queued rows of `channel` that no sender holds, whatever their time (a widget open now
-    gets its row at once, and in quiet hours too)."""
+    gets its row at once, and in quiet hours too), newest first: rows held back for an SMS in
+    quiet hours pile up, and the newest are the ones whose widget is likely open."""
     return list(
         db.query(
-            f"SELECT * FROM notifications WHERE channel = ? AND state = 'queued' AND {_FREE} ORDER BY id LIMIT ?",
+            f"SELECT * FROM notifications WHERE channel = ? AND state = 'queued' AND {_FREE} ORDER BY id DESC LIMIT ?",
             [channel, now, limit],
         )
     )
