@@ -324,6 +324,7 @@ def test_whatsapp_past_24_hours_gets_the_approved_template(db, graph):
     assert w.run_once(riyadh(10)) == 1
     [template] = graph.delivered(wa_id)
     assert template["type"] == "template" and "text" not in template and "interactive" not in template
+    assert [c["json"]["type"] for c in graph.snapshot()] == ["template"]  # nothing else was even tried
     assert template["template"]["name"] == "musaed_notice" and template["template"]["language"] == {"code": "en"}
     [parameter] = template["template"]["components"][0]["parameters"]
     assert "Approved" in parameter["text"] and "Renew National ID" in parameter["text"]
