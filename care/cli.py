@@ -36,12 +36,14 @@ import os
 import re
 import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
 
 from care import auth, default_model, default_tracker_db
 from musaed import conversations, files, help_desk, logsafe, settings, store
 from musaed.identity import mask_id
+from musaed.office_hours import RIYADH
 
 log = logging.getLogger("care")
 
@@ -85,7 +87,16 @@ def _pct(confidence) -> str:
 
 
 def _at(iso: Optional[str]) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """An event's time in Riyadh, the zone named: agents and the people they help read local time."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:16].replace("T", " ")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(RIYADH).strftime("%Y-%m-%d %H:%M") + " (توقيت الرياض)"
 
 
 def format_request(r: dict) -> str:
@@ -109,7 +120,9 @@ def format_request(r: dict) -> str:
 def format_message(m: dict) -> str:
     at = _at(m.get("time"))
     if m["role"] == "user":
-        line = f"[{at}] 👤 {shown(m['text'])}  ({shown(m['intent'])} {_pct(m['confidence'])})"
+        # A tapped button reads as its title, what the person saw ("نعم، أؤكد"), not "/affirm".
+        said = f"[{shown(m['title'])}]" if m.get("title") else shown(m["text"])
+        line = f"[{at}] 👤 {said}  ({shown(m['intent'])} {_pct(m['confidence'])})"
         if m.get("original_intent"):
             o = m["original_intent"]
             line += f" ← أقرب نية: {shown(o['name'])} {_pct(o['confidence'])}"

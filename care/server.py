@@ -46,7 +46,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -95,58 +95,11 @@ def _error(status: int, code: str, message: str = "") -> web.Response:
 
 # -- transcripts as the page shows them ------------------------------------------
 
-# Where a channel puts the title of the button the person tapped (channels/handover_gate.py,
-# not imported here: it brings Rasa with it).
-TITLE_KEY = "musaed_title"
-
 
 def taps(tracker_db, sender_id: str) -> List[Tuple[Any, Optional[str]]]:
-    """(text, title) of each of the person's messages in the tracker store, in order: `title`
-    is what they tapped when the message was a button's payload ("/affirm"). The channel's
-    own word first (the widget, Telegram and WhatsApp send the title in the metadata); else
-    the title the bot offered for that payload, the latest offer (any channel, REST too)."""
-    offered: Dict[str, str] = {}
-    found: List[Tuple[Any, Optional[str]]] = []
-    # The transcript's rows (musaed/conversations.py) with what it leaves out: the
-    # buttons' payloads and the person's metadata.
-    for row in conversations._rows(
-        tracker_db,
-        "SELECT type_name, data FROM events WHERE sender_id = ? AND type_name IN ('user', 'bot') ORDER BY id",
-        [sender_id],
-    ):
-        data = conversations._data(row)
-        metadata: Dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
-        if metadata.get("checkpoint"):
-            continue  # as the transcript: a checkpoint repeats what was shown
-        if row["type_name"] == "bot":
-            extra: Dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
-            for button in extra.get("buttons") or []:
-                if isinstance(button, dict) and isinstance(button.get("payload"), str):
-                    if isinstance(button.get("title"), str) and button["title"].strip():
-                        offered[button["payload"].strip()] = button["title"].strip()
-            continue
-        text = data.get("text")
-        title = metadata.get(TITLE_KEY)
-        if not (isinstance(title, str) and title.strip()):
-            title = offered.get(text.strip()) if isinstance(text, str) else None
-        found.append((text, title.strip() if title else None))
-    return found
-
-
-def with_titles(messages: List[dict], tapped: Iterable[Tuple[Any, Optional[str]]]) -> List[dict]:
-    """The transcript's person's messages with `title` where they tapped a button. Both lists
-    are the store's user events in order; should they part (a purge between the two reads),
-    no title is given from there on rather than a wrong one."""
-    tapped = iter(tapped)
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        text, title = next(tapped, (None, None))
-        if text != message.get("text"):
-            break
-        if title:
-            message["title"] = title
-    return messages
+    """(text, title) of each of the person's messages, in order: `title` is what they tapped
+    when the message was a button's payload (musaed/conversations.py)."""
+    return [(m["text"], m.get("title")) for m in conversations.transcript(tracker_db, sender_id) if m["role"] == "user"]
 
 
 def parts(text: str) -> List[Dict[str, Any]]:
@@ -296,7 +249,7 @@ def make_app(
         sender = request.match_info["sender_id"]
         messages = help_desk.read_conversation(tracker_db, db, agent, sender)
         if messages:
-            messages = [readable(m) for m in with_titles(messages, taps(tracker_db, sender))]
+            messages = [readable(m) for m in messages]
         people = conversations.verified_people(tracker_db, sender) if messages else []
         log.info(
             "agent %s: read conversation %s of %s (%d messages)",
