@@ -376,8 +376,9 @@ def test_a_status_change_through_the_front_is_announced_once_by_one_of_the_two_w
     request, _ = store.create_request(
         db,
         service_id="report_lost_id",
-        applicant_id=ID["abdullah"],
-        beneficiary_id=ID["abdullah"],
+        # Not a person another test here files a request for (one open request per service).
+        applicant_id=ID["fahd"],
+        beneficiary_id=ID["fahd"],
         conversation_id="rest:cluster-notify",
     )
     number = request["tracking_number"]
