@@ -5,7 +5,8 @@ privacy_form: the identity steps (skipped once verified), then for an erasure
 a yes. action_privacy then sends the copy, or sets `erase_conversations`, on
 which the tracker store deletes this conversation and every other that
 verified as the same person, instead of saving the turn
-(stores/tracker_store.py). Requests stay: they are records of the service.
+(stores/tracker_store.py), and their expiry reminders stop. Requests stay: they
+are records of the service.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from actions.documents import NoDocumentHere, documents_line
 from actions.identity import IdentitySlots
 from actions.tracking import describe
 from actions.turn import catalogue_for, clear_yes, latest_intent, negated
-from musaed import documents, store
+from musaed import documents, notifications, store
 
 ERASE_SLOT = "erase_conversations"  # stores/tracker_store.py reads it
 
@@ -78,6 +79,8 @@ class ActionPrivacy(Action):
         if asked == "erase" and tracker.get_slot("erase_confirm") == "yes":
             # Documents sent here for a request not made go with the conversation (a request's stay with it).
             documents.discard_staged(store.open_db(), tracker.sender_id)
+            # Their expiry reminders go too: they name the conversation they go to.
+            notifications.unsubscribe(store.open_db(), tracker.sender_id, person)
             dispatcher.utter_message(response="utter_conversations_erased")
             return [*privacy_resets(), SlotSet(ERASE_SLOT, True)]
         if asked == "copy":

@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import documents as document_step
+from actions import reminders
 from actions.identity import IdentitySlots
 from actions.turn import ASKS, asked_this_turn, catalogue_for, clear_yes, latest_intent
 from musaed import catalogue, identity, receipt, service_request, settings, store
@@ -329,10 +330,19 @@ class ActionSubmitRequest(Action):
         db, beneficiary = store.open_db(), tracker.get_slot("beneficiary")
         if tracker.get_slot("confirm") == "yes":
             result = service_request.submit(
-                db, service, applicant, beneficiary, conversation_id=tracker.sender_id, answers=answers(tracker)
+                db,
+                service,
+                applicant,
+                beneficiary,
+                conversation_id=tracker.sender_id,
+                answers=answers(tracker),
+                language=cat.language,
             )
         else:  # the form ended before a yes: say why, create nothing
-            assessment = service_request.assess(db, service, applicant, beneficiary, answers(tracker))
+            received = [row["kind"] for row in document_step.received(tracker, service)]
+            assessment = service_request.assess(
+                db, service, applicant, beneficiary, answers(tracker), documents=received
+            )
             result = service_request.Submission(assessment, assessment.open_request)
         a = result.assessment
         request = result.request
@@ -376,8 +386,10 @@ class ActionSubmitRequest(Action):
             )
             for label in cat.services[service_id].after_created:  # e.g. the parent reminder
                 dispatcher.utter_message(text=cat.labels[label].format(name=a.beneficiary["name"]))
-        # Documents a made request took are its own now; those of one not made go.
-        return document_step.stop_request(tracker)
+            # Expiry reminders, offered once (actions/reminders.py). Documents a made request
+            # took are its own now; those of one not made go (stop_request).
+            return document_step.stop_request(tracker) + reminders.offer(dispatcher, tracker, cat)
+        return document_step.stop_request(tracker) + [SlotSet(reminders.OFFERED, False)]
 
 
 # Below this, a "no" in the middle of a form may be "ما عندي فكرة" (I have no

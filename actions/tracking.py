@@ -9,6 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import reminders
 from actions.documents import NoDocumentHere
 from actions.identity import IdentitySlots
 from actions.turn import catalogue_for
@@ -58,7 +59,13 @@ class ActionShowTracking(Action):
             SlotSet("requested_slot", None),
         ]
         if not viewer:
-            return reset
+            return reset + [SlotSet(reminders.OFFERED, False)]
+        self.show(dispatcher, tracker, cat, viewer)
+        # After the look-up, expiry reminders are offered once (actions/reminders.py).
+        return reset + reminders.offer(dispatcher, tracker, cat)
+
+    @staticmethod
+    def show(dispatcher: CollectingDispatcher, tracker: Tracker, cat: catalogue.Catalogue, viewer: str) -> None:
         db = store.open_db()
         number, malformed = store.parse_tracking_number(tracker.get_slot("tracking_query") or "")
         if malformed:
@@ -70,7 +77,7 @@ class ActionShowTracking(Action):
                 dispatcher.utter_message(text=cat.labels["request_not_found"])
             else:
                 dispatcher.utter_message(text=describe(db, cat, request, "request_detail"))
-            return reset
+            return
         requests = store.requests_visible_to(db, viewer)
         if not requests:
             dispatcher.utter_message(text=cat.labels["no_requests"])
@@ -80,4 +87,3 @@ class ActionShowTracking(Action):
                     [cat.labels["your_requests"]] + [describe(db, cat, r, "request_line") for r in requests[:10]]
                 )
             )
-        return reset

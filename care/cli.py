@@ -10,6 +10,7 @@ musaed-care handovers
 musaed-care fallbacks
 musaed-care audit [--national-id …] [--agent …]   (supervisors: MUSAED_CARE_SUPERVISORS)
 musaed-care live-stats [--days 7]   (live chats: ratings, waiting and handling times per day and per agent)
+musaed-care notifications [--limit 50]   (the outbox: queued, sent, failed per channel; the failed, with why)
 musaed-care purge          (retention: MUSAED_RETENTION, musaed/retention.py)
 musaed-care settings       (every setting and its value here; secrets only as set or unset)
 
@@ -36,12 +37,14 @@ import os
 import re
 import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
 
 from care import auth, default_model, default_tracker_db
 from musaed import conversations, documents, files, help_desk, logsafe, settings, store
 from musaed.identity import mask_id
+from musaed.office_hours import RIYADH
 
 log = logging.getLogger("care")
 
@@ -86,7 +89,16 @@ def _pct(confidence) -> str:
 
 
 def _at(iso: Optional[str]) -> str:
-    return (iso or "")[:16].replace("T", " ")
+    """An event's time in Riyadh, the zone named: agents and the people they help read local time."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:16].replace("T", " ")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(RIYADH).strftime("%Y-%m-%d %H:%M") + " (توقيت الرياض)"
 
 
 def format_request(r: dict) -> str:
@@ -115,7 +127,9 @@ def format_request(r: dict) -> str:
 def format_message(m: dict) -> str:
     at = _at(m.get("time"))
     if m["role"] == "user":
-        line = f"[{at}] 👤 {shown(m['text'])}  ({shown(m['intent'])} {_pct(m['confidence'])})"
+        # A tapped button reads as its title, what the person saw ("نعم، أؤكد"), not "/affirm".
+        said = f"[{shown(m['title'])}]" if m.get("title") else shown(m["text"])
+        line = f"[{at}] 👤 {said}  ({shown(m['intent'])} {_pct(m['confidence'])})"
         if m.get("original_intent"):
             o = m["original_intent"]
             line += f" ← أقرب نية: {shown(o['name'])} {_pct(o['confidence'])}"
@@ -380,6 +394,30 @@ def cmd_live_stats(args) -> int:
     return 0
 
 
+NO_NOTIFICATIONS = "لا توجد إشعارات."
+STATE_NAMES = {"queued": "في الانتظار", "sent": "أُرسلت", "failed": "تعذّر إرسالها"}
+
+
+def cmd_notifications(args) -> int:
+    found = help_desk.notification_overview(store.open_db(args.db), args.agent, limit=args.limit)
+    log.info("agent %s: read the notifications (%d failed)", args.agent, len(found["failed"]))
+    states = help_desk.NOTIFICATION_STATES
+    lines = []
+    if found["channels"]:
+        lines.append(" | ".join(["القناة", *(STATE_NAMES[s] for s in states)]))
+        lines += [" | ".join([c["channel"], *(str(c[s]) for s in states)]) for c in found["channels"]]
+    if found["failed"]:
+        lines.append(f"{STATE_NAMES['failed']}:")
+        lines += [
+            f"• {f['id']} — {f['kind']} {f['tracking_number'] or ''} ({shown(f['about'])}) — {f['national_id']} — "
+            f"{f['channel']} → {f['route'] or '-'} — {f['attempts']} محاولات — {shown(f['last_error'])} — "
+            f"{_at(f['created_at'])}"
+            for f in found["failed"]
+        ]
+    _print(args, found, "\n".join(lines) or NO_NOTIFICATIONS)
+    return 0
+
+
 def cmd_purge(args) -> int:
     from musaed import retention
 
@@ -475,9 +513,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_live_stats)
 
     p = sub.add_parser(
+        "notifications",
+        parents=[common, app_db],
+        help="the outbox: queued, sent and failed per channel, and the failed ones with why",
+    )
+    p.add_argument("--limit", type=int, default=50, help="at most this many failed ones (newest first)")
+    p.set_defaults(func=cmd_notifications)
+
+    p = sub.add_parser(
         "purge",
         parents=[common, who, app_db, trackers],
-        help="delete what is past its retention (MUSAED_RETENTION, musaed/retention.py)",
+        help=f"delete what is past its retention (MUSAED_RETENTION, default {settings.RETENTION.default})",
     )
     p.set_defaults(func=cmd_purge)
 

@@ -14,6 +14,7 @@ GET /care/ is the page (no data in it); every other /care/ route needs
     GET  /care/handovers                         conversations handed over to a person
     GET  /care/fallbacks                         messages the bot did not understand
     GET  /care/audit?national_id=…|agent=…       the care audit (supervisors only: MUSAED_CARE_SUPERVISORS)
+    GET  /care/notifications                     the outbox: queued, sent and failed per channel; the failed, with why
 
 Live handover (musaed/care_desk.py, docs/care.md):
 
@@ -46,7 +47,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -55,6 +56,7 @@ from care import DEFAULT_PORT, auth, default_model, default_tracker_db
 from musaed import (
     bidi,
     care_desk,
+    catalogue,
     conversations,
     documents,
     files,
@@ -65,6 +67,7 @@ from musaed import (
     web_security,
 )
 from musaed.identity import mask_id
+from musaed.language import LANGUAGES
 from musaed.store import handover as handover_rows
 
 log = logging.getLogger("care")
@@ -111,58 +114,11 @@ def _error(status: int, code: str, message: str = "") -> web.Response:
 
 # -- transcripts as the page shows them ------------------------------------------
 
-# Where a channel puts the title of the button the person tapped (channels/handover_gate.py,
-# not imported here: it brings Rasa with it).
-TITLE_KEY = "musaed_title"
-
 
 def taps(tracker_db, sender_id: str) -> List[Tuple[Any, Optional[str]]]:
-    """(text, title) of each of the person's messages in the tracker store, in order: `title`
-    is what they tapped when the message was a button's payload ("/affirm"). The channel's
-    own word first (the widget, Telegram and WhatsApp send the title in the metadata); else
-    the title the bot offered for that payload, the latest offer (any channel, REST too)."""
-    offered: Dict[str, str] = {}
-    found: List[Tuple[Any, Optional[str]]] = []
-    # The transcript's rows (musaed/conversations.py) with what it leaves out: the
-    # buttons' payloads and the person's metadata.
-    for row in conversations._rows(
-        tracker_db,
-        "SELECT type_name, data FROM events WHERE sender_id = ? AND type_name IN ('user', 'bot') ORDER BY id",
-        [sender_id],
-    ):
-        data = conversations._data(row)
-        metadata: Dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
-        if metadata.get("checkpoint"):
-            continue  # as the transcript: a checkpoint repeats what was shown
-        if row["type_name"] == "bot":
-            extra: Dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
-            for button in extra.get("buttons") or []:
-                if isinstance(button, dict) and isinstance(button.get("payload"), str):
-                    if isinstance(button.get("title"), str) and button["title"].strip():
-                        offered[button["payload"].strip()] = button["title"].strip()
-            continue
-        text = data.get("text")
-        title = metadata.get(TITLE_KEY)
-        if not (isinstance(title, str) and title.strip()):
-            title = offered.get(text.strip()) if isinstance(text, str) else None
-        found.append((text, title.strip() if title else None))
-    return found
-
-
-def with_titles(messages: List[dict], tapped: Iterable[Tuple[Any, Optional[str]]]) -> List[dict]:
-    """The transcript's person's messages with `title` where they tapped a button. Both lists
-    are the store's user events in order; should they part (a purge between the two reads),
-    no title is given from there on rather than a wrong one."""
-    tapped = iter(tapped)
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        text, title = next(tapped, (None, None))
-        if text != message.get("text"):
-            break
-        if title:
-            message["title"] = title
-    return messages
+    """(text, title) of each of the person's messages, in order: `title` is what they tapped
+    when the message was a button's payload (musaed/conversations.py)."""
+    return [(m["text"], m.get("title")) for m in conversations.transcript(tracker_db, sender_id) if m["role"] == "user"]
 
 
 def parts(text: str) -> List[Dict[str, Any]]:
@@ -205,6 +161,8 @@ def make_app(
     # A SQLite file, or the cluster's postgresql:// URL (musaed/conversations.py reads both).
     tracker_db = tracker_db if conversations.is_url(tracker_db) else Path(tracker_db)
     db = store.open_db(db_path)
+    for lang in LANGUAGES:  # parsed now, not on an agent's first status change (0.9 s)
+        catalogue.load(lang)
     page = PAGE.read_text(encoding="utf-8")
     page_csp = web_security.page_csp(page)
 
@@ -332,7 +290,7 @@ def make_app(
         sender = request.match_info["sender_id"]
         messages = help_desk.read_conversation(tracker_db, db, agent, sender)
         if messages:
-            messages = [readable(m) for m in with_titles(messages, taps(tracker_db, sender))]
+            messages = [readable(m) for m in messages]
         people = conversations.verified_people(tracker_db, sender) if messages else []
         log.info(
             "agent %s: read conversation %s of %s (%d messages)",
@@ -465,6 +423,11 @@ def make_app(
         log.info("agent %s: read the care audit (%s, %d rows)", agent, mask_id(nid) if nid else "all", len(rows))
         return _json({"audit": rows})
 
+    async def outbox(request: web.Request) -> web.Response:
+        found = help_desk.notification_overview(db, request["agent"], limit=_limit(request))
+        log.info("agent %s: read the notifications (%d failed)", request["agent"], len(found["failed"]))
+        return _json(found)
+
     app = web.Application(middlewares=[require_agent], client_max_size=64 * 1024)
     app.on_response_prepare.append(web_security.aiohttp_hook())  # nosniff, no framing, no version, on every answer
     app.router.add_get("/care", to_index)
@@ -483,6 +446,7 @@ def make_app(
     app.router.add_get("/care/handovers", handed_over)
     app.router.add_get("/care/fallbacks", not_understood)
     app.router.add_get("/care/audit", audit)
+    app.router.add_get("/care/notifications", outbox)
     return app
 
 

@@ -256,7 +256,7 @@ class SocketIOInput(RasaSocketIOInput):
         addresses: Dict[str, Optional[str]] = {}  # socket id -> the client's address (limits per address)
 
         async def to_widget(message: Dict[str, Any]) -> None:
-            """An agent's message (marked with the agent's name) or the care desk's, pushed."""
+            """An agent's message (marked with the agent's name), the care desk's or a notification, pushed."""
             reply = handover.as_reply(message)
             pushed: Dict[str, Any] = {"text": bidi.isolate(reply["text"])}
             if reply.get("buttons"):
@@ -273,7 +273,8 @@ class SocketIOInput(RasaSocketIOInput):
 
         @socketio_webhook.listener("after_server_start")
         async def deliver_agents_messages(app: Any, _: Any) -> None:
-            app.add_task(care_delivery.deliver_forever(CHANNEL, to_widget, here))
+            # Agents' messages, and notifications to a widget open now (musaed/notifications.py).
+            app.add_task(care_delivery.deliver_forever(CHANNEL, to_widget, here, notices=True))
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

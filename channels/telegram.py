@@ -67,7 +67,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import care_delivery, limits, replays
+from channels import care_delivery, contacts, limits, replays
 from channels import documents as channel_documents
 from channels._text import split_long
 from channels.handover_gate import TITLE_KEY, gate
@@ -384,12 +384,17 @@ class TelegramInput(RasaTelegramInput):
                 return response.text("success")
             sent_file = file_of(payload)
             if sent_file is not None:
+                # A file is the person writing too (notifications: a chat that blocked the bot and writes again).
+                await contacts.wrote(conversation_id(self.name(), sent_file[0]), payload["message"].get("date"))
                 await self._file(sent_file, out_channel, on_new_message)
                 return response.text("success")
             found = self._user_text(update)
             if found is None:
                 return response.text("success")
             sender_id, text = found
+            # For notifications: a chat that blocked the bot and writes again is written to again.
+            sent_at = (payload.get("message") or payload.get("edited_message") or {}).get("date")
+            await contacts.wrote(conversation_id(self.name(), sender_id), sent_at)
             if self._is_button(update):
                 try:  # stop the client's progress spinner on the pressed button
                     await out_channel.answer_callback_query(update.callback_query.id)

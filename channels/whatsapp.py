@@ -53,7 +53,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels import care_delivery, limits, replays
+from channels import care_delivery, contacts, limits, replays
 from channels import documents as channel_documents
 from channels._text import shorten, split_long
 from channels.handover_gate import TITLE_KEY, gate
@@ -465,6 +465,8 @@ class WhatsAppInput(InputChannel):
                 # The conversation says WhatsApp: no other channel reaches it.
                 conversation = conversation_id(self.name(), message["sender"])
                 text, metadata = message["text"], message["metadata"]
+                # For notifications: WhatsApp's 24-hour window runs from the person's last message.
+                await contacts.wrote(conversation, message["metadata"]["whatsapp"]["timestamp"])
                 try:
                     if message["media"] is not None:  # a file: fetched, checked and kept, or refused
                         text, about_file = await self._file_message(message["media"], out_channel, conversation)

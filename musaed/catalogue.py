@@ -143,6 +143,8 @@ class Catalogue:
         self.no_document: dict = data.get("no_document") or {"words": []}
         # Words of other domains that share ours (a parcel's delivery, a bank card's renewal).
         self.other_domains: dict = data.get("other_domains") or {"words": [], "senses": []}
+        # Expiry reminders: the windows (days before expiry) and the services that renew a document.
+        self.reminders: dict = data.get("reminders") or {"windows_days": [], "services": []}
         self.checks: Dict[str, Check] = {cid: Check(cid, c["label"], c["remedy"]) for cid, c in data["checks"].items()}
         # Fees and delivery the sources do not state: said so, with where to ask.
         unstated = {

@@ -106,10 +106,21 @@ def _user_message(row, data: dict) -> dict:
     return message
 
 
+# Where a channel puts the title of the button the person tapped (channels/handover_gate.py,
+# not imported here: it brings Rasa with it).
+TITLE_KEY = "musaed_title"
+
+
 def transcript(tracker_db, sender_id: str) -> List[dict]:
     """The conversation of `sender_id`, every session: the person's messages with
-    intent and confidence, the bot's replies, and where it was handed over."""
+    intent and confidence, the bot's replies, and where it was handed over.
+
+    A message that was a button's payload ("/affirm") has the button's `title`,
+    what the person saw and tapped: the channel's own word first (the widget,
+    Telegram and WhatsApp send it in the metadata), else the title the bot
+    last offered for that payload (any channel, REST too)."""
     messages: List[dict] = []
+    offered: dict = {}  # payload -> title, of the bot's latest offers
     for row in _rows(
         tracker_db,
         "SELECT * FROM events WHERE sender_id = ? "
@@ -122,9 +133,18 @@ def transcript(tracker_db, sender_id: str) -> List[dict]:
         if (data.get("metadata") or {}).get("checkpoint"):
             continue  # the tracker store's checkpoint of a long conversation repeats slots already shown
         if kind == "user":
-            messages.append(_user_message(row, data))
+            message = _user_message(row, data)
+            title = (data.get("metadata") or {}).get(TITLE_KEY)
+            if not (isinstance(title, str) and title.strip()) and isinstance(message["text"], str):
+                title = offered.get(message["text"].strip())
+            if isinstance(title, str) and title.strip():
+                message["title"] = title.strip()
+            messages.append(message)
         elif kind == "bot":
             extra = data.get("data") or {}
+            for b in extra.get("buttons") or []:
+                if isinstance(b, dict) and isinstance(b.get("payload"), str) and isinstance(b.get("title"), str):
+                    offered[b["payload"].strip()] = b["title"].strip()
             messages.append(
                 {
                     "role": "bot",

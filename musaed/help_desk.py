@@ -8,7 +8,8 @@ musaed/conversations.py for reading conversations.
   the catalogue's answer for the best one: the same text the bot gives.
 - `find_requests` and `change_status` read and move requests in the
   application database (musaed/store/); every change is an event with the
-  agent and the time, so the person sees it at once when tracking.
+  agent and the time, so the person sees it at once when tracking, and a
+  notification to them is queued in the same transaction (musaed/notifications.py).
 - `lookup_requests`, `change_status`, `read_conversation`, `list_conversations` and
   `download_document` are what an agent does: each writes one row of the care audit
   (`store.care_audit`: the agent, the action, whose record by national id, what, when).
@@ -22,9 +23,10 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from musaed import answers, catalogue, conversations, documents, store
+from musaed import answers, catalogue, conversations, documents, notifications, store
 from musaed.arabic import to_ascii_digits
 from musaed.conversations import FALLBACK_INTENT
+from musaed.store import notifications as outbox
 
 # Below this, the best service is only a guess: say so and list the nearest.
 THRESHOLD = 0.5
@@ -346,7 +348,16 @@ def _change_status(
         "detail": f"{request['status']} -> {status}",
     }
     try:
-        changed = store.set_request_status(db, number, status, actor=f"agent:{agent}", note=reason, audit=audit)
+        # The person is told of the change (musaed/notifications.py), queued in its transaction.
+        changed = store.set_request_status(
+            db,
+            number,
+            status,
+            actor=f"agent:{agent}",
+            note=reason,
+            audit=audit,
+            notice=lambda request, event_id: notifications.status_notice(request, status, event_id),
+        )
     except KeyError:
         raise not_found from None
     except store.RequestConflict as conflict:
@@ -409,3 +420,45 @@ def read_audit(
         db, agent=agent, action="read_audit", national_id=nid, subject=of_agent or None, detail=f"{len(rows)} rows"
     )
     return rows
+
+
+# -- notifications (musaed/notifications.py) --------------------------------------------
+
+NOTIFICATION_STATES = ("queued", "sent", "failed")
+
+
+def notification_overview(db, agent: str, limit: int = 50) -> Dict[str, Any]:
+    """The outbox for an agent, with its audit row: per channel how many are queued, sent and
+    failed, and the failed ones (newest first) with what each was and why it failed."""
+    channels: Dict[str, Dict[str, int]] = {}
+    for row in outbox.counts(db):
+        channels.setdefault(row["channel"], dict.fromkeys(NOTIFICATION_STATES, 0))[row["state"]] = int(row["n"])
+    failed = []
+    for row in outbox.failed(db, limit=limit):
+        payload = json.loads(row["payload"])
+        failed.append(
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "national_id": row["national_id"],
+                "channel": row["channel"],
+                "route": row["route"],
+                "tracking_number": row["tracking_number"],
+                # What it announced: the new status, or the document and its days left.
+                "about": payload.get("status") or f"{payload.get('document')}: {payload.get('days')}",
+                "attempts": row["attempts"],
+                "last_error": row["last_error"],
+                "created_at": row["created_at"],
+            }
+        )
+    store.add_care_audit(
+        db,
+        agent=agent,
+        action="read_notifications",
+        subject=", ".join(f["tracking_number"] or f"#{f['id']}" for f in failed)[:2000] or None,
+        detail=f"{len(failed)} failed listed",
+    )
+    return {
+        "channels": [{"channel": name, **by_state} for name, by_state in sorted(channels.items())],
+        "failed": failed,
+    }

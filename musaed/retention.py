@@ -1,6 +1,6 @@
 """How long personal data is kept, in one setting, and the purge that applies it.
 
-    MUSAED_RETENTION="unverified=30d,verified=180d,codes=1d,documents=180d"   (the default)
+    MUSAED_RETENTION="unverified=30d,verified=180d,codes=1d,notifications=30d,documents=180d"   (the default)
 
 - `unverified`: a conversation in which nobody proved who they are is deleted
   from the tracker store this long after its latest event;
@@ -11,6 +11,12 @@
   count them over a day); identity locks once they have expired. The
   care audit is append-only and kept. Documents sent for a request that was
   never made (musaed/documents.py) go with these short-lived rows;
+- `notifications`: a notification sent or failed (musaed/notifications.py) after
+  this long: customer care reads why one failed meanwhile; queued ones are still
+  owed. A chat's last message (WhatsApp's 24-hour window) is kept a day, a chat
+  that blocked the bot as long as `verified`. A reminder subscription lasts until
+  the person stops it («أوقف التنبيهات»), erases their data, blocks the bot, or is
+  no longer on file;
 - `documents`: a request's documents (the family record's copy of the ID and
   its report) this long after the request closed (delivered, rejected or
   cancelled): the request stays, a record of the service, but the documents
@@ -43,12 +49,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from musaed import documents, identity, settings, store
 from musaed.conversations import is_url
+from musaed.store import notifications as outbox
 
 log = logging.getLogger(__name__)
 
 DEFAULT = settings.RETENTION.default
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-_PART = re.compile(r"^\s*(unverified|verified|codes|documents)\s*=\s*(\d+)\s*([dhm])\s*$")
+_PART = re.compile(r"^\s*(unverified|verified|codes|notifications|documents)\s*=\s*(\d+)\s*([dhm])\s*$")
 
 # Short-lived tables of the application database and the time column that dates a row:
 # purged after `codes`. Tables another part has not added yet are skipped.
@@ -74,11 +81,13 @@ class Policy:
     unverified: timedelta = timedelta(days=30)
     verified: timedelta = timedelta(days=180)
     codes: timedelta = timedelta(days=1)
+    notifications: timedelta = timedelta(days=30)
     documents: timedelta = timedelta(days=180)
 
 
 def parse(setting: Optional[str]) -> Policy:
-    """`unverified=30d,verified=180d,codes=1d,documents=180d` (any of them; the rest keep their default)."""
+    """`unverified=30d,verified=180d,codes=1d,notifications=30d,documents=180d` (any of them; the rest keep
+    their default)."""
     values: Dict[str, timedelta] = {}
     for part in filter(str.strip, (setting or "").split(",")):
         match = _PART.match(part)
@@ -213,6 +222,13 @@ def purge_records(db: store.Db, policy: Policy, now: Optional[datetime] = None) 
     if "handovers" in db.table_names():
         counts["handovers"] = store.purge_handovers(
             db, store.now_iso(now - policy.unverified), store.now_iso(now - policy.verified)
+        )
+    # Notifications (migration 009): sent or failed ones after `notifications`; a chat's last
+    # message once it tells nothing (past WhatsApp's window), a blocked chat after `verified`.
+    if "notifications" in db.table_names():
+        counts["notifications"] = outbox.purge(db, store.now_iso(now - policy.notifications))
+        counts["messenger_contacts"] = outbox.purge_contacts(
+            db, store.now_iso(now - identity.DAY), store.now_iso(now - policy.verified)
         )
     return counts
 

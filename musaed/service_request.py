@@ -91,9 +91,11 @@ def submit(
     conversation_id: str,
     answers: Optional[Dict] = None,
     today: Optional[date] = None,
+    language: Optional[str] = None,
 ) -> Submission:
     """Create the request when every requirement passes, its documents with it (those this
-    conversation sent for it: the store attaches them in the request's own transaction)."""
+    conversation sent for it: the store attaches them in the request's own transaction).
+    `language`: the conversation's, which the request's status changes will be told in."""
     documents = received_documents(db, service, conversation_id)
     a = assess(db, service, applicant_id, beneficiary_id, answers, today, [d["kind"] for d in documents])
     if a.open_request is not None:
@@ -110,6 +112,7 @@ def submit(
         details=answers,
         status=service.first_status,
         documents=[d["id"] for d in documents],
+        language=language,
     )
     return Submission(a, request, created)
 

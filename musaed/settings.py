@@ -91,10 +91,10 @@ MODEL = _declare(
 )
 RETENTION = _declare(
     "MUSAED_RETENTION",
-    "unverified=30d,verified=180d,codes=1d,documents=180d",
+    "unverified=30d,verified=180d,codes=1d,notifications=30d,documents=180d",
     "retention policy",
-    "How long conversations (unverified, verified), one-time codes, and a closed request's documents are kept "
-    "(`musaed/retention.py`).",
+    "How long conversations (unverified, verified), one-time codes, sent or failed notifications, and a closed "
+    "request's documents are kept (`musaed/retention.py`).",
 )
 DOCUMENTS_DIR = _declare(
     "MUSAED_DOCUMENTS_DIR",
@@ -209,6 +209,35 @@ WHATSAPP_VERIFY_TOKEN = _declare(
 )
 WHATSAPP_API_URL = _declare(
     "WHATSAPP_API_URL", "https://graph.facebook.com/v19.0", "url", "WhatsApp: the Graph API server."
+)
+WHATSAPP_TEMPLATE = _declare(
+    "WHATSAPP_TEMPLATE",
+    "musaed_notice",
+    "text",
+    "WhatsApp: the approved template a notification is sent as outside the 24 hours after the person's "
+    "last message (one body parameter: the text).",
+)
+WHATSAPP_TEMPLATE_LANGUAGE = _declare(
+    "WHATSAPP_TEMPLATE_LANGUAGE",
+    "ar",
+    "language codes",
+    "WhatsApp: the languages the template is approved in (`ar,en_US`): the person's if listed, else the first.",
+)
+
+# Notifications (musaed/notifications.py, musaed/notify_worker.py).
+QUIET_HOURS = _declare(
+    "MUSAED_QUIET_HOURS",
+    "22:00-08:00",
+    "quiet hours",
+    "When no notification is pushed to a phone (Telegram, WhatsApp, SMS), Asia/Riyadh; `none`: never quiet. "
+    "A widget open at that moment still gets its message.",
+)
+NOTIFY_RETRY = _declare(
+    "MUSAED_NOTIFY_RETRY",
+    "attempts=5,first=30s,max=1h",
+    "retry policy",
+    "A notification that fails: how many attempts in all, the wait after the first failure (doubled after "
+    "each), and the longest wait.",
 )
 
 # Customer care.

@@ -1,8 +1,8 @@
 """`make cluster`: Musaed as several replicas on this machine, as it runs beyond one.
 
 PostgreSQL (the application data and Rasa's tracker store), Redis (Rasa's
-lock store), two Rasa servers, two action servers, the web page, customer
-care (when MUSAED_CARE_TOKENS is set) and nginx in front, all on loopback:
+lock store), two Rasa servers, two action servers, two notify workers, the web
+page, customer care (when MUSAED_CARE_TOKENS is set) and nginx in front, all on loopback:
 
     front  http://127.0.0.1:<port>/       the web page (nginx → web server)
            /webhooks/…                    REST, Telegram, WhatsApp (round robin over the Rasa servers)
@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from musaed import files, retention, settings
+from musaed import files, notify_worker, retention, settings
 from musaed.web_security import web_origins
 from scripts.backing import Postgres, Redis, ensure_installed, let_through, new_password, private_file
 from scripts.credentials import write as write_credentials
@@ -319,6 +319,9 @@ class Cluster:
         )
         # Retention (MUSAED_RETENTION): what is past it is deleted every hour.
         self.spawn("retention", retention.timer_command(str(BIN / "python")), env)
+        # Notifications: a worker per replica; each row is claimed with a lease, so it is sent once.
+        for n in range(1, REPLICAS + 1):
+            self.spawn(f"notify-{n}", notify_worker.command(str(BIN / "python")), env)
         if care_port:
             self.spawn("care", [str(BIN / "python"), "-m", "care.server", "--port", str(care_port)], env)
         conf = self.dir / "nginx.conf"

@@ -36,7 +36,17 @@ GUIDANCE = Path("data") / "rules" / "guidance.yml"
 SWITCH = Path("data") / "rules" / "switch.yml"
 DOMAIN = Path("domain.yml")
 # The intents that are asides at every form step, besides the services (domain.yml).
-ASIDES = ["deny", "ask_fees", "ask_requirements", "ask_delivery", "request_human", "greet", "thank", "bot_challenge"]
+ASIDES = [
+    "deny",
+    "ask_fees",
+    "ask_requirements",
+    "ask_delivery",
+    "request_human",
+    "greet",
+    "thank",
+    "bot_challenge",
+    "stop_reminders",
+]
 BEGIN, END = "# made from the catalogue by `make rules`: begin", "# made from the catalogue by `make rules`: end"
 
 

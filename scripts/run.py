@@ -1,4 +1,4 @@
-"""`make run`: start the action server, the Rasa server and the web page; Ctrl-C stops them.
+"""`make run`: start the action server, the Rasa server, the web page and the notify worker; Ctrl-C stops them.
 
 A server that stops is started again, the others left running: while the Rasa
 server restarts (it loads the model for about half a minute) the web page
@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Dict, List
 
-from musaed import files, retention, settings
+from musaed import files, notify_worker, retention, settings
 from scripts.credentials import write as write_credentials
 from scripts.servers import ROOT, Servers
 
@@ -112,6 +112,12 @@ def main() -> int:
             retention.timer_command(sys.executable, servers.tracker_db),
             {**os.environ, "PYTHONPATH": str(ROOT)},
             servers.log_dir / "retention.log",
+        )
+        # Notifications (status changes, expiry reminders): the outbox sent, the day's reminders queued.
+        servers.spawn(
+            notify_worker.command(sys.executable),
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+            servers.log_dir / "notify.log",
         )
         if settings.CARE_TOKENS.given():
             servers.spawn(

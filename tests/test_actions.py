@@ -154,3 +154,54 @@ async def test_another_government_service_is_named_with_where_to_go_and_no_steps
 async def test_a_government_service_not_in_the_list_is_still_sent_to_absher():
     messages, _ = await run(ActionShowCapabilities(), tracker("other_service", "ابي اطلع سجل تجاري"))
     assert messages[0]["text"].startswith(CAT.labels["other_service_unnamed"].split("،")[0])
+
+
+# -- expiry reminders (actions/reminders.py, issue 30) ----------------------------------------
+
+
+@pytest.fixture
+def reminders_db(tmp_path, monkeypatch):
+    from musaed import seed, store
+
+    monkeypatch.setenv("MUSAED_DB", str(tmp_path / "musaed.db"))
+    db = store.open_db(tmp_path / "musaed.db")
+    seed.seed(db)
+    return db
+
+
+async def test_reminders_are_offered_once_to_a_verified_person_without_them(reminders_db):
+    from actions.reminders import offer
+
+    khalid = "1010000014"
+    dispatcher = CollectingDispatcher()
+    events = offer(dispatcher, tracker("affirm", verified_id=khalid), CAT)
+    assert dispatcher.messages[0]["text"] == CAT.labels["reminder_offer"]
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == ["/affirm", "/deny"]
+    assert events == [SlotSet("reminder_offer", True), SlotSet("reminders_asked", True)]
+    for slots in ({"verified_id": khalid, "reminders_asked": True}, {"verified_id": None}):
+        dispatcher = CollectingDispatcher()
+        assert offer(dispatcher, tracker("affirm", **slots), CAT) == [SlotSet("reminder_offer", False)]
+        assert dispatcher.messages == []
+
+
+async def test_yes_subscribes_and_stop_stops_at_once_without_a_code(reminders_db):
+    from actions.reminders import ActionRemindersStop, ActionRemindersSubscribe, offer
+    from musaed import notifications
+
+    khalid = "1010000014"
+    messages, events = await run(ActionRemindersSubscribe(), tracker("affirm", "نعم", verified_id=khalid))
+    assert [m["text"] for m in messages] == [CAT.labels["reminders_on"].format(days=30)]
+    assert events == [SlotSet("reminder_offer", False)]
+    assert notifications.subscribed(reminders_db, khalid)
+    assert offer(CollectingDispatcher(), tracker("affirm", verified_id=khalid), CAT) == [
+        SlotSet("reminder_offer", False)
+    ]
+    # «أوقف التنبيهات» in the same conversation, no longer verified (a new session): stopped.
+    messages, events = await run(ActionRemindersStop(), tracker("stop_reminders", "أوقف التنبيهات"))
+    assert [m["text"] for m in messages] == [CAT.labels["reminders_off"]]
+    assert not notifications.subscribed(reminders_db, khalid)
+    messages, _ = await run(ActionRemindersStop(), tracker("stop_reminders", "أوقف التنبيهات"))
+    assert [m["text"] for m in messages] == [CAT.labels["reminders_none"]]
+    # Unverified, no yes is taken.
+    messages, _ = await run(ActionRemindersSubscribe(), tracker("affirm", "نعم"))
+    assert [m.get("response") for m in messages] == ["utter_anything_else"]

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -394,6 +395,28 @@ def test_cli_reads_the_tracker_store(tracker_db, tmp_path):
     assert fallbacks[-1]["original_intent"]["name"] == "thank"
     transcript = run_cli("conversation", "alice", env=env).stdout
     assert "report_lost_id 98%" in transcript and CAT.labels["offer"] in transcript
+    # Riyadh time, named (the store keeps 09:01 UTC).
+    assert "[2026-11-23 12:01 (توقيت الرياض)] 👤 ضاعت هويتي" in transcript
+
+
+def test_cli_shows_a_tapped_button_as_its_title(tracker_db, tmp_path):
+    conn = sqlite3.connect(tracker_db)  # alice taps «لا، شكرًا» (/deny) after the offer, on REST
+    data = {
+        "event": "user",
+        "text": "/deny",
+        "timestamp": 1,
+        "parse_data": {"intent": {"name": "deny", "confidence": 1}},
+    }
+    conn.execute(
+        "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        ["alice", "user", 2e9, "deny", None, json.dumps(data)],
+    )
+    conn.commit()
+    conn.close()
+    env = as_agent(MUSAED_TRACKER_DB=str(tracker_db), MUSAED_DB=str(tmp_path / "musaed.db"))
+    transcript = run_cli("conversation", "alice", env=env).stdout
+    assert f"👤 [{CAT.labels['button_no']}]" in transcript and "/deny" not in transcript
 
 
 # -- the API in a subprocess against the real servers ----------------------------------------

@@ -35,7 +35,7 @@ CAT = catalogue.load()
 ID = seed.ids()
 TRACKING = re.compile(r"MSD-\d{8}")
 CARE_TOKEN = "tok-cluster-agent-5c1e"
-NAMES = ("rasa-1", "rasa-2", "actions-1", "actions-2", "postgres", "redis", "nginx")
+NAMES = ("rasa-1", "rasa-2", "actions-1", "actions-2", "notify-1", "notify-2", "postgres", "redis", "nginx")
 
 
 def alive(pid: int) -> bool:
@@ -57,7 +57,8 @@ def cluster(tmp_path_factory):
     (clone / "models").mkdir()
     shutil.copy2(ROOT / "models" / "musaed.tar.gz", clone / "models" / "musaed.tar.gz")
     port = free_port()
-    env = {**os.environ, "MUSAED_CARE_TOKENS": f"agent:{CARE_TOKEN}"}
+    # No quiet hours: a notification is sent whatever the hour the tests run at.
+    env = {**os.environ, "MUSAED_CARE_TOKENS": f"agent:{CARE_TOKEN}", "MUSAED_QUIET_HOURS": "none"}
     for key in ("MUSAED_DB", "MUSAED_DATABASE_URL", "MUSAED_REST_TOKEN"):
         env.pop(key, None)
     log = clone.parent / "make-cluster.log"
@@ -365,6 +366,43 @@ def test_a_web_session_ended_on_one_replica_is_over_on_the_other(cluster):
             await two.close()
 
     asyncio.run(run())
+
+
+def test_a_status_change_through_the_front_is_announced_once_by_one_of_the_two_workers(cluster):
+    """Issue 30: the care server queues the notification in the change's transaction; of the two
+    notify workers on PostgreSQL one sends it (REST has no push and the cluster no SMS gateway:
+    recorded as the development outbox's)."""
+    db = cluster.db()
+    request, _ = store.create_request(
+        db,
+        service_id="report_lost_id",
+        # Not a person another test here files a request for (one open request per service).
+        applicant_id=ID["fahd"],
+        beneficiary_id=ID["fahd"],
+        conversation_id="rest:cluster-notify",
+    )
+    number = request["tracking_number"]
+    auth = {"Authorization": f"Bearer {CARE_TOKEN}"}
+    care = cluster.settings["MUSAED_CARE_URL"]
+    deadline = time.monotonic() + 120  # care loads the model once, at start-up
+    while True:
+        try:
+            r = requests.post(f"{care}requests/{number}/status", json={"status": "approved"}, headers=auth, timeout=30)
+            if r.status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "customer care did not answer"
+        time.sleep(1)
+    deadline = time.monotonic() + 30
+    while True:
+        rows = list(db.query("SELECT * FROM notifications WHERE tracking_number = ?", [number]))
+        if rows and rows[0]["state"] == "sent":
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert len(rows) == 1 and rows[0]["route"] == "sms_outbox" and rows[0]["attempts"] == 1
+    assert alive(cluster.pids["notify-1"]) and alive(cluster.pids["notify-2"])
 
 
 def test_a_replica_and_an_action_server_killed_mid_form_lose_nothing(cluster):

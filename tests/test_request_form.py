@@ -379,7 +379,7 @@ async def test_an_open_request_ends_the_form_before_any_confirmation(db):
     d = CollectingDispatcher()
     events = await ActionSubmitRequest().run(d, t, {})
     assert "لديك طلب قائم" in d.messages[0]["text"]
-    assert events == clear_form_slots()
+    assert events == clear_form_slots() + [SlotSet("reminder_offer", False)]  # nothing made: no offer
     assert len(store.requests_visible_to(db, KHALID)) == 1
 
 
@@ -444,12 +444,14 @@ async def test_a_throwaway_service_walks_the_whole_request_form(db, tmp_path, mo
 
     d = CollectingDispatcher()
     events = await ActionSubmitRequest().run(d, tracker(sid, confirm="yes", **done), {})
-    assert events == clear_form_slots()
+    # Made: expiry reminders are offered, last (actions/reminders.py).
+    assert events == clear_form_slots() + [SlotSet("reminder_offer", True), SlotSet("reminders_asked", True)]
+    assert d.messages[-1]["text"] == cat.labels["reminder_offer"]
     [request] = store.requests_visible_to(db, KHALID)
     assert (request["service_id"], request["status"]) == (sid, "approved")
     assert request["delivery_address"] == store.get_person(db, KHALID)["national_address"]
     assert request["tracking_number"] in d.messages[0]["text"]
-    assert d.messages[-1]["text"] == "احتفظ بالبطاقة التالفة يا خالد العتيبي."
+    assert d.messages[-2]["text"] == "احتفظ بالبطاقة التالفة يا خالد العتيبي."  # the service's own, then the offer
 
 
 async def test_a_form_turn_reads_the_records_once(db, monkeypatch):

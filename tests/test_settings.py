@@ -110,7 +110,7 @@ def test_musaed_care_settings_prints_each_one_and_hides_secrets(monkeypatch, cap
         assert set(lines) == set(settings.by_name())
         assert lines["MUSAED_REST_TOKEN"] == "set (secret)" and lines["MUSAED_CARE_TOKENS"] == "unset (secret)"
         assert lines["MUSAED_PUBLIC_URL"] == "https://bot.example.sa"
-        assert lines["MUSAED_RETENTION"] == "unverified=30d,verified=180d,codes=1d,documents=180d (default)"
+        assert lines["MUSAED_RETENTION"] == f"{settings.RETENTION.default} (default)"
 
 
 def test_the_readme_table_never_shows_a_secrets_default():

@@ -6,9 +6,10 @@ import json
 import re
 import secrets
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from musaed.arabic import to_ascii_digits
+from musaed.store import notifications
 from musaed.store.connection import TRACKING_PREFIX, Db, _insert, _one, now_iso, serialize, transaction
 from musaed.store.documents import attach_documents
 from musaed.store.people import relation
@@ -17,18 +18,13 @@ from musaed.store.schema import _CLOSED_SQL, CLOSED_STATUSES, integrity_errors
 # -- requests ----------------------------------------------------------------
 
 
-def _add_event(db: Db, tracking_number: str, status: str, *, actor: str, note: Optional[str], at: str) -> None:
-    _insert(
-        db,
-        "request_events",
-        {
-            "tracking_number": tracking_number,
-            "status": status,
-            "note": note,
-            "actor": actor,
-            "at": at,
-        },
-    )
+def _add_event(db: Db, tracking_number: str, status: str, *, actor: str, note: Optional[str], at: str) -> int:
+    """The event's row, and its id (what a notification of it is keyed by)."""
+    rows = db.execute(
+        "INSERT INTO request_events (tracking_number, status, note, actor, at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        [tracking_number, status, note, actor, at],
+    ).fetchall()
+    return int(rows[0][0])
 
 
 def _new_tracking_number(db: Db) -> str:
@@ -50,6 +46,7 @@ def create_request(
     status: str = "submitted",
     now: Optional[datetime] = None,
     documents: Sequence[str] = (),
+    language: Optional[str] = None,
 ) -> Tuple[dict, bool]:
     """Create a request and its first event in one transaction, with `documents` (ids of
     documents `conversation_id` sent) attached: all of them, or no request.
@@ -85,6 +82,8 @@ def create_request(
                     "idempotency_key": number,
                     "created_at": at,
                     "updated_at": at,
+                    # What its status changes are said in (musaed/notifications.py).
+                    "language": language,
                 },
             )
             _add_event(db, number, status, actor=applicant_id, note=None, at=at)
@@ -162,9 +161,12 @@ def set_request_status(
     note: Optional[str] = None,
     now: Optional[datetime] = None,
     audit: Optional[dict] = None,
+    notice: Optional[Callable[[dict, int], Optional[dict]]] = None,
 ) -> dict:
     """Move a request to `status`, keeping the change as an event (and `audit`, a care_audit
-    row, in the same transaction).
+    row, in the same transaction). `notice(request, event_id)` gives the notification that
+    announces the change to the person (musaed/notifications.py), queued in that transaction
+    too: the change and its announcement commit together, or neither does.
 
     Reopening a closed request while another is open for the same service and
     beneficiary raises RequestConflict, with nothing written.
@@ -184,9 +186,12 @@ def set_request_status(
                 "UPDATE requests SET status = ?, updated_at = ? WHERE tracking_number = ?",
                 [status, at, tracking_number],
             )
-            _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
+            event_id = _add_event(db, tracking_number, status, actor=actor, note=note, at=at)
             if audit is not None:
                 _insert(db, "care_audit", {"at": at, **audit})
+            row = notice(request, event_id) if notice is not None else None
+            if row is not None:
+                notifications.enqueue(db, row)
     except integrity_errors():
         # The unique index `requests_one_open` caught what the check did not (a writer outside the store).
         request = get_request(db, tracking_number) or {}

@@ -206,6 +206,60 @@ CREATE TABLE care_agents_seen (
 """
 
 
+# Issue 30: what people are told without asking (a request's status change, an expiry reminder),
+# one row each, written in the transaction of the change it announces (dedupe_key: one change,
+# or one document's window, announced once). The notify worker sends it (musaed/notify_worker.py),
+# or the Rasa server a widget open at that moment is connected to; a sender claims a row with a
+# lease (leased_by, lease_until: one conditional UPDATE) so one sender at a time has it, across
+# replicas and workers. No text is stored: it is made from the catalogue when sent, in the row's
+# language, from `payload` (service and status; document, days and relation).
+_M009_NOTIFICATIONS = """
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('status', 'reminder')),
+    national_id TEXT NOT NULL,              -- whom it is for (their mobile on file, for an SMS)
+    conversation TEXT NOT NULL,             -- where: the conversation that made the request, or opted in
+    channel TEXT NOT NULL,                  -- that conversation's channel: web, telegram, whatsapp, rest
+    language TEXT NOT NULL,
+    tracking_number TEXT,                   -- a status change's request
+    payload TEXT NOT NULL,                  -- JSON: what the text is made of
+    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+    route TEXT,                             -- how: widget, telegram, whatsapp, whatsapp_template, sms, sms_outbox
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_until TEXT,
+    leased_by TEXT,
+    last_error TEXT,                        -- the API's status and code: never a text, a number or an id
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX notifications_due ON notifications(state, next_attempt_at);
+CREATE INDEX notifications_channel ON notifications(channel, state);
+CREATE INDEX notifications_person ON notifications(national_id, state);
+-- Expiry reminders, only for a verified person who said yes (their own and their dependents'
+-- documents): opting out deletes the row.
+CREATE TABLE reminder_subscriptions (
+    national_id TEXT PRIMARY KEY,
+    conversation TEXT NOT NULL,             -- where the reminders go: where they said yes (the latest)
+    channel TEXT NOT NULL,
+    language TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX reminder_subscriptions_conversation ON reminder_subscriptions(conversation);
+-- Telegram and WhatsApp chats: when the person last wrote (WhatsApp's 24-hour window) and
+-- whether they blocked the bot (Telegram's 403), written by the channels.
+CREATE TABLE messenger_contacts (
+    conversation TEXT PRIMARY KEY,
+    last_inbound_at TEXT,
+    blocked_at TEXT
+);
+-- The language the request was made in: what its status changes are said in.
+ALTER TABLE requests ADD COLUMN language TEXT
+"""
+
+
 # Issue 25: what customer-care agents read and change, one row each: who (the agent), what
 # (the action, the tracking number or conversation id), whose record (the national id, in
 # full: the database is the place for it) and when. Append-only: a trigger on each engine
@@ -320,6 +374,7 @@ MIGRATIONS: Tuple[Tuple[str, Union[str, Callable[[Db], None]]], ...] = (
     ("005_care_audit", _m005_care_audit),
     ("007_web_sessions", _M007_WEB_SESSIONS),
     ("008_live_handover", _M008_LIVE_HANDOVER),
+    ("009_notifications", _M009_NOTIFICATIONS),
     ("010_documents", _M010_DOCUMENTS),
 )
 
@@ -378,6 +433,9 @@ def clear_records(db: Db) -> None:
     with transaction(db):
         for table in (
             "documents",  # their files are swept by the retention purge (no row, no file)
+            "notifications",
+            "reminder_subscriptions",
+            "messenger_contacts",
             "request_events",
             "requests",
             "otp_outbox",
