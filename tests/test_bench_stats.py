@@ -172,7 +172,16 @@ def test_split_accuracy_counts_each_split_and_the_examples_not_in_training_data(
     examples = {(m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT)).intent_examples}
     wrong = set(sorted(examples)[:10])
     got = nlu.split_accuracy(wrong)
-    assert set(got["splits"]) == {"heldout", "unseen", "fresh", "fourth", "english", "other_service", "privacy"}
+    assert set(got["splits"]) == {
+        "heldout",
+        "unseen",
+        "fresh",
+        "fourth",
+        "english",
+        "other_service",
+        "privacy",
+        "reminders",
+    }
     for name, split in got["splits"].items():
         in_file = {
             (m.get("text"), m.get("intent")) for m in load_data(str(nlu.TEST_SPLIT / f"{name}.yml")).intent_examples
