@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from test_live_handover import wait_for_port  # the same servers' start-up wait
 
 from musaed import catalogue, seed, store
 from musaed.store import notifications as outbox
@@ -39,19 +40,6 @@ AR, EN = catalogue.load("ar"), catalogue.load("en")
 TOKENS = {"huda": "huda-token-for-notifications-0123456789"}
 WA_TOKEN, WA_PHONE, WA_SECRET, WA_VERIFY = "EAAGfakeAccessToken", "106540352242922", "fake-app-secret", "verify-me"
 TG_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    pytest.fail(f"port {port} did not answer:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
