@@ -50,7 +50,7 @@ class ActionExplainService(Action):
         answer = (
             answers.Answer("aspects", aspects=[pending])
             if pending in catalogue.FOLLOWUPS
-            else answers.decide(cat, text, service_id, facts_of(tracker))
+            else answers.decide(cat, text, service_id, facts_of(tracker), read_as_service(tracker, service_id))
         )
         asked = list(answer.aspects)
         if answer.kind in ("fact", "unknown"):
@@ -90,9 +90,15 @@ def context_service(cat: catalogue.Catalogue, tracker: Tracker, service_id: str)
     text = tracker.latest_message.get("text") or ""
     if not in_context or in_context == service_id or cat.service(in_context) is None:
         return service_id
-    read = answers.decide(cat, text, service_id, facts_of(tracker))
+    read = answers.decide(cat, text, service_id, facts_of(tracker), read_as_service(tracker, service_id))
     kept = answers.decide(cat, text, in_context, facts_of(tracker))
     return in_context if read.kind != "fact" and kept.kind == "fact" else service_id
+
+
+def read_as_service(tracker: Tracker, service_id: str) -> float:
+    """How sure the model is that the latest message asks for `service_id` itself (0 when read as another intent)."""
+    intent = tracker.latest_message.get("intent") or {}
+    return float(intent.get("confidence") or 0.0) if intent.get("name") == service_id else 0.0
 
 
 def requestable(cat: catalogue.Catalogue, service_id: str) -> List[Dict[Text, Any]]:
@@ -182,6 +188,11 @@ class ActionAnswerFollowup(Action):
         return []
 
 
+# Intents whose reading, below SURE, gives way to a fact of the sources that clearly answers.
+UNSURE_INTENTS = {"out_of_scope", "other_service"}
+SURE = 0.7
+
+
 class ActionShowCapabilities(Action):
     """The service menu, introduced by why it is shown (asked, out of scope, another
     government service, not understood)."""
@@ -203,9 +214,13 @@ class ActionShowCapabilities(Action):
             if answer.kind == "fact" or (answer.kind == "unknown" and intent == "nlu_fallback"):
                 say_answer(dispatcher, cat, in_context, answer)
                 return []
-        # Not understood, with no service in context: a fact that answers it names the service.
-        if intent == "nlu_fallback" and cat.service(in_context) is None:
-            found = answers.decide_any(cat, message, facts_of(tracker))
+        # Not understood, or read without certainty as out of scope or another government
+        # service («عليها مخالفات مرور، لازم أسددها قبل أجدد إقامتها؟»), with no service in
+        # context: a fact that answers it names the service (a higher bar for the unsure).
+        unsure = intent in UNSURE_INTENTS and (tracker.latest_message.get("intent") or {}).get("confidence", 1) < SURE
+        if (intent == "nlu_fallback" or unsure) and cat.service(in_context) is None:
+            least = answers.ANSWER_SCORE_UNSURE if unsure else answers.ANSWER_SCORE_ANY
+            found = answers.decide_any(cat, message, facts_of(tracker), least=least)
             if found is not None:
                 say_answer(dispatcher, cat, found.fact.service, found)
                 return [SlotSet("service", found.fact.service), *requestable(cat, found.fact.service)]

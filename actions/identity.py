@@ -152,8 +152,27 @@ class ActionAskNationalId(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> list:
         if not asked_this_turn(tracker, "national_id"):
+            answer_tracking_question(dispatcher, tracker)
             dispatcher.utter_message(response="utter_ask_national_id", **{ASKS: "national_id"})
         return []
+
+
+def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """A yes/no question about tracking that started the tracking form («أقدر أتابع طلبي بعد ما
+    أقدمه؟», "will I get notified?"): what the sources say first, then the id step, which shows
+    the request. Only a yes/no question: «وين وصل طلبي؟» asks for the request itself. And no
+    yes or no before the fact: "did my request get approved?" is about the person's own request."""
+    text = tracker.latest_message.get("text") or ""
+    if latest_intent(tracker) != "track_request" or answered_this_turn(tracker):
+        return
+    if not answers.is_yes_no_question(text):
+        return
+    if any(ch.isdigit() for ch in text):  # a number in it: the request itself, not a question about tracking
+        return
+    cat = catalogue_for(tracker)
+    answer = answers.decide(cat, text, "track_request", tracker.latest_message.get("facts") or [])
+    if answer.kind == "fact" and answer.fact is not None:
+        dispatcher.utter_message(text=answers.fact_text(cat, answers.Answer("fact", fact=answer.fact)))
 
 
 class ActionAskOtp(Action):

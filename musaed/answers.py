@@ -7,7 +7,8 @@ for the bot's actions, customer care's look-up and the benchmark:
 - a bare aspect question («كم الرسوم؟», "what are the requirements?") gets
   that aspect's block, whole, as before;
 - a "how do I …" or "what is …" message, or one that only names the
-  service, gets the guide;
+  service, gets the guide, unless it names more than the service («كيف أطبعها؟»)
+  and a fact clearly answers that;
 - any other question whose best fact of the service scores at least
   ANSWER_SCORE gets that fact (a yes/no question: yes or no first, from the
   nearest question's answer in the catalogue);
@@ -40,6 +41,13 @@ ANSWER_SCORE_ASPECT = 0.5
 # With no service named or in context the fact also chooses the service: its probability
 # among all facts must reach this.
 ANSWER_SCORE_ANY = 0.5
+# And this when the message was read, without certainty, as out of scope or another
+# government service: above every such message of the three out-of-domain splits
+# (tests/ood/; the highest was 0.72, «خرائط قوقل أقدر أستخدمها بدون انترنت؟»).
+ANSWER_SCORE_UNSURE = 0.85
+# A "how do I …" question read as the service's own request this surely («كيف أفعّل الهوية بعد
+# ما استلمتها؟», 1.0) wants the guide, whatever fact is near; below, a clear fact may answer it.
+SURE_OF_SERVICE = 0.95
 # For the yes/no of a fact's nearest question, how the two similarities are weighed:
 # letters catch the service's own words, the sentence vector the same question in other words.
 GRAMS_WEIGHT = 0.5
@@ -102,11 +110,25 @@ def _opening_words(text: str) -> List[str]:
     return [w[1:] if len(w) > 2 and w[0] in "وف" and w[1:] in _YES_NO_WORDS | _OPEN_WORDS else w for w in words]
 
 
+_CLAUSES = re.compile(r"[،,.!؛;?؟\n]+")
+
+
 def is_yes_no_question(text: str) -> bool:
-    """ "هل لازم موعد؟", "do I have to…": asked with a yes/no word, not "what are…"."""
-    words = _opening_words(text)
-    opening = words[:2] if words and words[0] not in _OPEN_WORDS else []
-    return is_question(text) and any(w in _YES_NO_WORDS for w in opening)
+    """ "هل لازم موعد؟", "do I have to…", «قدمت طلب، أقدر أتابعه؟»: a clause opened by a
+    yes/no word, not "what are…"."""
+    if not is_question(text):
+        return False
+    for clause in _CLAUSES.split(text):
+        words = _opening_words(clause)
+        opening = words[:2] if words and words[0] not in _OPEN_WORDS else []
+        if any(w in _YES_NO_WORDS or _future_verb(w) for w in opening):
+            return True
+    return False
+
+
+def _future_verb(word: str) -> bool:
+    """A Gulf future verb («بيجيني», «بتوصل»): "will it…?" when it opens a question."""
+    return len(word) >= 4 and word[0] == "ب" and word[1] in "يتن"
 
 
 def is_question(text: str) -> bool:
@@ -171,13 +193,18 @@ def bare_aspect_question(cat: Catalogue, text: str) -> bool:
     return all(w in known or (len(w) > 3 and w[0] in "وبلف" and w[1:] in known) for w in words)
 
 
-def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Answer:
-    """What to reply to `text` about `service_id`, given the model's fact ranking."""
+def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], read_as_service: float = 0.0) -> Answer:
+    """What to reply to `text` about `service_id`, given the model's fact ranking and how sure
+    the model is that the message asks for the service itself (its intent's confidence)."""
     aspects = cat.aspects_in(text)
     if aspects and bare_aspect_question(cat, text):  # "كم الرسوم؟": the aspect, whole
         return Answer("aspects", aspects=aspects)
     if not aspects and (cat.asks_how(text) or asks_what_it_is(text)):
-        return Answer("guide")
+        # "كيف أجدد هويتي؟" wants the guide; «كيف أطبعها؟» a step the guide does not spell out:
+        # its fact, when the question says more than the service's words and one clearly answers.
+        plain = read_as_service >= SURE_OF_SERVICE or bare_aspect_question(cat, text)
+        specific = None if plain else _clear_fact(cat, text, service_id, ranking)
+        return specific or Answer("guide")
     if not is_question(text):
         return Answer("aspects", aspects=aspects) if aspects else Answer("guide")
     best = best_fact(ranking, service_id)
@@ -191,6 +218,17 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) 
             return Answer("fact", fact=fact, yes_no=yes_no if yes_no in ("yes", "no") else None)
     # "أقدر أدفع الرسوم بالتقسيط؟" asks more than the sources say: not the fees block.
     return Answer("unknown")
+
+
+def _clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Optional[Answer]:
+    """The fact of `service_id` that answers a "how do I …" question, if one clears ANSWER_SCORE."""
+    best = best_fact(ranking, service_id)
+    if best is None or best["in_service"] < ANSWER_SCORE:
+        return None
+    fact = cat.fact(service_id, best["fact"])
+    if fact is None or (cat.asks_figure(text) and not any(ch.isdigit() for ch in fact.text)):
+        return None
+    return Answer("fact", fact=fact)
 
 
 def bar(cat: Catalogue, text: str, service_id: str, fact_id: str) -> float:
@@ -210,13 +248,13 @@ def asks_what_it_is(text: str) -> bool:
     return any(norm.startswith(normalize(p)) for p in _WHAT_IS)
 
 
-def decide_any(cat: Catalogue, text: str, ranking: Iterable[dict]) -> Optional[Answer]:
+def decide_any(cat: Catalogue, text: str, ranking: Iterable[dict], least: float = ANSWER_SCORE_ANY) -> Optional[Answer]:
     """A question with no service named or in context: the best fact of any service, if it answers.
 
-    The bar is higher than for a service in context (ANSWER_SCORE_ANY): here the fact
-    also chooses the service, and a question of another domain must not get one."""
+    The bar is higher than for a service in context (ANSWER_SCORE_ANY, or `least`): here the
+    fact also chooses the service, and a question of another domain must not get one."""
     best = best_fact(ranking, None)
-    if best is None or best["score"] < ANSWER_SCORE_ANY or not is_question(text) or cat.asks_how(text):
+    if best is None or best["score"] < least or not is_question(text) or cat.asks_how(text):
         return None
     if cat.aspects_in(text) and bare_aspect_question(cat, text):  # a bare «كم الرسوم؟» asks which service
         return None

@@ -23,6 +23,10 @@ def ranking(fact=OFFLINE, score=0.9, answer="yes", in_service=0.95):
         ("do I have to visit a branch to report my lost ID?", True, True),
         ("what are the requirements for the iqama?", True, False),
         ("ابي اعرف هل لازم احضر", True, True),
+        ("قدمت طلب في ابشر، اقدر اتابعه؟", True, True),  # the yes/no word opens the second clause
+        ("ضاعت هويتي، وش اسوي؟", True, False),
+        ("بيجيني اشعار اذا انقبل؟", True, True),  # a Gulf future verb: "will I get…?"
+        ("بكم الرسوم؟", True, False),
         ("ابي اجدد هويتي", False, False),
         ("الهوية الرقمية", False, False),
         ("I lost my ID card", False, False),
@@ -92,6 +96,26 @@ def test_how_do_i_gets_the_guide_and_a_bare_aspect_its_block():
     assert (fees.kind, list(fees.aspects)) == ("aspects", ["fees"])
     # A fees question that asks more than the sources say is declined, not given the fees block.
     assert answers.decide(AR, "أقدر أدفع الرسوم بالتقسيط؟", "renew_resident_id", []).kind == "unknown"
+
+
+def test_how_do_i_a_step_the_guide_does_not_spell_out_gets_its_fact_if_one_clearly_answers():
+    printing = AR.fact("digital_id", "printing")
+    clear = ranking(fact=printing, in_service=answers.ANSWER_SCORE, answer=None)
+    assert answers.decide(EN, "how do i print it?", "digital_id", clear).fact.id == "printing"
+    # Under the bar, or asked of the service as such, the guide as before: never a decline.
+    under = ranking(fact=printing, in_service=answers.ANSWER_SCORE - 0.01, answer=None)
+    assert answers.decide(EN, "how do i print it?", "digital_id", under).kind == "guide"
+    assert (
+        answers.decide(EN, "how do i get the digital id?", "digital_id", clear).kind == "guide"
+    )  # names only the service
+    sure = answers.SURE_OF_SERVICE
+    assert answers.decide(EN, "how do i print it?", "digital_id", clear, read_as_service=sure).kind == "guide"
+
+
+def test_read_unsure_as_out_of_scope_a_fact_needs_the_highest_bar():
+    bar = answers.ANSWER_SCORE_UNSURE
+    assert answers.decide_any(AR, "هل تنفع؟", ranking(score=bar), least=bar).fact.id == OFFLINE.id
+    assert answers.decide_any(AR, "هل تنفع؟", ranking(score=bar - 0.01), least=bar) is None
 
 
 def test_with_no_service_a_fact_must_clear_a_higher_bar_and_names_the_service():

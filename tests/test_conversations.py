@@ -7,7 +7,7 @@ import pytest
 from musaed import catalogue
 
 pytestmark = pytest.mark.e2e
-CAT = catalogue.load()
+CAT, EN = catalogue.load(), catalogue.load("en")
 ARABIC = re.compile(r"[\u0600-\u06FF]")
 
 # Unseen, realistic phrasings for each service (dialect and MSA).
@@ -49,6 +49,22 @@ def test_tracking_starts_by_asking_who_you_are(servers, message):
 
     replies = texts(Conversation(servers.url).say(message))
     assert len(replies) == 1 and ("رقم هويتك" in replies[0] or "national ID" in replies[0]), replies
+
+
+@pytest.mark.parametrize(
+    "message, fact",
+    [
+        ("اقدر اشوف حالة طلبي في ابشر بعد ما اقدمه؟", "track_after_submitting"),
+        ("will I get a notification when my request moves?", "notifications"),
+    ],
+)
+def test_a_yes_no_question_about_tracking_gets_the_sources_answer_then_the_id_step(servers, message, fact):
+    from conftest import Conversation
+
+    cat = EN if message.isascii() else CAT
+    replies = texts(Conversation(servers.url).say(message))
+    assert replies[0] == cat.fact("track_request", fact).text, replies  # no «نعم» first: it may be about their request
+    assert "رقم هويتك" in replies[-1] or "national ID" in replies[-1]
 
 
 def test_followups_answer_for_the_service_in_context(chat):
