@@ -5,7 +5,8 @@ facts for each message; this module decides what the reply is, the same way
 for the bot's actions, customer care's look-up and the benchmark:
 
 - a bare aspect question («كم الرسوم؟», "what are the requirements?") gets
-  that aspect's block, whole, as before;
+  that aspect's block, whole, as before, unless it asks a figure that the
+  block's facts do not give (then as below);
 - a "how do I …" or "what is …" message, or one that only names the
   service, gets the guide, unless it names more than the service («كيف أطبعها؟»)
   and a fact clearly answers that;
@@ -198,7 +199,7 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
     the model is that the message asks for the service itself (its intent's confidence)."""
     aspects = cat.aspects_in(text)
     if aspects and bare_aspect_question(cat, text):  # "كم الرسوم؟": the aspect, whole
-        return Answer("aspects", aspects=aspects)
+        return _figure_not_given(cat, text, service_id, aspects) or Answer("aspects", aspects=aspects)
     if not aspects and (cat.asks_how(text) or asks_what_it_is(text)):
         # "كيف أجدد هويتي؟" wants the guide; «كيف أطبعها؟» a step the guide does not spell out:
         # its fact, when the question says more than the service's words and one clearly answers.
@@ -218,6 +219,19 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
             return Answer("fact", fact=fact, yes_no=yes_no if yes_no in ("yes", "no") else None)
     # "أقدر أدفع الرسوم بالتقسيط؟" asks more than the sources say: not the fees block.
     return Answer("unknown")
+
+
+def _figure_not_given(cat: Catalogue, text: str, service_id: str, aspects: Sequence[str]) -> Optional[Answer]:
+    """ "كم رسوم تجديد الإقامة؟" where the aspect's facts give no figure (fees are paid online, no
+    amount): "I don't have that detail", then what the sources do say, not the block as if it answered."""
+    if not cat.asks_figure(text):
+        return None
+    service = cat.services[service_id]
+    facts = [cat.fact(service_id, f) for aspect in aspects for f in service.aspect_facts.get(aspect, ())]
+    facts = [f for f in facts if f is not None]
+    if not facts or any(ch.isdigit() for f in facts for ch in f.text):
+        return None  # no facts: the block itself says the sources do not state it
+    return Answer("unknown", related=facts[0])
 
 
 def _clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Optional[Answer]:

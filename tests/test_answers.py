@@ -92,8 +92,13 @@ def test_a_fact_of_another_service_does_not_answer():
 def test_how_do_i_gets_the_guide_and_a_bare_aspect_its_block():
     assert answers.decide(AR, "كيف اجدد هويتي؟", "renew_national_id", ranking()).kind == "guide"
     assert answers.decide(AR, "ابي اجدد هويتي", "renew_national_id", []).kind == "guide"
-    fees = answers.decide(AR, "كم رسوم تجديد الاقامة؟", "renew_resident_id", [])
+    fees = answers.decide(AR, "وش رسوم تجديد الاقامة؟", "renew_resident_id", [])
     assert (fees.kind, list(fees.aspects)) == ("aspects", ["fees"])
+    # "How much" where the sources give no amount: declined, with what they do say.
+    amount = answers.decide(AR, "كم رسوم تجديد الاقامة؟", "renew_resident_id", [])
+    assert amount.kind == "unknown" and amount.related.id in AR.services["renew_resident_id"].aspect_facts["fees"]
+    # And where the sources state no fees at all, the block says so itself.
+    assert answers.decide(AR, "كم رسوم تجديد الهوية؟", "renew_national_id", []).kind == "aspects"
     # A fees question that asks more than the sources say is declined, not given the fees block.
     assert answers.decide(AR, "أقدر أدفع الرسوم بالتقسيط؟", "renew_resident_id", []).kind == "unknown"
 

@@ -70,7 +70,11 @@ def test_a_yes_no_question_about_tracking_gets_the_sources_answer_then_the_id_st
 def test_followups_answer_for_the_service_in_context(chat):
     chat.say("ابي اجدد هوية مقيم لامي")
     s = CAT.services["renew_resident_id"]
-    assert s.fees in texts(chat.say("كم الرسوم؟"))[0]
+    assert s.fees in texts(chat.say("وش الرسوم؟"))[0]
+    # "How much" of fees whose amount the sources do not give: declined, then what they say.
+    amount = texts(chat.say("كم الرسوم؟"))[0]
+    paid = CAT.fact("renew_resident_id", s.aspect_facts["fees"][0]).text
+    assert amount.startswith(CAT.labels["no_detail"].split("«")[0]) and amount.endswith(paid), amount
     assert s.delivery in texts(chat.say("كم ياخذ التوصيل؟"))[0]
     assert s.requirements[0].text in texts(chat.say("وش الشروط؟"))[0]
 
