@@ -159,20 +159,22 @@ class ActionAskNationalId(Action):
 
 def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """A yes/no question about tracking that started the tracking form («أقدر أتابع طلبي بعد ما
-    أقدمه؟», "will I get notified?"): what the sources say first, then the id step, which shows
-    the request. Only a yes/no question: «وين وصل طلبي؟» asks for the request itself. And no
-    yes or no before the fact: "did my request get approved?" is about the person's own request."""
+    أقدمه؟», "will I get notified?"): what the sources say first, when a fact clearly answers,
+    then the id step, which shows the request. Not «وين وصل طلبي؟», which asks for the request
+    itself, nor «كيف أتابع طلبي؟», which the id step answers best (measured: "how" questions here
+    got a fact that did not answer them). And no yes or no before the fact: "did my request get
+    approved?" is about the person's own request."""
     text = tracker.latest_message.get("text") or ""
     if latest_intent(tracker) != "track_request" or answered_this_turn(tracker):
         return
+    cat = catalogue_for(tracker)
     if not answers.is_yes_no_question(text):
         return
     if any(ch.isdigit() for ch in text):  # a number in it: the request itself, not a question about tracking
         return
-    cat = catalogue_for(tracker)
-    answer = answers.decide(cat, text, "track_request", tracker.latest_message.get("facts") or [])
-    if answer.kind == "fact" and answer.fact is not None:
-        dispatcher.utter_message(text=answers.fact_text(cat, answers.Answer("fact", fact=answer.fact)))
+    answer = answers.clear_fact(cat, text, "track_request", tracker.latest_message.get("facts") or [])
+    if answer is not None and answer.fact is not None:
+        dispatcher.utter_message(text=answers.fact_text(cat, answer))
 
 
 class ActionAskOtp(Action):

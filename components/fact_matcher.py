@@ -7,7 +7,8 @@ the pipeline already has: the e5 sentence vector (read from the message's
 features, computed once by SentenceEncoderFeaturizer) and letter n-grams of
 the normalised text, trained on those questions and the facts' own texts.
 Its output, `facts` in the parse data (service, fact id, probability, the
-probability among that service's facts, and the yes/no of the nearest
+probability among that service's facts, that of its statement over all
+services, and the yes/no of the nearest
 question of that fact: the best few facts and each service's best), is read by the actions and
 by customer care through musaed/answers.py, which decides whether it answers.
 
@@ -174,6 +175,12 @@ class FactMatcher(GraphComponent):
         self._service_of = np.array(
             [self._services.index(state["facts"][int(c)][0]) for c in state["classes"]], dtype=np.int64
         )
+        # Each class's statement: facts of several services from one source sentence («يصلك على
+        # عنوانك الوطني») are one statement when no service is known, and do not split its score.
+        sentences = {(f.service, f.id): " ".join(f.source_sentence.split()) for f in catalogue.load().facts()}
+        keys = [sentences.get(tuple(state["facts"][int(c)]), f"{c}") for c in state["classes"]]
+        distinct = sorted(set(keys))
+        self._statement_of = np.array([distinct.index(k) for k in keys], dtype=np.int64)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
@@ -210,6 +217,7 @@ class FactMatcher(GraphComponent):
         # statement in several services («فعّلها عند الاستلام») no longer splits its score.
         of_service = self._service_of
         mass = np.bincount(of_service, weights=probabilities, minlength=len(self._services))
+        said = np.bincount(self._statement_of, weights=probabilities)
         order = list(np.argsort(-probabilities))
         # The best overall, and the best of each service (an answer for the service in context).
         keep = order[: self._config["ranking_length"]]
@@ -225,6 +233,8 @@ class FactMatcher(GraphComponent):
                     "fact": fact,
                     "score": round(float(probabilities[k]), 4),
                     "in_service": round(float(probabilities[k] / max(mass[of_service[k]], 1e-12)), 4),
+                    # The probability of its statement, whichever service's fact says it.
+                    "statement": round(float(said[self._statement_of[k]]), 4),
                     "answer": answer,
                 }
             )

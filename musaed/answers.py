@@ -204,7 +204,7 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
         # "كيف أجدد هويتي؟" wants the guide; «كيف أطبعها؟» a step the guide does not spell out:
         # its fact, when the question says more than the service's words and one clearly answers.
         plain = read_as_service >= SURE_OF_SERVICE or bare_aspect_question(cat, text)
-        specific = None if plain else _clear_fact(cat, text, service_id, ranking)
+        specific = None if plain else clear_fact(cat, text, service_id, ranking)
         return specific or Answer("guide")
     if not is_question(text):
         return Answer("aspects", aspects=aspects) if aspects else Answer("guide")
@@ -234,7 +234,7 @@ def _figure_not_given(cat: Catalogue, text: str, service_id: str, aspects: Seque
     return Answer("unknown", related=facts[0])
 
 
-def _clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Optional[Answer]:
+def clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Optional[Answer]:
     """The fact of `service_id` that answers a "how do I …" question, if one clears ANSWER_SCORE."""
     best = best_fact(ranking, service_id)
     if best is None or best["in_service"] < ANSWER_SCORE:
@@ -267,13 +267,18 @@ def decide_any(cat: Catalogue, text: str, ranking: Iterable[dict], least: float 
 
     The bar is higher than for a service in context (ANSWER_SCORE_ANY, or `least`): here the
     fact also chooses the service, and a question of another domain must not get one."""
-    best = best_fact(ranking, None)
-    if best is None or best["score"] < least or not is_question(text) or cat.asks_how(text):
+    # The statement most likely asked (one source sentence may be a fact of several services).
+    best = max(ranking or (), key=_statement_score, default=None)
+    if best is None or _statement_score(best) < least or not is_question(text) or cat.asks_how(text):
         return None
     if cat.aspects_in(text) and bare_aspect_question(cat, text):  # a bare «كم الرسوم؟» asks which service
         return None
     answer = decide(cat, text, best["service"], [best])
     return answer if answer.kind == "fact" else None
+
+
+def _statement_score(entry: dict) -> float:
+    return float(entry.get("statement", entry["score"]))
 
 
 def fact_text(cat: Catalogue, answer: Answer) -> str:

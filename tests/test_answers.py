@@ -117,6 +117,13 @@ def test_how_do_i_a_step_the_guide_does_not_spell_out_gets_its_fact_if_one_clear
     assert answers.decide(EN, "how do i print it?", "digital_id", clear, read_as_service=sure).kind == "guide"
 
 
+def test_with_no_service_one_statement_of_several_services_is_scored_whole():
+    # «توصلني على عنواني الوطني؟»: the same sentence is a fact of several services; together it clears.
+    split = [{**ranking(score=0.3)[0], "statement": answers.ANSWER_SCORE_ANY}]
+    assert answers.decide_any(AR, "هل تنفع؟", split).fact.id == OFFLINE.id
+    assert answers.decide_any(AR, "هل تنفع؟", [{**split[0], "statement": 0.3}]) is None
+
+
 def test_read_unsure_as_out_of_scope_a_fact_needs_the_highest_bar():
     bar = answers.ANSWER_SCORE_UNSURE
     assert answers.decide_any(AR, "هل تنفع؟", ranking(score=bar), least=bar).fact.id == OFFLINE.id

@@ -53,6 +53,12 @@ def test_the_served_ranking_is_the_regressions_softmax(matcher):
         for r in ranking:
             mine = sum(q for q, s in zip(p, services, strict=True) if s == r["service"])
             assert r["in_service"] == pytest.approx(p[named.index([r["service"], r["fact"]])] / mine, abs=1e-3)
+        # And its statement's: the facts of every service written from the same source sentence.
+        sentence = {(f.service, f.id): " ".join(f.source_sentence.split()) for f in catalogue.load().facts()}
+        for r in ranking:
+            mine = sentence[(r["service"], r["fact"])]
+            same = [q for q, f in zip(p, named, strict=True) if sentence[tuple(f)] == mine]
+            assert r["statement"] == pytest.approx(sum(same), abs=1e-3) and r["statement"] >= r["score"] - 1e-4
 
 
 def test_every_fact_of_the_catalogue_is_in_the_model(matcher):
