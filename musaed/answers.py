@@ -271,6 +271,8 @@ def decide_any(cat: Catalogue, text: str, ranking: Iterable[dict], least: float 
     best = max(ranking or (), key=_statement_score, default=None)
     if best is None or _statement_score(best) < least or not is_question(text) or cat.asks_how(text):
         return None
+    if cat.other_domain_in(text):  # «كم يوم تاخذ الحوالة توصل؟»: a bank's, not ours
+        return None
     if cat.aspects_in(text) and bare_aspect_question(cat, text):  # a bare «كم الرسوم؟» asks which service
         return None
     answer = decide(cat, text, best["service"], [best])

@@ -122,6 +122,8 @@ def test_with_no_service_one_statement_of_several_services_is_scored_whole():
     split = [{**ranking(score=0.3)[0], "statement": answers.ANSWER_SCORE_ANY}]
     assert answers.decide_any(AR, "هل تنفع؟", split).fact.id == OFFLINE.id
     assert answers.decide_any(AR, "هل تنفع؟", [{**split[0], "statement": 0.3}]) is None
+    # Never for a question of another domain that shares our words.
+    assert answers.decide_any(AR, "كم يوم تاخذ الحوالة توصل؟", split) is None
 
 
 def test_read_unsure_as_out_of_scope_a_fact_needs_the_highest_bar():
