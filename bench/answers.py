@@ -149,6 +149,19 @@ def evaluate(url: str, questions: List[dict]) -> dict:
     }
 
 
+def facts_to_other_domains(url: str, texts: List[str]) -> dict:
+    """Messages of other domains (tests/ood/) put to the bot, each in a new conversation: the share
+    whose reply states one of our facts («كم يوم تاخذ الحوالة توصل؟» given the card's delivery time)."""
+    facts, declines, unstated = _fact_texts(), _no_detail_prefixes(), _unstated_texts()
+    session = requests.Session()
+    given = []
+    for text in texts:
+        got = read_reply(ask(url, {"q": text}, session), facts, declines, unstated)
+        if got["kind"] == "fact":
+            given.append({"text": text, "fact": f"{got['service']}.{got['fact']}"})
+    return {"messages": len(texts), "given_a_fact": round(len(given) / max(len(texts), 1), 4), "examples": given}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("url")

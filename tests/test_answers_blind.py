@@ -51,3 +51,18 @@ def test_questions_they_do_not_answer_are_declined(measured):
     split, figures = measured
     assert figures["declined"] >= DECLINED_FLOOR[split]
     assert figures["unknown_given_a_fact"] <= WRONG_FACT_CEILING[split]
+
+
+# Other domains that share our words (tests/ood/, 802 messages in three splits written
+# blind): at most this share may be told one of our facts, end to end (0.6 % on 2026-12-06:
+# five messages, such as a parenting question about a 12-year-old given the minors' age range).
+FACTS_TO_OTHER_DOMAINS_CEILING = 0.01
+
+
+def test_other_domains_are_not_told_our_facts(servers):
+    from bench import nlu
+
+    texts = [t for split in sorted(nlu.OUT_OF_DOMAIN.parent.glob("*.yml")) for _, t in nlu.out_of_domain_texts(split)]
+    figures = blind.facts_to_other_domains(servers.url, texts)
+    assert figures["messages"] >= 800
+    assert figures["given_a_fact"] <= FACTS_TO_OTHER_DOMAINS_CEILING, figures["examples"]
