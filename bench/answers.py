@@ -11,8 +11,8 @@ naming it. Each is put to the running bot over REST, in a new conversation
 context), and the reply is read as a person would:
 
 - answered right: the reply is one of the catalogue's facts, word for word,
-  and that fact's source is the sentence the question was written from (the
-  same file, one sentence holding the other or most of it);
+  and one of that fact's sources is the sentence the question was written
+  from (the same file, one sentence holding the other or most of it);
 - declined: the reply is "I don't have that detail" (the catalogue's `no_detail`), or a
   fees or delivery block saying the sources do not state them (`fees_unstated`).
 
@@ -68,7 +68,7 @@ def _fact_texts() -> Dict[str, tuple]:
     out: Dict[str, tuple] = {}
     for language in ("ar", "en"):
         for f in catalogue.load(language).facts():
-            out[_flat(f.text)] = (f.service, f.id, f.source_file, f.source_sentence)
+            out[_flat(f.text)] = (f.service, f.id, f.sources())
     return out
 
 
@@ -98,7 +98,7 @@ def read_reply(replies: List[dict], facts: Dict[str, tuple], declines: List[str]
             return {"kind": "unknown"}
         for fact_text, where in facts.items():
             if fact_text and fact_text in text:
-                return {"kind": "fact", "service": where[0], "fact": where[1], "file": where[2], "sentence": where[3]}
+                return {"kind": "fact", "service": where[0], "fact": where[1], "sources": where[2]}
     return {"kind": "other", "text": " | ".join((r.get("text") or "")[:80] for r in replies)}
 
 
@@ -121,7 +121,9 @@ def evaluate(url: str, questions: List[dict]) -> dict:
     for q in questions:
         got = read_reply(ask(url, q, session), facts, declines, unstated)
         if q["answerable"]:
-            ok = got["kind"] == "fact" and got["file"] == q["source"] and same_sentence(got["sentence"], q["sentence"])
+            ok = got["kind"] == "fact" and any(
+                file == q["source"] and same_sentence(sentence, q["sentence"]) for file, sentence in got["sources"]
+            )
         else:
             ok = got["kind"] == "unknown"
         rows.append({"q": q["q"], "lang": q["lang"], "answerable": q["answerable"], "ok": ok, "got": got})

@@ -52,6 +52,11 @@ class Fact:
     source_file: str
     source_sentence: str
     questions: Tuple[Tuple[str, Optional[str]], ...] = ()
+    # Other sentences that state the same (a path told step by step): (file, sentence).
+    also: Tuple[Tuple[str, str], ...] = ()
+
+    def sources(self) -> List[Tuple[str, str]]:
+        return [(self.source_file, self.source_sentence), *self.also]
 
 
 @dataclass(frozen=True)
@@ -347,6 +352,7 @@ def _service(sid: str, s: dict, unstated: Dict[str, str]) -> Service:
             source_file=f["source"]["file"],
             source_sentence=f["source"]["sentence"],
             questions=tuple((q["q"], _yes_no(q.get("a"))) for q in f.get("questions") or ()),
+            also=tuple((a["file"], a["sentence"]) for a in f["source"].get("also") or ()),
         )
         for f in s.get("facts") or ()
     )

@@ -105,6 +105,7 @@ def answer(
                 "score": entry["in_service"],
                 "text": f.text,
                 "source": {"file": f.source_file, "sentence": f.source_sentence},
+                "also": [{"file": file, "sentence": sentence} for file, sentence in f.also],
             }
             for entry in facts
             if entry.get("service") == sid and entry["in_service"] >= answers.ANSWER_SCORE

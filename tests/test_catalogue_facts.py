@@ -65,6 +65,9 @@ def test_a_fact_is_stated_by_its_source(item):
     sentence = _collapsed(source["sentence"])
     assert len(sentence) >= 10, sentence
     assert sentence in _seed(source["file"]), f"not in {source['file']}: {sentence}"
+    # Other sentences that state the same are in their articles too.
+    for also in source.get("also") or ():
+        assert _collapsed(also["sentence"]) in _seed(also["file"]), f"not in {also['file']}: {also['sentence']}"
     # No figure of our own: a number in the answer is one the source sentence states.
     for lang in ("ar", "en"):
         for number in re.findall(r"\d+", PLACEHOLDER.sub("", fact["text"][lang])):
