@@ -167,11 +167,11 @@ def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker)
     text = tracker.latest_message.get("text") or ""
     if latest_intent(tracker) != "track_request" or answered_this_turn(tracker):
         return
-    cat = catalogue_for(tracker)
     if not answers.is_yes_no_question(text):
         return
     if any(ch.isdigit() for ch in text):  # a number in it: the request itself, not a question about tracking
         return
+    cat = catalogue_for(tracker)
     answer = answers.clear_fact(cat, text, "track_request", tracker.latest_message.get("facts") or [])
     if answer is not None and answer.fact is not None:
         dispatcher.utter_message(text=answers.fact_text(cat, answer))

@@ -227,15 +227,16 @@ def _figure_not_given(cat: Catalogue, text: str, service_id: str, aspects: Seque
     if not cat.asks_figure(text):
         return None
     service = cat.services[service_id]
-    facts = [cat.fact(service_id, f) for aspect in aspects for f in service.aspect_facts.get(aspect, ())]
-    facts = [f for f in facts if f is not None]
+    named = (cat.fact(service_id, f) for aspect in aspects for f in service.aspect_facts.get(aspect, ()))
+    facts = [f for f in named if f is not None]
     if not facts or any(ch.isdigit() for f in facts for ch in f.text):
         return None  # no facts: the block itself says the sources do not state it
     return Answer("unknown", related=facts[0])
 
 
 def clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict]) -> Optional[Answer]:
-    """The fact of `service_id` that answers a "how do I …" question, if one clears ANSWER_SCORE."""
+    """The fact of `service_id` that clearly answers (clears ANSWER_SCORE and gives any figure
+    asked): for a "how do I …" question, and a yes/no question that starts tracking."""
     best = best_fact(ranking, service_id)
     if best is None or best["in_service"] < ANSWER_SCORE:
         return None

@@ -97,7 +97,8 @@ def answer(
     }
     if matched:
         sid = top["name"]
-        decided = answers.decide(cat, question, sid, facts) if question else None
+        # Read as the bot reads it: the service's own intent, this surely (a "how do I" gets the guide).
+        decided = answers.decide(cat, question, sid, facts, top["confidence"]) if question else None
         result["facts"] = [
             {
                 "service": f.service,
