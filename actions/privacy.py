@@ -21,7 +21,7 @@ from rasa_sdk.types import DomainDict
 from actions.documents import NoDocumentHere, documents_line
 from actions.identity import IdentitySlots
 from actions.tracking import describe
-from actions.turn import catalogue_for, clear_yes, latest_intent, negated
+from actions.turn import catalogue_for, clear_yes, latest_intent, negated, sure_of
 from musaed import documents, notifications, store
 
 ERASE_SLOT = "erase_conversations"  # stores/tracker_store.py reads it
@@ -58,9 +58,10 @@ class ValidatePrivacyForm(NoDocumentHere, IdentitySlots, FormValidationAction):
     ) -> Dict[Text, Any]:
         """A yes («نعم», or «احذفها» said again) erases; anything but "لا" (which cancels)
         gets the question again (the form asks it)."""
-        # «احذفها» says what it wants whatever the model's certainty; «لا تحذفها» does not.
+        # «احذفها» says what it wants whatever the model's certainty; «لا تحذفها» does not. And
+        # «اكيد احذفها» is read half yes, half "erase": both mean erase here, so they count together.
         said_erase = latest_intent(tracker) == "data_erase" and not negated(tracker)
-        if clear_yes(tracker) or said_erase:
+        if clear_yes(tracker) or said_erase or (sure_of(tracker, {"affirm", "data_erase"}) and not negated(tracker)):
             return {"erase_confirm": "yes"}
         return {"erase_confirm": None}
 

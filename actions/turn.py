@@ -59,6 +59,12 @@ def clear_yes(tracker: Tracker) -> bool:
     return sure and not negated(tracker)
 
 
+def sure_of(tracker: Tracker, intents: set) -> bool:
+    """Whether the model gives `intents` together at least SURE_AFFIRM for the latest message."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    return sum(float(r.get("confidence") or 0.0) for r in ranking if r.get("name") in intents) >= SURE_AFFIRM
+
+
 def negated(tracker: Tracker) -> bool:
     """Whether the latest message holds a word of no or never."""
     return catalogue_for(tracker).negated(tracker.latest_message.get("text") or "")

@@ -133,9 +133,10 @@ def answer(
                 cat.labels["care_best"].format(name=cat.services[sid].name, confidence=_percent(top["confidence"])),
                 *([result["reply"]] if result["reply"] else []),
                 *(
-                    cat.labels["care_fact_source"].format(file=f["source"]["file"], sentence=f["source"]["sentence"])
+                    cat.labels["care_fact_source"].format(file=source["file"], sentence=source["sentence"])
                     for f in result["facts"][:1]
                     if result["reply"]
+                    for source in [f["source"], *f["also"]]  # every sentence that states it
                 ),
                 cat.howto(sid),
                 cat.fees(sid),
