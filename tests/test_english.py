@@ -118,9 +118,11 @@ def test_a_service_and_its_aspect_in_one_question_get_that_aspect(chat, service_
     assert f"/{service_id}" in buttons  # the whole guide one tap away
     aspect_facts = [cat.fact(service_id, f).text for f in cat.services[service_id].aspect_facts.get(aspect, ())]
     if cat.asks_figure(message) and aspect_facts and not any(c.isdigit() for t in aspect_facts for c in t):
-        # "how many days …?" where the sources give no figure: declined, never a figure of our own.
+        # "how many days …?" where the sources give no figure: declined, never a figure of our own,
+        # then what they do say.
         assert text.startswith(cat.labels["no_detail"].split("«")[0].split("“")[0]), text
         assert not any(ch.isdigit() for ch in text.replace(cat.call_centre["phone"], "")), text
+        assert any(t in text for t in aspect_facts), text
     elif answers.bare_aspect_question(cat, message):  # "وش رسوم تجديد الاقامة؟": the aspect, whole
         assert cat.followup(service_id, aspect) in text, text
         assert f"/ask_{aspect}" not in buttons and len([b for b in buttons if b.startswith("/ask_")]) == 2
