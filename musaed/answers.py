@@ -212,13 +212,18 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
     if best is not None and best["in_service"] >= bar(cat, text, service_id, best["fact"]):
         fact = cat.fact(service_id, best["fact"])
         # A figure asked («كم الغرامة؟», "how many years?") that the fact does not give is not answered by it.
-        if fact is not None and cat.asks_figure(text) and not any(ch.isdigit() for ch in fact.text):
+        if fact is not None and cat.asks_figure(text) and not gives_figure(fact):
             return Answer("unknown", related=fact)
         if fact is not None:
             yes_no = best.get("answer") if is_yes_no_question(text) else None
             return Answer("fact", fact=fact, yes_no=yes_no if yes_no in ("yes", "no") else None)
     # "أقدر أدفع الرسوم بالتقسيط؟" asks more than the sources say: not the fees block.
     return Answer("unknown")
+
+
+def gives_figure(fact: Fact) -> bool:
+    """Whether the fact states a number (days, ages): only such a fact answers «كم…؟»."""
+    return any(ch.isdigit() for ch in fact.text)
 
 
 def _figure_not_given(cat: Catalogue, text: str, service_id: str, aspects: Sequence[str]) -> Optional[Answer]:
@@ -229,7 +234,7 @@ def _figure_not_given(cat: Catalogue, text: str, service_id: str, aspects: Seque
     service = cat.services[service_id]
     named = (cat.fact(service_id, f) for aspect in aspects for f in service.aspect_facts.get(aspect, ()))
     facts = [f for f in named if f is not None]
-    if not facts or any(ch.isdigit() for f in facts for ch in f.text):
+    if not facts or any(gives_figure(f) for f in facts):
         return None  # no facts: the block itself says the sources do not state it
     return Answer("unknown", related=facts[0])
 
@@ -241,7 +246,7 @@ def clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dic
     if best is None or best["in_service"] < ANSWER_SCORE:
         return None
     fact = cat.fact(service_id, best["fact"])
-    if fact is None or (cat.asks_figure(text) and not any(ch.isdigit() for ch in fact.text)):
+    if fact is None or (cat.asks_figure(text) and not gives_figure(fact)):
         return None
     return Answer("fact", fact=fact)
 
