@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -191,6 +191,49 @@ class ActionAnswerFollowup(Action):
 # Intents whose reading, below SURE, gives way to a fact of the sources that clearly answers.
 UNSURE_INTENTS = {"out_of_scope", "other_service"}
 SURE = 0.7
+# A service intent this likely, though under the fallback's threshold, is the best reading of a
+# message not understood («وين ألقى تجديد الهوية في أبشر؟ من أي قائمة أبدأ بعد ما أسجل دخول»).
+LIKELY_SERVICE = 0.2
+
+
+def read_unsure(tracker: Tracker) -> bool:
+    """Whether the model read the latest message without certainty (under SURE)."""
+    return float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0) < SURE
+
+
+def fact_for_unsure(cat: catalogue.Catalogue, tracker: Tracker) -> Optional[answers.Answer]:
+    """A question read without certainty as something else (a person asked for, tracking,
+    not understood) that a fact of the sources clearly answers: that fact. About the service
+    in context when there is one («after I confirm, how will I know it's approved?» after the
+    iqama's guide); else, for a message not understood, about the service the model found
+    likeliest, at the higher unsure bar (not for one read as out of scope: other domains share
+    our words)."""
+    text = tracker.latest_message.get("text") or ""
+    if not answers.is_question(text) or not read_unsure(tracker) or text.startswith("/"):
+        return None
+    in_context = service_in_context(tracker)
+    if cat.service(in_context) is not None:
+        answer = answers.decide(cat, text, in_context, facts_of(tracker))
+        return answer if answer.kind == "fact" else None
+    found = answers.decide_any(cat, text, facts_of(tracker), least=answers.ANSWER_SCORE_UNSURE)
+    if found is not None:
+        return found
+    likeliest = likeliest_service(cat, tracker) if latest_intent(tracker) == "nlu_fallback" else None
+    if likeliest is None or cat.other_domain_in(text):
+        return None
+    best = answers.best_fact(facts_of(tracker), likeliest)
+    if best is None or best["in_service"] < answers.ANSWER_SCORE_UNSURE:
+        return None
+    answer = answers.decide(cat, text, likeliest, facts_of(tracker))
+    return answer if answer.kind == "fact" else None
+
+
+def likeliest_service(cat: catalogue.Catalogue, tracker: Tracker) -> Optional[str]:
+    """The service intent ranked highest for the latest message, if at least LIKELY_SERVICE."""
+    for entry in tracker.latest_message.get("intent_ranking") or ():
+        if cat.service(entry.get("name")) is not None:
+            return entry["name"] if float(entry.get("confidence") or 0.0) >= LIKELY_SERVICE else None
+    return None
 
 
 class ActionShowCapabilities(Action):
@@ -217,10 +260,10 @@ class ActionShowCapabilities(Action):
         # Not understood, or read without certainty as out of scope or another government
         # service («عليها مخالفات مرور، لازم أسددها قبل أجدد إقامتها؟»), with no service in
         # context: a fact that answers it names the service (a higher bar for the unsure).
-        unsure = intent in UNSURE_INTENTS and (tracker.latest_message.get("intent") or {}).get("confidence", 1) < SURE
+        unsure = intent in UNSURE_INTENTS and read_unsure(tracker)
         if (intent == "nlu_fallback" or unsure) and cat.service(in_context) is None:
             least = answers.ANSWER_SCORE_UNSURE if unsure else answers.ANSWER_SCORE_ANY
-            found = answers.decide_any(cat, message, facts_of(tracker), least=least)
+            found = answers.decide_any(cat, message, facts_of(tracker), least=least) or fact_for_unsure(cat, tracker)
             if found is not None:
                 say_answer(dispatcher, cat, found.fact.service, found)
                 return [SlotSet("service", found.fact.service), *requestable(cat, found.fact.service)]

@@ -9,9 +9,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.documents import stop_request
-from actions.turn import language_of
+from actions.guidance import fact_for_unsure, requestable, rest_buttons
+from actions.turn import catalogue_for, language_of
 from channels.ids import channel_of
-from musaed import handover, store
+from musaed import answers, handover, store
 
 
 class ActionHandOver(Action):
@@ -28,6 +29,17 @@ class ActionHandOver(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        cat = catalogue_for(tracker)
+        # "If it goes wrong halfway, who do I contact?", read without certainty as asking for a
+        # person: what the sources say (the call centre), and a person still one tap away.
+        found = None if (tracker.active_loop or {}).get("name") else fact_for_unsure(cat, tracker)
+        if found is not None and found.fact is not None:
+            human = {"title": cat.labels["button_human"], "payload": "/request_human"}
+            dispatcher.utter_message(
+                text=answers.reply_text(cat, found.fact.service, found),
+                buttons=[*rest_buttons(cat, found.fact.service, []), human],
+            )
+            return [SlotSet("service", found.fact.service), *requestable(cat, found.fact.service)]
         lang = language_of(tracker)
         outcome = handover.request(
             store.open_db(),

@@ -8,8 +8,10 @@ from typing import Any, Dict, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.guidance import read_unsure
 from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent, service_in_context
 from musaed import answers, handover, identity, store
+from musaed.arabic import normalize
 
 log = logging.getLogger(__name__)
 
@@ -158,23 +160,42 @@ class ActionAskNationalId(Action):
 
 
 def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-    """A yes/no question about tracking that started the tracking form («أقدر أتابع طلبي بعد ما
-    أقدمه؟», "will I get notified?"): what the sources say first, when a fact clearly answers,
-    then the id step, which shows the request. Not «وين وصل طلبي؟», which asks for the request
-    itself, nor «كيف أتابع طلبي؟», which the id step answers best (measured: "how" questions here
-    got a fact that did not answer them). And no yes or no before the fact: "did my request get
-    approved?" is about the person's own request."""
+    """A question that started the tracking form and that a fact clearly answers: the fact
+    first, then the id step, which shows the request.
+
+    - A yes/no question about tracking («أقدر أتابع طلبي بعد ما أقدمه؟», "will I get notified?").
+    - "How do I track it in Absher?": Absher's own tracking, which the sources describe.
+    - A question read as tracking without certainty, about the service in context ("after I
+      confirm, how will I know it's approved?" after the iqama's guide): that service's fact.
+
+    Not «وين وصل طلبي؟», which asks for the request itself, nor «كيف أتابع طلبي؟» without Absher,
+    which the id step answers best (measured: such "how" questions got a fact that did not
+    answer them). And no yes or no before a tracking fact: "did my request get approved?" is
+    about the person's own request."""
     text = tracker.latest_message.get("text") or ""
     if latest_intent(tracker) != "track_request" or answered_this_turn(tracker):
-        return
-    if not answers.is_yes_no_question(text):
         return
     if any(ch.isdigit() for ch in text):  # a number in it: the request itself, not a question about tracking
         return
     cat = catalogue_for(tracker)
-    answer = answers.clear_fact(cat, text, "track_request", tracker.latest_message.get("facts") or [])
-    if answer is not None and answer.fact is not None:
-        dispatcher.utter_message(text=answers.fact_text(cat, answer))
+    facts = tracker.latest_message.get("facts") or []
+    about = tracker.get_slot("service")
+    if read_unsure(tracker) and answers.is_question(text) and about not in (None, "track_request"):
+        if cat.service(about) is not None:
+            answer = answers.decide(cat, text, about, facts)
+            if answer.kind == "fact":
+                dispatcher.utter_message(text=answers.fact_text(cat, answer))
+        return
+    if answers.is_yes_no_question(text) or (cat.asks_how(text) and names_absher(text)):
+        answer = answers.clear_fact(cat, text, "track_request", facts)
+        if answer is not None and answer.fact is not None:
+            dispatcher.utter_message(text=answers.fact_text(cat, answer))
+
+
+def names_absher(text: str) -> bool:
+    """Whether the message is about Absher itself («في أبشر», "in Absher")."""
+    norm = normalize(text).lower()
+    return "ابشر" in norm or "absher" in norm
 
 
 class ActionAskOtp(Action):

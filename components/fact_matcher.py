@@ -32,7 +32,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -86,7 +86,10 @@ class FactMatcher(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         # The facts come from the catalogue, not the training data: a changed catalogue retrains.
-        return hashlib.sha256(catalogue.CATALOGUE_PATH.read_bytes()).hexdigest()
+        digest = hashlib.sha256(catalogue.CATALOGUE_PATH.read_bytes())
+        if answers.NOT_IN_SOURCES_PATH.exists():
+            digest.update(answers.NOT_IN_SOURCES_PATH.read_bytes())
+        return digest.hexdigest()
 
     @classmethod
     def create(
@@ -114,11 +117,21 @@ class FactMatcher(GraphComponent):
         y = np.array([facts.index((r.service, r.fact)) for r in rows])
         clf = LogisticRegression(C=self._config["C"], max_iter=3000)
         clf.fit(_features(grams, centred, self._config["dense_weight"]), y)
+        # The services' own examples ("كيف أجدد هويتي؟"): a "how do I" message nearer to them
+        # than to any question of the fact asks for the service's guide, not the fact.
+        services = set(catalogue.load().services)
+        examples = [(m.get(TEXT), m.get(INTENT)) for m in training_data.intent_examples if m.get(INTENT) in services]
+        example_vectors = (
+            _unit(np.atleast_2d(encoder(1).query([t for t, _ in examples])).astype(np.float32) - mean)
+            if examples
+            else np.zeros((0, mean.shape[0]), dtype=np.float32)
+        )
         state = {
             "vocabulary": {k: int(v) for k, v in vectorizer.vocabulary_.items()},
             "rows": [[r.service, r.fact, r.answer] for r in rows],
             "facts": [list(f) for f in facts],
             "texts": texts,
+            "examples": [list(e) for e in examples],
         }
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(
@@ -126,6 +139,7 @@ class FactMatcher(GraphComponent):
                 idf=vectorizer.idf_,
                 mean=mean,
                 vectors=centred,
+                example_vectors=example_vectors,
                 coef=clf.coef_.astype(np.float32),
                 intercept=clf.intercept_,
                 classes=clf.classes_,
@@ -153,6 +167,8 @@ class FactMatcher(GraphComponent):
         matcher = cls(config, model_storage, resource, state)
         # The rows in n-gram space, rebuilt from their texts (no pickles in the model).
         matcher._state["grams"] = matcher._vectorizer.transform(state["texts"]) if state["texts"] else None
+        examples = [text for text, _ in state.get("examples") or ()]
+        matcher._state["example_grams"] = matcher._vectorizer.transform(examples) if examples else None
         matcher._prepare()
         return matcher
 
@@ -163,18 +179,26 @@ class FactMatcher(GraphComponent):
         width = len(state["vocabulary"])
         self._coef_grams = np.ascontiguousarray(state["coef"][:, :width].T)
         self._coef_dense = np.ascontiguousarray(state["coef"][:, width:])
-        # Every question with a yes/no answer, in one matrix; per fact, its positions in it.
-        asked = [i for rows in self._yes_no_rows.values() for i in rows]
-        self._asked_grams = state["grams"][asked].tocsc()
-        self._asked_vectors = state["vectors"][asked]
-        self._asked_labels = [state["rows"][i][2] for i in asked]
-        position = {row: n for n, row in enumerate(asked)}
-        self._asked_of = {key: [position[i] for i in rows] for key, rows in self._yes_no_rows.items()}
+        # Every row in one matrix (columns first: a message has a few dozen of the n-grams);
+        # per fact, its rows, and those of its questions with a yes/no answer.
+        self._row_grams = state["grams"].tocsc()
+        self._rows_of: Dict[tuple, List[int]] = {}
+        for i, (service, fact, _) in enumerate(state["rows"]):
+            self._rows_of.setdefault((service, fact), []).append(i)
+        # The services' own examples, the same way; per service, their positions.
+        examples = state.get("examples") or []
+        self._example_grams = state["example_grams"].tocsc() if state.get("example_grams") is not None else None
+        self._examples_of: Dict[str, List[int]] = {}
+        for i, (_, service) in enumerate(examples):
+            self._examples_of.setdefault(service, []).append(i)
         # Each of the regression's classes' service, as an index (for the per-service sums).
         self._services = sorted({service for service, _ in state["facts"]})
         self._service_of = np.array(
             [self._services.index(state["facts"][int(c)][0]) for c in state["classes"]], dtype=np.int64
         )
+        # The classes of questions the sources do not answer: counted in their service's
+        # probability, never ranked as a fact.
+        self._is_fact = np.array([state["facts"][int(c)][1] != answers.NOT_IN_SOURCES for c in state["classes"]])
         # Each class's statement: facts of several services from one source sentence («يصلك على
         # عنوانك الوطني») are one statement when no service is known, and do not split its score.
         sentences = {(f.service, f.id): " ".join(f.source_sentence.split()) for f in catalogue.load().facts()}
@@ -211,22 +235,29 @@ class FactMatcher(GraphComponent):
         logits += self._coef_dense @ (centred * self._config["dense_weight"]) + state["intercept"]
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
-        # The yes/no a fact gives is that of its question nearest the message.
-        similarity = answers.blend(self._asked_grams[:, grams.indices] @ grams.data, self._asked_vectors @ centred)
+        # How near the message is to each row, and to each of the services' own examples.
+        similarity = answers.blend(self._row_grams[:, grams.indices] @ grams.data, state["vectors"] @ centred)
+        near_example = (
+            answers.blend(self._example_grams[:, grams.indices] @ grams.data, state["example_vectors"] @ centred)
+            if self._example_grams is not None
+            else None
+        )
         # With the service known, a fact's chance among that service's facts: the same
         # statement in several services («فعّلها عند الاستلام») no longer splits its score.
         of_service = self._service_of
         mass = np.bincount(of_service, weights=probabilities, minlength=len(self._services))
         said = np.bincount(self._statement_of, weights=probabilities)
-        order = list(np.argsort(-probabilities))
+        order = [k for k in np.argsort(-probabilities) if self._is_fact[k]]
         # The best overall, and the best of each service (an answer for the service in context).
         keep = order[: self._config["ranking_length"]]
         keep += [k for k in (order[i] for i in self._first_of_each(order)) if k not in keep]
         ranking = []
         for k in keep:
             service, fact = state["facts"][int(state["classes"][k])]
-            asked = self._asked_of.get((service, fact))
-            answer = self._asked_labels[max(asked, key=lambda n: similarity[n])] if asked else None
+            # The yes/no a fact gives is that of its question nearest the message.
+            asked = self._yes_no_rows.get((service, fact))
+            answer = state["rows"][max(asked, key=lambda n: similarity[n])][2] if asked else None
+            examples = self._examples_of.get(service)
             ranking.append(
                 {
                     "service": service,
@@ -236,6 +267,12 @@ class FactMatcher(GraphComponent):
                     # The probability of its statement, whichever service's fact says it.
                     "statement": round(float(said[self._statement_of[k]]), 4),
                     "answer": answer,
+                    # The message's nearness to the fact's nearest row, and to its service's
+                    # nearest own example: which of the two it asks (answers.asks_the_service).
+                    "near_fact": round(float(similarity[self._rows_of[(service, fact)]].max()), 4),
+                    "near_service": round(float(near_example[examples].max()), 4)
+                    if near_example is not None and examples
+                    else 0.0,
                 }
             )
         return ranking

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
+import yaml
 
 from musaed.arabic import normalize
 from musaed.catalogue import Catalogue, Fact
@@ -68,8 +70,16 @@ class Row:
     answer: Optional[str]  # "yes" | "no" | None
 
 
-def fact_rows(cat: Catalogue) -> List[Row]:
-    """The matcher's rows: each fact's questions and its own text in both languages."""
+# Questions about a service that the sources do not answer, written for training (not a test
+# set): the matcher reads them as one more class of each service, NOT_IN_SOURCES, which takes
+# its share of the service's probability and so keeps a fact near them under the bar.
+NOT_IN_SOURCES_PATH = Path(__file__).with_name("not_in_sources.yml")
+NOT_IN_SOURCES = "not_in_sources"
+
+
+def fact_rows(cat: Catalogue, not_in_sources: bool = True) -> List[Row]:
+    """The matcher's rows: each fact's questions and its own text in both languages, and
+    each service's questions that the sources do not answer."""
     from musaed import catalogue
 
     english = catalogue.load("en")
@@ -80,6 +90,9 @@ def fact_rows(cat: Catalogue) -> List[Row]:
         translated = english.fact(fact.service, fact.id)
         if translated is not None and translated.text != fact.text:
             rows.append(Row(fact.service, fact.id, translated.text, None))
+    if not_in_sources and NOT_IN_SOURCES_PATH.exists():
+        asked = yaml.safe_load(NOT_IN_SOURCES_PATH.read_text(encoding="utf-8")) or {}
+        rows += [Row(sid, NOT_IN_SOURCES, q, None) for sid, qs in asked.items() if sid in cat.services for q in qs]
     return rows
 
 
@@ -99,6 +112,16 @@ _OPEN_WORDS = {
 _ASKING_PHRASES = ("ابي اعرف", "ابغى اعرف", "ابغي اعرف", "ودي اعرف", "اريد ان اعرف", "ابي استفسر", "i want to know",
                    "tell me", "i wonder", "wondering")  # fmt: skip
 _WORD = re.compile(r"\w+")
+# Compared with normalised text: written as people type them («متى», «ابغى»), kept normalised.
+_YES_NO_WORDS = {normalize(w).lower() for w in _YES_NO_WORDS}
+_OPEN_WORDS = {normalize(w).lower() for w in _OPEN_WORDS}
+_ASKING_PHRASES = tuple(normalize(p).lower() for p in _ASKING_PHRASES)
+# "Which" inside a message («تجديد الإقامة تحت أي خدمات؟» without the mark): a question.
+_WHICH = ("تحت اي", "اي قسم", "اي قائمه", "اي خيار", "اي خدمه", "اي خدمات", "under which", "in which", "which section",
+          "which menu", "which option")  # fmt: skip
+_WHICH_PHRASES = tuple(normalize(p).lower() for p in _WHICH)
+# "X or Y?" («أجددها من الجوال ولا لازم من الموقع»): each alternative opens like a question.
+_OR = re.compile(r"\s(?:ولا|والا|او|or)\s")
 
 
 def _opening_words(text: str) -> List[str]:
@@ -137,6 +160,15 @@ def is_question(text: str) -> bool:
     norm = normalize(text).lower()
     if "?" in text or "؟" in text or any(p in norm for p in _ASKING_PHRASES):
         return True
+    if any(f" {p} " in f" {norm} " for p in _WHICH_PHRASES):
+        return True
+    alternatives = _OR.split(norm)
+    if len(alternatives) > 1 and any(_opens_question(a) for a in alternatives[1:]):
+        return True
+    return _opens_question(text)
+
+
+def _opens_question(text: str) -> bool:
     words = _opening_words(text)
     if not words:
         return False
@@ -203,7 +235,7 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
     if not aspects and (cat.asks_how(text) or asks_what_it_is(text)):
         # "كيف أجدد هويتي؟" wants the guide; «كيف أطبعها؟» a step the guide does not spell out:
         # its fact, when the question says more than the service's words and one clearly answers.
-        plain = read_as_service >= SURE_OF_SERVICE or bare_aspect_question(cat, text)
+        plain = asks_the_service(best_fact(ranking, service_id), read_as_service) or bare_aspect_question(cat, text)
         specific = None if plain else clear_fact(cat, text, service_id, ranking)
         return specific or Answer("guide")
     if not is_question(text):
@@ -219,6 +251,16 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
             return Answer("fact", fact=fact, yes_no=yes_no if yes_no in ("yes", "no") else None)
     # "أقدر أدفع الرسوم بالتقسيط؟" asks more than the sources say: not the fees block.
     return Answer("unknown")
+
+
+def asks_the_service(best: Optional[dict], read_as_service: float) -> bool:
+    """Whether a "how do I …" message asks for the service itself (its guide) rather than the
+    fact near it: it is nearer to the service's own examples ("كيف أجدد هويتي؟") than to any
+    question of that fact ("how do I show it with no internet?"); else, on a ranking without
+    nearness, when the model reads the service itself at SURE_OF_SERVICE."""
+    if best is not None and "near_service" in best:
+        return best["near_service"] >= best["near_fact"]
+    return read_as_service >= SURE_OF_SERVICE
 
 
 def gives_figure(fact: Fact) -> bool:
