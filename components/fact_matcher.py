@@ -74,14 +74,9 @@ class FactMatcher(GraphComponent):
         self._resource = resource
         self._state = state
         self._vectorizer = None
-        # Per fact, its questions that have a yes/no answer (rows' indices).
-        self._yes_no_rows: Dict[tuple, List[int]] = {}
         if state is not None:
             self._vectorizer = _tfidf(state["vocabulary"])
             self._vectorizer.idf_ = state["idf"]
-            for i, (service, fact, answer) in enumerate(state["rows"]):
-                if answer is not None:
-                    self._yes_no_rows.setdefault((service, fact), []).append(i)
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
@@ -180,11 +175,16 @@ class FactMatcher(GraphComponent):
         self._coef_grams = np.ascontiguousarray(state["coef"][:, :width].T)
         self._coef_dense = np.ascontiguousarray(state["coef"][:, width:])
         # Every row in one matrix (columns first: a message has a few dozen of the n-grams);
-        # per fact, its rows, and those of its questions with a yes/no answer.
+        # per fact, its rows, and which of them are questions with a yes/no answer.
         self._row_grams = state["grams"].tocsc()
-        self._rows_of: Dict[tuple, List[int]] = {}
+        rows_of: Dict[tuple, List[int]] = {}
         for i, (service, fact, _) in enumerate(state["rows"]):
-            self._rows_of.setdefault((service, fact), []).append(i)
+            rows_of.setdefault((service, fact), []).append(i)
+        self._rows_of = {key: np.array(rows) for key, rows in rows_of.items()}
+        self._yes_no_of = {
+            key: np.array([n for n, row in enumerate(rows) if state["rows"][row][2] is not None], dtype=np.int64)
+            for key, rows in rows_of.items()
+        }
         # The services' own examples, the same way; per service, their positions.
         examples = state.get("examples") or []
         self._example_grams = state["example_grams"].tocsc() if state.get("example_grams") is not None else None
@@ -235,8 +235,9 @@ class FactMatcher(GraphComponent):
         logits += self._coef_dense @ (centred * self._config["dense_weight"]) + state["intercept"]
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
-        # How near the message is to each row, and to each of the services' own examples.
-        similarity = answers.blend(self._row_grams[:, grams.indices] @ grams.data, state["vectors"] @ centred)
+        # How near the message is to the rows (their n-grams: all at once, a few dozen columns;
+        # their vectors: only the ranked facts' rows, below), and to the services' own examples.
+        row_grams = self._row_grams[:, grams.indices] @ grams.data
         near_example = (
             answers.blend(self._example_grams[:, grams.indices] @ grams.data, state["example_vectors"] @ centred)
             if self._example_grams is not None
@@ -251,12 +252,17 @@ class FactMatcher(GraphComponent):
         # The best overall, and the best of each service (an answer for the service in context).
         keep = order[: self._config["ranking_length"]]
         keep += [k for k in (order[i] for i in self._first_of_each(order)) if k not in keep]
+        keys = [tuple(state["facts"][int(state["classes"][k])]) for k in keep]
+        spans = [self._rows_of[key] for key in keys]
+        rows = np.concatenate(spans)
+        nearness = np.split(
+            answers.blend(row_grams[rows], state["vectors"][rows] @ centred), np.cumsum([len(s) for s in spans])[:-1]
+        )
         ranking = []
-        for k in keep:
-            service, fact = state["facts"][int(state["classes"][k])]
+        for k, (service, fact), rows, similarity in zip(keep, keys, spans, nearness, strict=True):
             # The yes/no a fact gives is that of its question nearest the message.
-            asked = self._yes_no_rows.get((service, fact))
-            answer = state["rows"][max(asked, key=lambda n: similarity[n])][2] if asked else None
+            asked = self._yes_no_of[(service, fact)]
+            answer = state["rows"][rows[asked[np.argmax(similarity[asked])]]][2] if len(asked) else None
             examples = self._examples_of.get(service)
             ranking.append(
                 {
@@ -269,7 +275,7 @@ class FactMatcher(GraphComponent):
                     "answer": answer,
                     # The message's nearness to the fact's nearest row, and to its service's
                     # nearest own example: which of the two it asks (answers.asks_the_service).
-                    "near_fact": round(float(similarity[self._rows_of[(service, fact)]].max()), 4),
+                    "near_fact": round(float(similarity.max()), 4),
                     "near_service": round(float(near_example[examples].max()), 4)
                     if near_example is not None and examples
                     else 0.0,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -36,11 +36,10 @@ from musaed.catalogue import Catalogue, Fact
 # `in_service`) reaches this answers the question. Set by five-fold cross-validation
 # on the catalogue's own questions against questions about the services that the
 # sources do not answer (tests/answers/dev_unknowns.yml; `python -m bench.fact_bar`),
-# never on a blind split: the bar with the most found and declined together.
-ANSWER_SCORE = 0.7
-# When the question's words name an aspect (fees, delivery) and the fact is one of that
-# aspect's facts in the catalogue, two independent readings agree: this bar is enough.
-ANSWER_SCORE_ASPECT = 0.5
+# never on a blind split: the bar with the most found and declined together. 0.7 before the
+# matcher learnt the questions the sources do not answer (musaed/not_in_sources.yml): that
+# class now takes a near fact's probability, and the best bar moved to 0.5 (bench/NOTES.md).
+ANSWER_SCORE = 0.5
 # With no service named or in context the fact also chooses the service: its probability
 # among all facts must reach this.
 ANSWER_SCORE_ANY = 0.5
@@ -57,7 +56,7 @@ GRAMS_WEIGHT = 0.5
 
 
 def blend(grams: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    return GRAMS_WEIGHT * grams + (1 - GRAMS_WEIGHT) * np.clip(vectors, 0.0, None)
+    return GRAMS_WEIGHT * grams + (1 - GRAMS_WEIGHT) * np.maximum(vectors, 0.0)
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,10 @@ _OPEN_WORDS = {
     "كم", "متى", "وين", "اين", "فين", "ليش", "لماذا", "ليه", "وش", "ايش", "شو", "ماذا", "ما", "من", "مين", "اي",
     "اذا", "لو", "شلون", "كيف", "what", "when", "where", "why", "who", "which", "how", "whats", "if",
 }  # fmt: skip
-_ASKING_PHRASES = ("ابي اعرف", "ابغى اعرف", "ابغي اعرف", "ودي اعرف", "اريد ان اعرف", "ابي استفسر", "i want to know",
-                   "tell me", "i wonder", "wondering")  # fmt: skip
+_ASKING_PHRASES: Tuple[str, ...] = (
+    "ابي اعرف", "ابغى اعرف", "ابغي اعرف", "ودي اعرف", "اريد ان اعرف", "ابي استفسر", "i want to know", "tell me",
+    "i wonder", "wondering",
+)  # fmt: skip
 _WORD = re.compile(r"\w+")
 # Compared with normalised text: written as people type them («متى», «ابغى»), kept normalised.
 _YES_NO_WORDS = {normalize(w).lower() for w in _YES_NO_WORDS}
@@ -241,7 +242,7 @@ def decide(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dict], 
     if not is_question(text):
         return Answer("aspects", aspects=aspects) if aspects else Answer("guide")
     best = best_fact(ranking, service_id)
-    if best is not None and best["in_service"] >= bar(cat, text, service_id, best["fact"]):
+    if best is not None and best["in_service"] >= ANSWER_SCORE:
         fact = cat.fact(service_id, best["fact"])
         # A figure asked («كم الغرامة؟», "how many years?") that the fact does not give is not answered by it.
         if fact is not None and cat.asks_figure(text) and not gives_figure(fact):
@@ -291,14 +292,6 @@ def clear_fact(cat: Catalogue, text: str, service_id: str, ranking: Iterable[dic
     if fact is None or (cat.asks_figure(text) and not gives_figure(fact)):
         return None
     return Answer("fact", fact=fact)
-
-
-def bar(cat: Catalogue, text: str, service_id: str, fact_id: str) -> float:
-    """The score a fact of `service_id` needs to answer `text` (see ANSWER_SCORE_ASPECT)."""
-    named = cat.aspects_in(text)
-    aspect_facts = cat.services[service_id].aspect_facts
-    agree = any(fact_id in aspect_facts.get(aspect, ()) for aspect in named)
-    return ANSWER_SCORE_ASPECT if agree else ANSWER_SCORE
 
 
 _WHAT_IS = ("وش هي", "وش هو", "ايش هي", "ايش هو", "ما هي", "ما هو", "شو هي", "شو هو", "what is", "whats", "what's")

@@ -73,17 +73,6 @@ def test_a_figure_the_fact_does_not_give_is_declined_with_what_the_sources_say()
     assert answers.decide(EN, asked, "report_lost_id", near).kind == "fact"
 
 
-def test_a_fact_of_the_aspect_the_question_names_needs_a_lower_bar():
-    days = AR.fact("report_lost_id", "delivery_time")
-    asked = "بعد ما ابلغ كم يوم توصلني الجديدة؟"  # names delivery: the delivery block lists this fact
-    near = ranking(days, answer=None, in_service=answers.ANSWER_SCORE_ASPECT)
-    assert answers.decide(AR, asked, "report_lost_id", near).fact == days
-    # The same score without the aspect's words, or for a fact outside that block: declined.
-    assert answers.decide(AR, "بعد ما ابلغ وش يصير؟", "report_lost_id", near).kind == "unknown"
-    other = ranking(AR.fact("report_lost_id", "report_at_once"), answer=None, in_service=answers.ANSWER_SCORE_ASPECT)
-    assert answers.decide(AR, asked, "report_lost_id", other).kind == "unknown"
-
-
 def test_a_fact_of_another_service_does_not_answer():
     other = next(iter(AR.services["report_lost_id"].facts))
     assert answers.decide(AR, "هل يصير؟", "digital_id", ranking(fact=other)).kind == "unknown"

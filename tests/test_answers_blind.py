@@ -1,4 +1,4 @@
-"""The question asked, answered, on four splits written blind from the articles (bench/answers.py).
+"""The question asked, answered, on five splits written blind from the articles (bench/answers.py).
 
 Through the contract: each question goes to the running bot over REST, in a
 new conversation (after the service's button when it is asked in context),
@@ -12,6 +12,8 @@ musaed/answers.py came after reading the second's); the third, written
 blind on 2026-12-06 by someone who read only the articles, was measured
 before anyone read its misses, and read after; the fourth, written the same
 way later that day, was measured once on commit 4ef4430 before its misses
+were read (and read on 2026-12-06, third session); the fifth, written the
+same way, was measured once at the end of that session, before its misses
 were read.
 """
 
@@ -21,15 +23,18 @@ from bench import answers as blind
 
 pytestmark = pytest.mark.e2e
 
-NAMES = ("questions", "questions_2", "questions_3", "questions_4")
+NAMES = ("questions", "questions_2", "questions_3", "questions_4", "questions_5")
 SPLITS = {name: blind.SPLIT.with_name(f"{name}.yml") for name in NAMES}
 # Per split: answered right, declined, and unknowns given a fact anyway (a fact that does
-# not answer the question; a ceiling). Today (2026-12-06, second measure): 63 % / 68 % / 9 %,
-# 61 % / 78 % / 13 %, 67 % / 74 % / 9 % and, on the fourth, measured once before its
-# misses were read, 59 % / 77 % / 13 %.
-ANSWERED_FLOOR = {"questions": 0.58, "questions_2": 0.56, "questions_3": 0.62, "questions_4": 0.54}
-DECLINED_FLOOR = {"questions": 0.62, "questions_2": 0.72, "questions_3": 0.69, "questions_4": 0.72}
-WRONG_FACT_CEILING = {"questions": 0.14, "questions_2": 0.18, "questions_3": 0.14, "questions_4": 0.18}
+# not answer the question; a ceiling). Today (2026-12-06, third session): 78 % / 69 % / 8 %,
+# 67 % / 80 % / 10 %, 72 % / 67 % / 15 %, 68 % / 79 % / 11 % and, on the fifth, measured
+# once before its misses were read, 67 % / 73 % / 8 %. The bar moved from 0.7 to 0.5 when
+# the matcher learnt what the sources do not answer (bench/NOTES.md): more answered and
+# declined on four splits and in cross-validation, but the third declines 3 fewer (its
+# floor went from 69 % to 62 %, its ceiling from 14 % to 19 %).
+ANSWERED_FLOOR = {"questions": 0.73, "questions_2": 0.62, "questions_3": 0.67, "questions_4": 0.63, "questions_5": 0.62}
+DECLINED_FLOOR = {"questions": 0.64, "questions_2": 0.75, "questions_3": 0.62, "questions_4": 0.74, "questions_5": 0.68}
+WRONG_FACT_CEILING = {"questions": 0.12, "questions_2": 0.14, "questions_3": 0.19, "questions_4": 0.15, "questions_5": 0.12}
 
 
 @pytest.fixture(scope="module", params=sorted(SPLITS))
