@@ -94,3 +94,24 @@ def test_how_do_i_is_nearer_the_services_examples_or_the_facts_questions(matcher
     assert plain["near_service"] > plain["near_fact"]
     printing = best("how do I print the digital ID on paper?", "digital_id")
     assert printing["fact"] == "printing" and printing["near_fact"] > printing["near_service"]
+
+
+def test_a_messages_n_grams_and_their_products_are_sklearns(matcher):
+    # The per-message path (components/fact_matcher.py, _grams and _Columns) skips building sparse
+    # matrices; it must give TfidfVectorizer.transform's numbers and scipy's products exactly.
+    grams = matcher._state["grams"].tocsc()
+    for text in [*MESSAGES, "", "!!!", "kif ajadid hawiyati?", "الهوية الرقمية الهوية الرقمية"]:
+        expected = matcher._vectorizer.transform([text])
+        mine = matcher._grams(text)
+        dense = np.zeros(expected.shape[1])
+        dense[mine.indices] = mine.data
+        assert np.allclose(dense, expected.toarray().reshape(-1))
+        product = grams[:, expected.indices] @ expected.data if expected.nnz else np.zeros(grams.shape[0])
+        assert np.allclose(matcher._row_grams.dot(mine.indices, mine.data), np.asarray(product).reshape(-1))
+
+
+def test_an_id_a_code_or_a_bare_yes_is_not_ranked():
+    from components.fact_matcher import _may_ask
+
+    assert not any(_may_ask(t) for t in ("1012345678", "4821", "نعم", "ok", "/affirm", ""))
+    assert all(_may_ask(t) for t in ("متى؟", "وش الشروط", "how much?", "طباعة الهوية الرقمية"))
