@@ -8,11 +8,13 @@ for the bot's actions, customer care's look-up and the benchmark:
   that aspect's block, whole, as before, unless it asks a figure that the
   block's facts do not give (then as below);
 - a "how do I …" or "what is …" message, or one that only names the
-  service, gets the guide, unless it names more than the service («كيف أطبعها؟»)
-  and a fact clearly answers that;
+  service, gets the guide, unless it is nearer to a fact's questions than to
+  the service's own examples («كيف أطبعها؟») and that fact clearly answers;
 - any other question whose best fact of the service scores at least
-  ANSWER_SCORE gets that fact (a yes/no question: yes or no first, from the
-  nearest question's answer in the catalogue);
+  ANSWER_SCORE among the service's classes (its facts, and the questions the
+  sources do not answer, musaed/not_in_sources.yml) gets that fact (a yes/no
+  question: yes or no first, from the nearest question's answer in the
+  catalogue);
 - and one with no such fact, or asking for a figure («كم الغرامة؟», "how many
   years?") that its fact does not give, gets "I don't have that detail", with
   where to ask (and, in the second case, what the sources do say): never a
