@@ -164,7 +164,8 @@ def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker)
     first, then the id step, which shows the request.
 
     - A yes/no question about tracking («أقدر أتابع طلبي بعد ما أقدمه؟», "will I get notified?").
-    - "How do I track it in Absher?": Absher's own tracking, which the sources describe.
+    - "How do I track it in Absher?", «وين أشوف طلبي في أبشر؟»: Absher's own tracking, which
+      the sources describe.
     - A question read as tracking without certainty, about the service in context ("after I
       confirm, how will I know it's approved?" after the iqama's guide): that service's fact.
 
@@ -186,7 +187,7 @@ def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker)
             if answer.kind == "fact":
                 dispatcher.utter_message(text=answers.fact_text(cat, answer))
         return
-    if answers.is_yes_no_question(text) or (cat.asks_how(text) and names_absher(text)):
+    if answers.is_yes_no_question(text) or (answers.is_question(text) and names_absher(text)):
         answer = answers.clear_fact(cat, text, "track_request", facts)
         if answer is not None and answer.fact is not None:
             dispatcher.utter_message(text=answers.fact_text(cat, answer))

@@ -67,6 +67,18 @@ def test_a_yes_no_question_about_tracking_gets_the_sources_answer_then_the_id_st
     assert "رقم هويتك" in replies[-1] or "national ID" in replies[-1]
 
 
+@pytest.mark.parametrize("message", ["وين ألقى متابعة طلباتي في أبشر؟", "how do I track my request in Absher?"])
+def test_a_question_about_tracking_in_absher_gets_the_sources_answer_then_the_id_step(servers, message):
+    # Absher's own tracking, which the sources describe; then ours, which starts with who you are.
+    from conftest import Conversation
+
+    cat = EN if message.isascii() else CAT
+    replies = texts(Conversation(servers.url).say(message))
+    tracking = {f.text for f in cat.facts() if f.service == "track_request"}
+    assert len(replies) == 2 and replies[0] in tracking, replies
+    assert "رقم هويتك" in replies[-1] or "national ID" in replies[-1]
+
+
 def test_followups_answer_for_the_service_in_context(chat):
     chat.say("ابي اجدد هوية مقيم لامي")
     s = CAT.services["renew_resident_id"]
