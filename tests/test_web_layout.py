@@ -207,6 +207,9 @@ def test_the_chat_opens_with_a_greeting_and_three_questions_and_links_the_call_c
 def test_keyboard_only_input_send_then_answers_and_focus_stays_in_the_chat(browser, web_url):
     context, page = open_chat(browser, web_url, "1280")
     ask_and_wait(page, "ضاعت هويتي", f"1. {CAT.services['report_lost_id'].steps[0]}")
+    # The whole answer, its offer's buttons too (a later bubble of the same reply: on a loaded
+    # machine the guide alone was on screen when the tabbing began, and nothing in it to reach).
+    page.wait_for_selector(".musaed-log .musaed-button", timeout=60000)
     page.focus(".musaed-input")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "musaed-send"
