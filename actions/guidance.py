@@ -9,7 +9,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.documents import no_document_said
-from actions.turn import catalogue_for, latest_intent, service_in_context
+from actions.turn import catalogue_for, latest_intent, read_unsure, service_in_context
 from musaed import answers, catalogue
 
 # Follow-up intents and the catalogue answer each one asks for.
@@ -188,17 +188,11 @@ class ActionAnswerFollowup(Action):
         return []
 
 
-# Intents whose reading, below SURE, gives way to a fact of the sources that clearly answers.
+# Intents whose reading, below actions.turn.SURE, gives way to a fact of the sources that clearly answers.
 UNSURE_INTENTS = {"out_of_scope", "other_service"}
-SURE = 0.7
 # A service intent this likely, though under the fallback's threshold, is the best reading of a
 # message not understood («وين ألقى تجديد الهوية في أبشر؟ من أي قائمة أبدأ بعد ما أسجل دخول»).
 LIKELY_SERVICE = 0.2
-
-
-def read_unsure(tracker: Tracker) -> bool:
-    """Whether the model read the latest message without certainty (under SURE)."""
-    return float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0) < SURE
 
 
 def fact_for_unsure(cat: catalogue.Catalogue, tracker: Tracker) -> Optional[answers.Answer]:
@@ -215,11 +209,18 @@ def fact_for_unsure(cat: catalogue.Catalogue, tracker: Tracker) -> Optional[answ
     if cat.service(in_context) is not None:
         answer = answers.decide(cat, text, in_context, facts_of(tracker))
         return answer if answer.kind == "fact" else None
-    found = answers.decide_any(cat, text, facts_of(tracker), least=answers.ANSWER_SCORE_UNSURE)
-    if found is not None:
-        return found
+    return answers.decide_any(cat, text, facts_of(tracker), least=answers.ANSWER_SCORE_UNSURE) or fact_of_likeliest(
+        cat, tracker
+    )
+
+
+def fact_of_likeliest(cat: catalogue.Catalogue, tracker: Tracker) -> Optional[answers.Answer]:
+    """Not understood, with no service in context: a fact of the service intent ranked first
+    (≥ LIKELY_SERVICE), at the unsure bar; not for one read as out of scope (other domains
+    share our words)."""
+    text = tracker.latest_message.get("text") or ""
     likeliest = likeliest_service(cat, tracker) if latest_intent(tracker) == "nlu_fallback" else None
-    if likeliest is None or cat.other_domain_in(text):
+    if likeliest is None or not answers.is_question(text) or cat.other_domain_in(text):
         return None
     best = answers.best_fact(facts_of(tracker), likeliest)
     if best is None or best["in_service"] < answers.ANSWER_SCORE_UNSURE:
@@ -263,7 +264,7 @@ class ActionShowCapabilities(Action):
         unsure = intent in UNSURE_INTENTS and read_unsure(tracker)
         if (intent == "nlu_fallback" or unsure) and cat.service(in_context) is None:
             least = answers.ANSWER_SCORE_UNSURE if unsure else answers.ANSWER_SCORE_ANY
-            found = answers.decide_any(cat, message, facts_of(tracker), least=least) or fact_for_unsure(cat, tracker)
+            found = answers.decide_any(cat, message, facts_of(tracker), least=least) or fact_of_likeliest(cat, tracker)
             if found is not None:
                 say_answer(dispatcher, cat, found.fact.service, found)
                 return [SlotSet("service", found.fact.service), *requestable(cat, found.fact.service)]

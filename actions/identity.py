@@ -8,10 +8,16 @@ from typing import Any, Dict, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.guidance import read_unsure
-from actions.turn import ASKS, asked_this_turn, catalogue_for, language_of, latest_intent, service_in_context
+from actions.turn import (
+    ASKS,
+    asked_this_turn,
+    catalogue_for,
+    language_of,
+    latest_intent,
+    read_unsure,
+    service_in_context,
+)
 from musaed import answers, handover, identity, store
-from musaed.arabic import normalize
 
 log = logging.getLogger(__name__)
 
@@ -187,16 +193,10 @@ def answer_tracking_question(dispatcher: CollectingDispatcher, tracker: Tracker)
             if answer.kind == "fact":
                 dispatcher.utter_message(text=answers.fact_text(cat, answer))
         return
-    if answers.is_yes_no_question(text) or (answers.is_question(text) and names_absher(text)):
+    if answers.is_yes_no_question(text) or (answers.is_question(text) and answers.names_absher(text)):
         answer = answers.clear_fact(cat, text, "track_request", facts)
         if answer is not None and answer.fact is not None:
             dispatcher.utter_message(text=answers.fact_text(cat, answer))
-
-
-def names_absher(text: str) -> bool:
-    """Whether the message is about Absher itself («في أبشر», "in Absher")."""
-    norm = normalize(text).lower()
-    return "ابشر" in norm or "absher" in norm
 
 
 class ActionAskOtp(Action):

@@ -59,6 +59,15 @@ def clear_yes(tracker: Tracker) -> bool:
     return sure and not negated(tracker)
 
 
+# Under this, the model's reading of a message is unsure: a fact that clearly answers may win.
+SURE = 0.7
+
+
+def read_unsure(tracker: Tracker) -> bool:
+    """Whether the model read the latest message without certainty (under SURE)."""
+    return float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0) < SURE
+
+
 def sure_of(tracker: Tracker, intents: set) -> bool:
     """Whether the model gives `intents` together at least SURE_AFFIRM for the latest message."""
     ranking = tracker.latest_message.get("intent_ranking") or []

@@ -158,6 +158,12 @@ def _future_verb(word: str) -> bool:
     return len(word) >= 4 and word[0] == "ب" and word[1] in "يتن"
 
 
+def names_absher(text: str) -> bool:
+    """Whether the message is about Absher itself («في أبشر», "in Absher")."""
+    norm = normalize(text).lower()
+    return "ابشر" in norm or "absher" in norm
+
+
 def is_question(text: str) -> bool:
     """Whether `text` asks something (not "ابي اجدد هويتي", which asks for the service)."""
     norm = normalize(text).lower()
